@@ -1,0 +1,110 @@
+/**
+ * The engine's public surface: what the CLI, the circuit tooling and the extension (through
+ * the worker) can ask of a loaded model. Plain data in and out so every request can cross a
+ * `worker_threads` boundary unchanged.
+ */
+
+/** A rule set for the modified backward pass (see src/engine/rules.ts). */
+export type Composite = 'attnlrp' | 'cp-lrp' | 'gradient';
+export const COMPOSITES: readonly Composite[] = ['attnlrp', 'cp-lrp', 'gradient'];
+
+export type ExecutionProviderSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+
+/**
+ * What is explained at `position`:
+ * - `logit`: seed +1 at `token` (the explained quantity is the logit);
+ * - `logit_diff`: +1 at `token`, −1 at `foil` (the IOI metric);
+ * - `contrastive`: +1 at `token`, −1/V at every vocabulary entry (≈ logit − mean logit).
+ */
+export interface Target {
+  readonly kind: 'logit' | 'logit_diff' | 'contrastive';
+  readonly position: number;
+  readonly token: number;
+  readonly foil?: number;
+}
+
+/**
+ * Ablation through the graph's intervention inputs. A component's activation becomes
+ * `keep · own + (1 − keep) · replacement`; omitted replacement = zero ablation.
+ * Heads act on z (before the output projection), neurons on the MLP activation.
+ */
+export interface Interventions {
+  /** Component ids to ablate, e.g. `a2.h1`, `m3.n17`, `m3` (whole MLP block). */
+  readonly ablate: readonly string[];
+  /**
+   * Replacement activations per batch row: per layer, `[T, H, headDim]` for heads
+   * and `[T, dMlp]` for neurons, flattened. Omit for zero ablation.
+   */
+  readonly headReplacement?: readonly Float32Array[][]; // [row][layer]
+  readonly neuronReplacement?: readonly Float32Array[][]; // [row][layer]
+}
+
+export interface ForwardRequest {
+  /** One token-id list per batch row; rows may differ in length (right-padded internally). */
+  readonly ids: readonly (readonly number[])[];
+  /** Return the full `[T, V]` logits per row (otherwise only the last real position). */
+  readonly allLogits?: boolean;
+  /** Return hook activations: head z `[L][T,H,dh]` and MLP activations `[L][T,dMlp]`. */
+  readonly hooks?: boolean;
+  readonly interventions?: Interventions;
+}
+
+export interface ForwardRow {
+  readonly logitsLast: Float32Array;
+  /** `[T·V]` when `allLogits`. */
+  readonly logits?: Float32Array;
+  /** Per layer `[T·H·dh]` when `hooks`. */
+  readonly headZ?: Float32Array[];
+  /** Per layer `[T·dMlp]` when `hooks`. */
+  readonly mlpPost?: Float32Array[];
+}
+
+export interface AttributeRequest {
+  readonly ids: readonly (readonly number[])[];
+  /** One target per row. */
+  readonly targets: readonly Target[];
+  readonly mode: Composite;
+  /** HF tensor names of linear weights whose relevance R_W = W ⊙ g̃_W is wanted. */
+  readonly weights?: readonly string[];
+  readonly interventions?: Interventions;
+  /** Per-neuron MLP relevance `[L][dMlp]` (default true). */
+  readonly neurons?: boolean;
+}
+
+export interface Attribution {
+  readonly targetValue: number;
+  readonly logitsLast: Float32Array;
+  /** `[T]` at the token-embedding output. */
+  readonly tokenRelevance: Float32Array;
+  /** `[T]` learned positional embeddings (GPT-2/OPT); null for RoPE models. */
+  readonly positionRelevance: Float32Array | null;
+  /** `[L][H]` */
+  readonly headRelevance: number[][];
+  /** `[L][H]` relevance at the attention probabilities; null for modes without it. */
+  readonly headRelevanceProbs: number[][] | null;
+  /** `[L][dMlp]` */
+  readonly mlpRelevance: Float32Array[] | null;
+  readonly residPre: number[];
+  readonly residMid: number[];
+  readonly residFinal: number;
+  readonly biasRelevance: { readonly linear: number; readonly layernorm: number };
+  /** HF tensor name → R_W in the HF layout. */
+  readonly weightRelevance: Record<string, Float32Array>;
+}
+
+export interface ModelInfo {
+  readonly folder: string;
+  readonly architecture: string;
+  readonly modelType: string;
+  readonly layers: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly dModel: number;
+  readonly headDim: number;
+  readonly dMlp: number;
+  readonly vocab: number;
+  readonly maxPositions: number;
+  readonly parameters: number;
+  readonly dtype: string;
+  readonly executionProvider: string;
+}

@@ -1,0 +1,448 @@
+/**
+ * The relevance-graph compiler: from an architecture spec, one ONNX graph that runs the
+ * forward pass and, when asked, the modified backward pass of a composite, with named hook
+ * outputs and intervention inputs. One builder serves GPT-2, OPT and Llama: the families
+ * differ only in what the spec says (norm kind, positional scheme, gating, biases, GQA).
+ *
+ * Graph inputs
+ *   input_ids      int64 [B, T]
+ *   seed           float [B, V]   gradient at the explained position's logits (attribution)
+ *   seed_position  float [B, T]   one-hot of the explained position (attribution)
+ *   head_keep      float [B, L, H]      1 keeps a head's z, 0 replaces it (interventions)
+ *   head_repl      float [B, L, T, H, dh] replacement z
+ *   neuron_keep    float [B, L, F]      same for MLP activations
+ *   neuron_repl    float [B, L, T, F]
+ * Graph outputs: see `GraphOutputs`.
+ */
+import type { ArchSpec, LinearRef, NormRef } from '../models/spec';
+import type { ModelWeights } from '../models/weights';
+import type { Composite } from './api';
+import { OnnxWriter } from './onnx';
+import { Ops } from './ops';
+import { COMPOSITE_RULES } from './rules';
+import { Tape, type Shape, type Tensor } from './tape';
+
+export interface GraphOptions {
+  /** Compile the backward pass of this composite; null builds a forward-only graph. */
+  readonly composite: Composite | null;
+  readonly interventions: boolean;
+  /** Forward graphs: emit per-layer head z and MLP activations. */
+  readonly hooks: boolean;
+  /** Attribution graphs: HF names of weights whose relevance is an output. */
+  readonly weightRelevance: readonly string[];
+}
+
+/** Output names, so callers never spell them twice. */
+export const OUT = {
+  logits: 'logits',
+  logitsAt: 'logits_at',
+  targetValue: 'target_value',
+  tokenRelevance: 'token_relevance',
+  positionRelevance: 'position_relevance',
+  headRelevance: 'head_relevance',
+  headRelevanceProbs: 'head_relevance_probs',
+  mlpRelevance: 'mlp_relevance',
+  residPre: 'resid_pre',
+  residMid: 'resid_mid',
+  residFinal: 'resid_final',
+  biasLinear: 'bias_linear',
+  biasLayerNorm: 'bias_layernorm',
+  hookZ: (l: number) => `hook_z_${l}`,
+  hookPost: (l: number) => `hook_post_${l}`,
+  weight: (i: number) => `weight_relevance_${i}`,
+} as const;
+
+export interface CompiledGraph {
+  readonly model: Uint8Array;
+  /** External-data file name → the buffer ONNX Runtime reads it from. */
+  readonly externalData: { path: string; data: Uint8Array }[];
+  readonly options: GraphOptions;
+  readonly nodeCount: number;
+}
+
+interface LinearUse {
+  readonly ref: LinearRef;
+  readonly input: Tensor;
+  readonly output: Tensor;
+}
+
+export function compileGraph(spec: ArchSpec, weights: ModelWeights, options: GraphOptions): CompiledGraph {
+  return new GraphBuilder(spec, weights, options).build();
+}
+
+class GraphBuilder {
+  private readonly w = new OnnxWriter();
+  private readonly tape = new Tape(this.w);
+  private readonly ops: Ops;
+  private readonly initializers = new Map<string, string>();
+  private readonly external = new Map<string, Uint8Array>();
+  private readonly linearUses: LinearUse[] = [];
+  private readonly normBetas: { beta: string; output: Tensor }[] = [];
+  private readonly attribution: boolean;
+
+  constructor(
+    private readonly spec: ArchSpec,
+    private readonly weights: ModelWeights,
+    private readonly options: GraphOptions,
+  ) {
+    this.attribution = options.composite !== null;
+    this.ops = new Ops(this.tape, COMPOSITE_RULES[options.composite ?? 'gradient']);
+  }
+
+  build(): CompiledGraph {
+    const { spec, w, ops } = this;
+    const L = spec.nLayers;
+    const ids = w.input('input_ids', 'int64', ['B', 'T']);
+    const keep = this.options.interventions ? this.interventionInputs() : undefined;
+
+    // Embeddings. Token (and positional) embeddings are the leaves whose relevance is read.
+    const tokenEmbedding = this.leafOrConstant(w.op1('Gather', [this.weight(spec.embedTokens), ids], { axis: 0 }, 'embed_tokens'), ['B', 'T', this.embedDim()]);
+    let resid = spec.projectIn ? this.linear(tokenEmbedding, spec.projectIn, 'project_in') : tokenEmbedding;
+    let positionEmbedding: Tensor | undefined;
+    const positions = this.positionIds(ids);
+    if (spec.positional.kind === 'learned') {
+      const shifted = spec.positional.offset ? w.op1('Add', [positions, w.ints([spec.positional.offset])]) : positions;
+      positionEmbedding = this.leafOrConstant(w.op1('Gather', [this.weight(spec.positional.weight), shifted], { axis: 0 }, 'embed_positions'), ['B', 'T', spec.dModel]);
+      resid = ops.add(resid, positionEmbedding, 'embed');
+    }
+    const rope = spec.positional.kind === 'rope' ? this.ropeTables() : undefined;
+    const causalMask = this.causalMask(ids);
+
+    const residPre: Tensor[] = [];
+    const residMid: Tensor[] = [];
+    const probs: Tensor[] = [];
+    const headZ: Tensor[] = [];
+    const mlpPost: Tensor[] = [];
+    for (let l = 0; l < L; l++) {
+      const layer = spec.layers[l]!;
+      residPre.push(resid);
+      const attnIn = spec.preNorm ? this.norm(resid, layer.ln1, `l${l}_ln1`) : resid;
+      const attn = this.attention(l, attnIn, causalMask, rope, keep);
+      probs.push(attn.probs);
+      headZ.push(attn.z);
+      if (this.options.hooks) w.output(OUT.hookZ(l), attn.zClean.name);
+      resid = ops.add(resid, attn.out, `l${l}_resid_mid`);
+      if (!spec.preNorm) resid = this.norm(resid, layer.ln1, `l${l}_ln1`);
+      residMid.push(resid);
+      const mlpIn = spec.preNorm ? this.norm(resid, layer.ln2, `l${l}_ln2`) : resid;
+      const mlp = this.mlp(l, mlpIn, keep);
+      mlpPost.push(mlp.post);
+      if (this.options.hooks) w.output(OUT.hookPost(l), mlp.postClean.name);
+      resid = ops.add(resid, mlp.out, `l${l}_resid_post`);
+      if (!spec.preNorm) resid = this.norm(resid, layer.ln2, `l${l}_ln2`);
+    }
+    const residFinal = resid;
+    let hidden = spec.finalNorm ? this.norm(resid, spec.finalNorm, 'ln_f') : resid;
+    if (spec.projectOut) hidden = this.linear(hidden, spec.projectOut, 'project_out');
+
+    if (!this.attribution) {
+      const logits = this.linear(hidden, spec.lmHead, 'lm_head');
+      w.output(OUT.logits, logits.name);
+      return this.finish();
+    }
+
+    // Only the explained position's logits are computed: the seed is zero everywhere else, so
+    // the [T, V] logits the forward pass would need are never formed.
+    const seedPosition = w.input('seed_position', 'float32', ['B', 'T']);
+    const seed = w.input('seed', 'float32', ['B', spec.vocabSize]);
+    const positionMask = this.tape.constant(w.op1('Unsqueeze', [seedPosition, w.ints([2])]), ['B', 'T', 1]);
+    const hiddenAt = ops.sumKeep(ops.mul(hidden, positionMask, 'hidden_masked'), 1, 'hidden_at');
+    const logitsAt = this.linear(hiddenAt, spec.lmHead, 'lm_head');
+    const logitsFlat = w.op1('Squeeze', [logitsAt.name, w.ints([1])]);
+    w.output(OUT.logitsAt, logitsFlat);
+    w.output(OUT.targetValue, w.op1('ReduceSum', [w.op1('Mul', [logitsFlat, seed]), w.ints([1])], { keepdims: 0 }));
+    this.tape.seed(logitsAt, w.op1('Unsqueeze', [seed, w.ints([1])]));
+    this.tape.backward();
+
+    this.relevanceOutputs({ tokenEmbedding, positionEmbedding, residPre, residMid, residFinal, probs, headZ, mlpPost });
+    return this.finish();
+  }
+
+  private finish(): CompiledGraph {
+    return {
+      model: this.w.encode('circuit-lens'),
+      externalData: [...this.external.entries()].map(([path, data]) => ({ path, data })),
+      options: this.options,
+      nodeCount: this.w.nodeCount,
+    };
+  }
+
+  private embedDim(): number {
+    return this.spec.projectIn ? this.weights.info(this.spec.embedTokens).shape[1]! : this.spec.dModel;
+  }
+
+  private leafOrConstant(name: string, shape: Shape): Tensor {
+    return this.attribution ? this.tape.leaf(name, shape) : this.tape.constant(name, shape);
+  }
+
+  /** A weight as an initializer: F32 tensors point into the safetensors buffer, others are converted. */
+  private weight(hfName: string): string {
+    const existing = this.initializers.get(hfName);
+    if (existing) return existing;
+    const info = this.weights.info(hfName);
+    const hint = `w_${hfName.replace(/[^A-Za-z0-9]+/g, '_')}`;
+    let name: string;
+    if (info.dtype === 'F32' && info.offset % 4 === 0) {
+      const file = this.weights.file(hfName);
+      const location = file.path.split(/[\\/]/).pop()!;
+      this.external.set(location, file.bytes);
+      name = this.w.externalInitializer(hint, info.shape, { location, offset: info.offset, length: info.byteLength });
+    } else {
+      name = this.w.floatInitializer(hint, this.weights.readFloat32(hfName), info.shape);
+    }
+    this.initializers.set(hfName, name);
+    return name;
+  }
+
+  /** A linear layer's weight as [in, out] (after the fused-slice), and its bias. */
+  private linearParams(ref: LinearRef): { weight: string; bias?: string; outDim: number } {
+    const w = this.w;
+    let weight = this.weight(ref.weight);
+    if (ref.layout === 'out_in') weight = w.op1('Transpose', [weight], { perm: [1, 0] }, 'wT');
+    let bias = ref.bias ? this.weight(ref.bias) : undefined;
+    const info = this.weights.info(ref.weight);
+    let outDim = ref.layout === 'out_in' ? info.shape[0]! : info.shape[1]!;
+    if (ref.outSlice) {
+      const [start, end] = ref.outSlice;
+      weight = w.op1('Slice', [weight, w.ints([start]), w.ints([end]), w.ints([1])], {}, 'w_slice');
+      if (bias) bias = w.op1('Slice', [bias, w.ints([start]), w.ints([end]), w.ints([0])], {}, 'b_slice');
+      outDim = end - start;
+    }
+    return { weight, ...(bias ? { bias } : {}), outDim };
+  }
+
+  private linear(x: Tensor, ref: LinearRef, hint: string): Tensor {
+    const { weight, bias, outDim } = this.linearParams(ref);
+    let out = this.ops.matmul(x, this.tape.constant(weight, ['_', outDim]), hint);
+    if (bias) out = this.ops.add(out, this.tape.constant(bias, [outDim]), `${hint}_bias`);
+    this.linearUses.push({ ref, input: x, output: out });
+    return out;
+  }
+
+  private norm(x: Tensor, ref: NormRef, hint: string): Tensor {
+    const { spec } = this;
+    if (spec.norm.kind === 'rmsnorm') return this.ops.rmsNorm(x, this.weight(ref.weight), spec.norm.eps, hint);
+    const beta = ref.bias ? this.weight(ref.bias) : undefined;
+    const out = this.ops.layerNorm(x, this.weight(ref.weight), beta, spec.norm.eps, hint);
+    if (beta) this.normBetas.push({ beta, output: out });
+    return out;
+  }
+
+  private positionIds(ids: string): string {
+    const w = this.w;
+    const scalar = (t: string) => w.op1('Squeeze', [t]);
+    const length = w.op1('Gather', [w.op1('Shape', [ids]), w.ints([1])], { axis: 0 });
+    const range = w.op1('Range', [scalar(w.ints([0])), scalar(length), scalar(w.ints([1]))], {}, 'positions');
+    return w.op1('Expand', [w.op1('Unsqueeze', [range, w.ints([0])]), w.op1('Shape', [ids])], {}, 'position_ids');
+  }
+
+  /** Additive causal mask [T, T]: 0 on and below the diagonal, −1e9 above (finite: S ⊙ g̃ stays 0, never NaN). */
+  private causalMask(ids: string): string {
+    const w = this.w;
+    const length = w.op1('Gather', [w.op1('Shape', [ids]), w.ints([1])], { axis: 0 });
+    const square = w.op1('Concat', [length, length], { axis: 0 });
+    const ones = w.op1('ConstantOfShape', [square], { value: { tensor: { data: new Float32Array([1]), dims: [1] } } });
+    const lower = w.op1('Trilu', [ones], { upper: 0 });
+    return w.op1('Mul', [w.op1('Sub', [w.scalar(1), lower]), w.scalar(-1e9)], {}, 'causal_mask');
+  }
+
+  /** cos/sin tables [1, T, 1, dh] for rotary embeddings, gathered for the prompt's positions. */
+  private ropeTables(): { cos: string; sin: string } {
+    const { spec, w } = this;
+    if (spec.positional.kind !== 'rope') throw new Error('unreachable');
+    const dh = spec.headDim;
+    const invFreq = ropeInverseFrequencies(spec.positional.theta, dh, spec.positional.scaling);
+    const positions = spec.maxPositions;
+    const cos = new Float32Array(positions * dh);
+    const sin = new Float32Array(positions * dh);
+    for (let p = 0; p < positions; p++) {
+      for (let i = 0; i < dh / 2; i++) {
+        const angle = p * invFreq[i]!;
+        cos[p * dh + i] = cos[p * dh + i + dh / 2] = Math.cos(angle);
+        sin[p * dh + i] = sin[p * dh + i + dh / 2] = Math.sin(angle);
+      }
+    }
+    const length = w.op1('Gather', [w.op1('Shape', ['input_ids']), w.ints([1])], { axis: 0 });
+    const table = (data: Float32Array, hint: string) => {
+      const all = w.floatInitializer(`${hint}_table`, data, [positions, dh]);
+      const rows = w.op1('Slice', [all, w.ints([0]), length, w.ints([0])]);
+      return w.op1('Reshape', [rows, w.ints([1, -1, 1, dh])], {}, hint);
+    };
+    return { cos: table(cos, 'rope_cos'), sin: table(sin, 'rope_sin') };
+  }
+
+  private interventionInputs(): Interventions {
+    const { spec, w } = this;
+    return {
+      headKeep: w.input('head_keep', 'float32', ['B', spec.nLayers, spec.nHeads]),
+      headRepl: w.input('head_repl', 'float32', ['B', spec.nLayers, 'T', spec.nHeads, spec.headDim]),
+      neuronKeep: w.input('neuron_keep', 'float32', ['B', spec.nLayers, spec.dMlp]),
+      neuronRepl: w.input('neuron_repl', 'float32', ['B', spec.nLayers, 'T', spec.dMlp]),
+    };
+  }
+
+  /** x·keep + repl·(1 − keep), with keep/repl taken at `layer` from the intervention inputs. */
+  private intervene(x: Tensor, keepInput: string, replInput: string, layer: number, keepShape: number[], hint: string): Tensor {
+    const w = this.w;
+    const keep = w.op1('Reshape', [w.op1('Gather', [keepInput, w.ints([layer])], { axis: 1 }), w.ints(keepShape)], {}, `${hint}_keep`);
+    const repl = w.op1('Squeeze', [w.op1('Gather', [replInput, w.ints([layer])], { axis: 1 }), w.ints([1])], {}, `${hint}_repl`);
+    const replaced = w.op1('Mul', [repl, w.op1('Sub', [w.scalar(1), keep])]);
+    const kept = this.ops.mul(x, this.tape.constant(keep, keepShape), `${hint}_kept`);
+    return this.ops.add(kept, this.tape.constant(replaced, x.shape), hint);
+  }
+
+  private attention(l: number, x: Tensor, mask: string, rope: { cos: string; sin: string } | undefined, keep: Interventions | undefined) {
+    const { spec, ops, tape } = this;
+    const layer = spec.layers[l]!;
+    const { nHeads: H, nKvHeads: Hkv, headDim: dh } = spec;
+    const rules = ops.rules;
+    const heads = (t: Tensor, n: number, hint: string) => ops.reshape(t, [0, 0, n, dh], ['B', 'T', n, dh], hint);
+    let q = heads(this.linear(x, layer.q, `l${l}_q`), H, `l${l}_q_heads`);
+    let k = heads(this.linear(x, layer.k, `l${l}_k`), Hkv, `l${l}_k_heads`);
+    const v0 = heads(this.linear(x, layer.v, `l${l}_v`), Hkv, `l${l}_v_heads`);
+    if (rope) {
+      q = ops.rope(q, rope.cos, rope.sin, `l${l}_q_rope`);
+      k = ops.rope(k, rope.cos, rope.sin, `l${l}_k_rope`);
+    }
+    k = ops.repeatKv(k, H / Hkv, Hkv, dh, `l${l}_k_rep`);
+    const v = ops.repeatKv(v0, H / Hkv, Hkv, dh, `l${l}_v_rep`);
+    const qT = ops.transpose(q, [0, 2, 1, 3], `l${l}_qT`); // [B,H,T,dh]
+    const kT = ops.transpose(k, [0, 2, 3, 1], `l${l}_kT`); // [B,H,dh,T]
+    const vT = ops.transpose(v, [0, 2, 1, 3], `l${l}_vT`); // [B,H,T,dh]
+    // The uniform rule at the two activation×activation matmuls (Prop. 3.3): factors from the table.
+    const scores = ops.matmul(qT, kT, `l${l}_scores`, rules.qk);
+    const scaled = ops.scale(scores, spec.attnScale, `l${l}_scaled`);
+    const masked = ops.add(scaled, tape.constant(mask, ['T', 'T']), `l${l}_masked`);
+    let probs = ops.softmax(masked, `l${l}_probs`);
+    if (rules.av[0] === 0) probs = ops.detach(probs);
+    const mixed = ops.matmul(probs, vT, `l${l}_mixed`, rules.av); // [B,H,T,dh]
+    const zClean = ops.transpose(mixed, [0, 2, 1, 3], `l${l}_z`); // [B,T,H,dh]
+    const z = keep ? this.intervene(zClean, keep.headKeep, keep.headRepl, l, [-1, 1, H, 1], `l${l}_z_ablated`) : zClean;
+    const merged = ops.reshape(z, [0, 0, H * dh], ['B', 'T', H * dh], `l${l}_z_merged`);
+    const out = this.linear(merged, layer.o, `l${l}_o`);
+    return { out, probs, z, zClean };
+  }
+
+  private mlp(l: number, x: Tensor, keep: Interventions | undefined) {
+    const { spec, ops } = this;
+    const layer = spec.layers[l]!;
+    const up = this.linear(x, layer.up, `l${l}_up`);
+    let postClean: Tensor;
+    if (layer.gate) {
+      const gate = ops.activation(this.linear(x, layer.gate, `l${l}_gate`), spec.activation, `l${l}_act`);
+      const rule = ops.rules.gatedProduct;
+      const factors: [number, number] = rule === 'uniform' ? [0.5, 0.5] : rule === 'gate-detached' ? [0, 1] : [1, 1];
+      postClean = ops.mul(gate, up, `l${l}_post`, factors);
+    } else {
+      postClean = ops.activation(up, spec.activation, `l${l}_post`);
+    }
+    const post = keep ? this.intervene(postClean, keep.neuronKeep, keep.neuronRepl, l, [-1, 1, spec.dMlp], `l${l}_post_ablated`) : postClean;
+    const out = this.linear(post, layer.down, `l${l}_down`);
+    return { out, post, postClean };
+  }
+
+  /** Reads relevance R = t ⊙ g̃ at the named tensors and sums it into the graph's outputs. */
+  private relevanceOutputs(t: {
+    tokenEmbedding: Tensor;
+    positionEmbedding: Tensor | undefined;
+    residPre: Tensor[];
+    residMid: Tensor[];
+    residFinal: Tensor;
+    probs: Tensor[];
+    headZ: Tensor[];
+    mlpPost: Tensor[];
+  }): void {
+    const { w, tape, spec } = this;
+    const batchZeros = (hint: string) => w.op1('Mul', [w.op1('ReduceSum', [w.op1('Cast', ['input_ids'], { to: 1 }), w.ints([1])], { keepdims: 0 }), w.scalar(0)], {}, hint);
+    /** Σ over `axes` of t ⊙ g̃ (zeros when no gradient reached t). */
+    const relevance = (x: Tensor, axes: number[], hint: string, zerosShape?: () => string): string => {
+      const g = tape.gradOf(x);
+      if (!g) return zerosShape ? zerosShape() : batchZeros(hint);
+      return w.op1('ReduceSum', [w.op1('Mul', [x.name, g]), w.ints(axes)], { keepdims: 0 }, hint);
+    };
+    const stack = (parts: string[], hint: string) => w.op1('Concat', parts.map((p) => w.op1('Unsqueeze', [p, w.ints([1])])), { axis: 1 }, hint);
+
+    w.output(OUT.tokenRelevance, relevance(t.tokenEmbedding, [2], 'token_rel'));
+    if (t.positionEmbedding) w.output(OUT.positionRelevance, relevance(t.positionEmbedding, [2], 'position_rel'));
+    w.output(OUT.residPre, stack(t.residPre.map((x, l) => relevance(x, [1, 2], `resid_pre_${l}`)), 'resid_pre'));
+    w.output(OUT.residMid, stack(t.residMid.map((x, l) => relevance(x, [1, 2], `resid_mid_${l}`)), 'resid_mid'));
+    w.output(OUT.residFinal, relevance(t.residFinal, [1, 2], 'resid_final'));
+    // Head relevance is z_h ⊙ g̃_{z_h}, which equals (z_h W_O[h]) ⊙ g̃ at the output projection.
+    w.output(OUT.headRelevance, stack(t.headZ.map((z, l) => relevance(z, [1, 3], `head_rel_${l}`)), 'head_rel'));
+    if (this.ops.rules.av[0] !== 0) {
+      w.output(OUT.headRelevanceProbs, stack(t.probs.map((p, l) => relevance(p, [2, 3], `head_probs_rel_${l}`)), 'head_probs_rel'));
+    }
+    w.output(OUT.mlpRelevance, stack(t.mlpPost.map((p, l) => relevance(p, [1], `mlp_rel_${l}`)), 'mlp_rel'));
+
+    // Bias relevance: b ⊙ g̃_b summed, for linear biases and LayerNorm β.
+    const biasSum = (terms: string[], hint: string) => (terms.length === 0 ? batchZeros(hint) : terms.length === 1 ? terms[0]! : w.op1('Sum', terms, {}, hint));
+    const linearBiasTerms: string[] = [];
+    for (const use of this.linearUses) {
+      if (!use.ref.bias) continue;
+      const g = tape.gradOf(use.output);
+      if (!g) continue;
+      const bias = this.linearParams(use.ref).bias!;
+      linearBiasTerms.push(w.op1('ReduceSum', [w.op1('Mul', [g, bias]), w.ints([1, 2])], { keepdims: 0 }));
+    }
+    w.output(OUT.biasLinear, biasSum(linearBiasTerms, 'bias_linear'));
+    const betaTerms = this.normBetas.flatMap(({ beta, output }) => {
+      const g = tape.gradOf(output);
+      return g ? [w.op1('ReduceSum', [w.op1('Mul', [g, beta]), w.ints([1, 2])], { keepdims: 0 })] : [];
+    });
+    w.output(OUT.biasLayerNorm, biasSum(betaTerms, 'bias_layernorm'));
+
+    this.options.weightRelevance.forEach((name, i) => w.output(OUT.weight(i), this.weightRelevance(name)));
+    void spec;
+  }
+
+  /**
+   * R_W = W ⊙ g̃_W per batch row, in the HF layout of `name` (B, …shape). g̃_W sums xᵀ·g̃_z over
+   * positions for every use of the weight (a fused c_attn has three, one per output slice).
+   */
+  private weightRelevance(name: string): string {
+    const { w, tape } = this;
+    const uses = this.linearUses.filter((u) => u.ref.weight === name);
+    if (uses.length === 0) throw new Error(`"${name}" is not a linear weight of this model`);
+    const pieces = uses.map((use) => {
+      const g = tape.gradOf(use.output);
+      const x = use.input.name;
+      const xT = w.op1('Transpose', [x], { perm: [0, 2, 1] });
+      if (!g) {
+        const zeros = w.op1('MatMul', [xT, w.op1('Mul', [use.output.name, w.scalar(0)])]);
+        return { use, grad: zeros };
+      }
+      return { use, grad: w.op1('MatMul', [xT, g], {}, 'g_weight') }; // [B, in, outSlice]
+    });
+    pieces.sort((a, b) => (a.use.ref.outSlice?.[0] ?? 0) - (b.use.ref.outSlice?.[0] ?? 0));
+    const inOut = pieces.length === 1 ? pieces[0]!.grad : w.op1('Concat', pieces.map((p) => p.grad), { axis: 2 });
+    const layout = uses[0]!.ref.layout;
+    const grad = layout === 'out_in' ? w.op1('Transpose', [inOut], { perm: [0, 2, 1] }) : inOut;
+    return w.op1('Mul', [grad, this.weight(name)], {}, 'weight_rel');
+  }
+}
+
+interface Interventions {
+  readonly headKeep: string;
+  readonly headRepl: string;
+  readonly neuronKeep: string;
+  readonly neuronRepl: string;
+}
+
+/** HF's rotary inverse frequencies, with linear or Llama-3 scaling. */
+export function ropeInverseFrequencies(theta: number, headDim: number, scaling?: ArchSpec['positional'] extends infer P ? (P extends { scaling?: infer S } ? S : never) : never): Float64Array {
+  const half = headDim / 2;
+  const inv = new Float64Array(half);
+  for (let i = 0; i < half; i++) inv[i] = 1 / theta ** ((2 * i) / headDim);
+  if (!scaling) return inv;
+  if (scaling.type === 'linear') return inv.map((f) => f / scaling.factor);
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = scaling;
+  const lowWavelen = originalMaxPositions / lowFreqFactor;
+  const highWavelen = originalMaxPositions / highFreqFactor;
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < highWavelen) return f;
+    if (wavelen > lowWavelen) return f / factor;
+    const smooth = (originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+    return (1 - smooth) * (f / factor) + smooth * f;
+  });
+}

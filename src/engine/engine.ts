@@ -1,0 +1,315 @@
+/**
+ * The engine: one loaded model, its compiled graphs and ONNX Runtime sessions. Everything
+ * that crosses its surface is plain data (api.ts), so the extension can run it in a worker
+ * thread and the CLI in-process.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InputError } from '../models/errors';
+import { loadModelFolder, parameterCount, type LoadedModel } from '../models/load';
+import type { ArchSpec } from '../models/spec';
+import type { ModelTokenizer } from '../models/tokenizer';
+import type {
+  Attribution,
+  AttributeRequest,
+  Composite,
+  ExecutionProviderSetting,
+  ForwardRequest,
+  ForwardRow,
+  Interventions,
+  ModelInfo,
+  Target,
+} from './api';
+import { COMPOSITES } from './api';
+import { compileGraph, OUT, type GraphOptions } from './build';
+import { openSession, ort, type OpenedSession } from './session';
+
+export interface EngineOptions {
+  readonly executionProvider?: ExecutionProviderSetting;
+  readonly threads?: number;
+  readonly log?: (message: string) => void;
+}
+
+export class Engine {
+  private readonly sessions = new Map<string, Promise<OpenedSession>>();
+  private provider = 'cpu';
+
+  private constructor(
+    private readonly model: LoadedModel,
+    private readonly options: Required<EngineOptions>,
+  ) {}
+
+  static async load(folder: string, options: EngineOptions = {}): Promise<Engine> {
+    const model = loadModelFolder(folder);
+    return new Engine(model, {
+      executionProvider: options.executionProvider ?? 'cpu',
+      threads: options.threads ?? 0,
+      log: options.log ?? (() => undefined),
+    });
+  }
+
+  get spec(): ArchSpec {
+    return this.model.spec;
+  }
+
+  get folder(): string {
+    return this.model.folder;
+  }
+
+  get tokenizer(): ModelTokenizer | null {
+    return this.model.tokenizer;
+  }
+
+  /** Raw access for pruning and export. */
+  get loaded(): LoadedModel {
+    return this.model;
+  }
+
+  info(): ModelInfo {
+    const { spec } = this.model;
+    return {
+      folder: this.model.folder,
+      architecture: spec.family,
+      modelType: spec.modelType,
+      layers: spec.nLayers,
+      heads: spec.nHeads,
+      kvHeads: spec.nKvHeads,
+      dModel: spec.dModel,
+      headDim: spec.headDim,
+      dMlp: spec.dMlp,
+      vocab: spec.vocabSize,
+      maxPositions: spec.maxPositions,
+      parameters: parameterCount(this.model.weights),
+      dtype: this.model.weights.dtype(),
+      executionProvider: this.provider,
+    };
+  }
+
+  /** Encodes a prompt with the model's tokenizer (no special tokens), checking it fits. */
+  encode(text: string): { ids: number[]; offsets: [number, number][] } {
+    if (!this.model.tokenizer) throw new InputError('this model folder has no tokenizer.json; pass token ids instead', this.model.folder);
+    if (text.length === 0) throw new InputError('the prompt is empty');
+    const encoded = this.model.tokenizer.encode(text);
+    this.checkIds([encoded.ids]);
+    return encoded;
+  }
+
+  async forward(request: ForwardRequest): Promise<ForwardRow[]> {
+    this.checkIds(request.ids);
+    const options: GraphOptions = { composite: null, interventions: !!request.interventions, hooks: !!request.hooks, weightRelevance: [] };
+    const { session } = await this.session(options);
+    const { feeds, lengths, T } = this.inputFeeds(request.ids);
+    if (request.interventions) Object.assign(feeds, this.interventionFeeds(request.interventions, request.ids.length, T));
+    const out = await session.run(feeds);
+    const V = this.spec.vocabSize;
+    const logits = out[OUT.logits]!.data as Float32Array;
+    return lengths.map((len, b) => {
+      const rowStart = b * T * V;
+      const row: { -readonly [K in keyof ForwardRow]: ForwardRow[K] } = {
+        logitsLast: logits.slice(rowStart + (len - 1) * V, rowStart + len * V),
+      };
+      if (request.allLogits) row.logits = logits.slice(rowStart, rowStart + len * V);
+      if (request.hooks) {
+        const { nHeads: H, headDim: dh, dMlp: F, nLayers: L } = this.spec;
+        row.headZ = Array.from({ length: L }, (_, l) => (out[OUT.hookZ(l)]!.data as Float32Array).slice(b * T * H * dh, (b * T + len) * H * dh));
+        row.mlpPost = Array.from({ length: L }, (_, l) => (out[OUT.hookPost(l)]!.data as Float32Array).slice(b * T * F, (b * T + len) * F));
+      }
+      return row;
+    });
+  }
+
+  async attribute(request: AttributeRequest): Promise<Attribution[]> {
+    this.checkIds(request.ids);
+    if (!COMPOSITES.includes(request.mode)) throw new InputError(`unknown mode "${String(request.mode)}" (use ${COMPOSITES.join(', ')})`);
+    if (request.targets.length !== request.ids.length) throw new InputError(`${request.ids.length} prompts but ${request.targets.length} targets`);
+    request.targets.forEach((t, i) => this.checkTarget(t, request.ids[i]!.length));
+    const weightNames = [...(request.weights ?? [])];
+    const options: GraphOptions = { composite: request.mode, interventions: !!request.interventions, hooks: false, weightRelevance: weightNames };
+    const { session } = await this.session(options);
+    const { feeds, lengths, T } = this.inputFeeds(request.ids);
+    const B = request.ids.length;
+    const V = this.spec.vocabSize;
+    const seed = new Float32Array(B * V);
+    const seedPosition = new Float32Array(B * T);
+    request.targets.forEach((target, b) => {
+      fillSeed(seed.subarray(b * V, (b + 1) * V), target);
+      seedPosition[b * T + target.position] = 1;
+    });
+    feeds.seed = new ort.Tensor('float32', seed, [B, V]);
+    feeds.seed_position = new ort.Tensor('float32', seedPosition, [B, T]);
+    if (request.interventions) Object.assign(feeds, this.interventionFeeds(request.interventions, B, T));
+    const out = await session.run(feeds);
+    return lengths.map((len, b) => this.readAttribution(out, b, len, T, request.mode, weightNames, request.neurons !== false));
+  }
+
+  async dispose(): Promise<void> {
+    for (const pending of this.sessions.values()) {
+      try {
+        await (await pending).session.release();
+      } catch {
+        // A session that failed to open has nothing to release.
+      }
+    }
+    this.sessions.clear();
+  }
+
+  private readAttribution(out: ort.InferenceSession.ReturnType, b: number, len: number, T: number, mode: Composite, weightNames: string[], neurons: boolean): Attribution {
+    const { nLayers: L, nHeads: H, dMlp: F, vocabSize: V } = this.spec;
+    const data = (name: string) => out[name]!.data as Float32Array;
+    const matrix = (flat: Float32Array, rows: number, cols: number) =>
+      Array.from({ length: rows }, (_, r) => Array.from(flat.subarray(b * rows * cols + r * cols, b * rows * cols + (r + 1) * cols)));
+    const weightRelevance: Record<string, Float32Array> = {};
+    weightNames.forEach((name, i) => {
+      const t = out[OUT.weight(i)]!;
+      const size = t.dims.slice(1).reduce((x, y) => x * y, 1);
+      weightRelevance[name] = (t.data as Float32Array).slice(b * size, (b + 1) * size);
+    });
+    const mlp = data(OUT.mlpRelevance);
+    return {
+      targetValue: data(OUT.targetValue)[b]!,
+      logitsLast: data(OUT.logitsAt).slice(b * V, (b + 1) * V),
+      tokenRelevance: data(OUT.tokenRelevance).slice(b * T, b * T + len),
+      positionRelevance: out[OUT.positionRelevance] ? data(OUT.positionRelevance).slice(b * T, b * T + len) : null,
+      headRelevance: matrix(data(OUT.headRelevance), L, H),
+      headRelevanceProbs: out[OUT.headRelevanceProbs] && mode !== 'cp-lrp' ? matrix(data(OUT.headRelevanceProbs), L, H) : null,
+      mlpRelevance: neurons ? Array.from({ length: L }, (_, l) => mlp.slice((b * L + l) * F, (b * L + l + 1) * F)) : null,
+      residPre: Array.from(data(OUT.residPre).subarray(b * L, (b + 1) * L)),
+      residMid: Array.from(data(OUT.residMid).subarray(b * L, (b + 1) * L)),
+      residFinal: data(OUT.residFinal)[b]!,
+      biasRelevance: { linear: data(OUT.biasLinear)[b]!, layernorm: data(OUT.biasLayerNorm)[b]! },
+      weightRelevance,
+    };
+  }
+
+  private session(options: GraphOptions): Promise<OpenedSession> {
+    const key = JSON.stringify(options);
+    let pending = this.sessions.get(key);
+    if (!pending) {
+      pending = (async () => {
+        const graph = compileGraph(this.spec, this.model.weights, options);
+        const opened = await openSession(graph, this.options);
+        this.provider = opened.provider;
+        return opened;
+      })();
+      // A failed compile must not poison the cache for the next request.
+      pending.catch(() => this.sessions.delete(key));
+      this.sessions.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** Right-pads the rows to one length; causal attention keeps real positions unaffected. */
+  private inputFeeds(ids: readonly (readonly number[])[]): { feeds: Record<string, ort.Tensor>; lengths: number[]; T: number } {
+    const lengths = ids.map((row) => row.length);
+    const T = Math.max(...lengths);
+    const data = new BigInt64Array(ids.length * T);
+    ids.forEach((row, b) => row.forEach((id, t) => (data[b * T + t] = BigInt(id))));
+    return { feeds: { input_ids: new ort.Tensor('int64', data, [ids.length, T]) }, lengths, T };
+  }
+
+  private interventionFeeds(iv: Interventions, B: number, T: number): Record<string, ort.Tensor> {
+    const { nLayers: L, nHeads: H, headDim: dh, dMlp: F } = this.spec;
+    const headKeep = new Float32Array(B * L * H).fill(1);
+    const neuronKeep = new Float32Array(B * L * F).fill(1);
+    for (const id of iv.ablate) {
+      const target = parseComponent(id, this.spec);
+      for (let b = 0; b < B; b++) {
+        if (target.kind === 'head') headKeep[(b * L + target.layer) * H + target.head] = 0;
+        else if (target.kind === 'mlp') neuronKeep.fill(0, (b * L + target.layer) * F, (b * L + target.layer + 1) * F);
+        else neuronKeep[(b * L + target.layer) * F + target.neuron] = 0;
+      }
+    }
+    const headRepl = new Float32Array(B * L * T * H * dh);
+    const neuronRepl = new Float32Array(B * L * T * F);
+    const fill = (dst: Float32Array, src: readonly Float32Array[][] | undefined, per: number, what: string) => {
+      if (!src) return;
+      if (src.length !== B) throw new InputError(`${what}: ${src.length} rows of replacement activations for ${B} prompts`);
+      src.forEach((layers, b) =>
+        layers.forEach((values, l) => {
+          if (values.length > T * per) throw new InputError(`${what}: row ${b} layer ${l} has ${values.length} values, more than ${T}×${per}`);
+          dst.set(values, (b * L + l) * T * per);
+        }),
+      );
+    };
+    fill(headRepl, iv.headReplacement, H * dh, 'head replacement');
+    fill(neuronRepl, iv.neuronReplacement, F, 'neuron replacement');
+    return {
+      head_keep: new ort.Tensor('float32', headKeep, [B, L, H]),
+      head_repl: new ort.Tensor('float32', headRepl, [B, L, T, H, dh]),
+      neuron_keep: new ort.Tensor('float32', neuronKeep, [B, L, F]),
+      neuron_repl: new ort.Tensor('float32', neuronRepl, [B, L, T, F]),
+    };
+  }
+
+  private checkIds(ids: readonly (readonly number[])[]): void {
+    if (ids.length === 0) throw new InputError('no prompts given');
+    const { vocabSize, maxPositions } = this.spec;
+    ids.forEach((row, i) => {
+      const which = ids.length > 1 ? `prompt ${i + 1}: ` : '';
+      if (row.length === 0) throw new InputError(`${which}the prompt is empty`);
+      if (row.length > maxPositions) throw new InputError(`${which}the prompt has ${row.length} tokens, longer than the model's context of ${maxPositions}`);
+      const bad = row.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
+      if (bad !== undefined) throw new InputError(`${which}token id ${bad} is outside the vocabulary (0..${vocabSize - 1})`);
+    });
+  }
+
+  private checkTarget(target: Target, length: number): void {
+    const V = this.spec.vocabSize;
+    if (!['logit', 'logit_diff', 'contrastive'].includes(target.kind)) throw new InputError(`unknown target kind "${String(target.kind)}"`);
+    if (!Number.isInteger(target.position) || target.position < 0 || target.position >= length) {
+      throw new InputError(`position ${target.position} is out of range for a prompt of ${length} tokens (0..${length - 1})`);
+    }
+    if (!Number.isInteger(target.token) || target.token < 0 || target.token >= V) throw new InputError(`target token id ${target.token} is outside the vocabulary`);
+    if (target.kind === 'logit_diff') {
+      if (target.foil === undefined || !Number.isInteger(target.foil) || target.foil < 0 || target.foil >= V) throw new InputError('a logit difference needs a foil token inside the vocabulary');
+      if (target.foil === target.token) throw new InputError('the foil is the same token as the target: their logit difference is identically 0');
+    }
+  }
+}
+
+function fillSeed(seed: Float32Array, target: Target): void {
+  if (target.kind === 'contrastive') seed.fill(-1 / seed.length);
+  seed[target.token] = (seed[target.token] ?? 0) + 1;
+  if (target.kind === 'logit_diff') seed[target.foil!] = -1;
+}
+
+export type ComponentRef =
+  | { kind: 'head'; layer: number; head: number }
+  | { kind: 'mlp'; layer: number }
+  | { kind: 'neuron'; layer: number; neuron: number };
+
+/** Parses a TransformerLens/EAP-IG component id (`a3.h1`, `m2`, `m2.n17`). */
+export function parseComponent(id: string, spec: ArchSpec): ComponentRef {
+  const head = /^a(\d+)\.h(\d+)$/.exec(id);
+  const mlp = /^m(\d+)$/.exec(id);
+  const neuron = /^m(\d+)\.n(\d+)$/.exec(id);
+  const check = (layer: number) => {
+    if (layer >= spec.nLayers) throw new InputError(`component "${id}": layer ${layer} does not exist (the model has ${spec.nLayers})`);
+  };
+  if (head) {
+    const [layer, h] = [Number(head[1]), Number(head[2])];
+    check(layer);
+    if (h >= spec.nHeads) throw new InputError(`component "${id}": head ${h} does not exist (${spec.nHeads} heads per layer)`);
+    return { kind: 'head', layer, head: h };
+  }
+  if (mlp) {
+    check(Number(mlp[1]));
+    return { kind: 'mlp', layer: Number(mlp[1]) };
+  }
+  if (neuron) {
+    const [layer, n] = [Number(neuron[1]), Number(neuron[2])];
+    check(layer);
+    if (n >= spec.dMlp) throw new InputError(`component "${id}": neuron ${n} does not exist (${spec.dMlp} per layer)`);
+    return { kind: 'neuron', layer, neuron: n };
+  }
+  throw new InputError(`"${id}" is not a component id (expected a<layer>.h<head>, m<layer> or m<layer>.n<neuron>)`);
+}
+
+/** The embedded default model shipped in the repository and the VSIX. */
+export function embeddedModelPath(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'models', 'tiny-ioi-gpt2');
+    if (fs.existsSync(path.join(candidate, 'config.json'))) return candidate;
+    if (path.dirname(dir) === dir) throw new Error('the embedded model folder models/tiny-ioi-gpt2 is missing from this installation');
+  }
+}

@@ -1,0 +1,43 @@
+/** Opens a Hugging Face model folder as it is: config.json, safetensors weights, tokenizer. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InputError } from './errors';
+import { specFromConfig, expectedShapes } from './config';
+import { ModelTokenizer } from './tokenizer';
+import { ModelWeights } from './weights';
+import type { ArchSpec } from './spec';
+
+export interface LoadedModel {
+  readonly folder: string;
+  readonly config: Record<string, unknown>;
+  readonly spec: ArchSpec;
+  readonly weights: ModelWeights;
+  readonly tokenizer: ModelTokenizer | null;
+}
+
+export function loadModelFolder(folder: string): LoadedModel {
+  const resolved = path.resolve(folder);
+  if (!fs.existsSync(resolved)) throw new InputError('model folder does not exist', resolved);
+  if (!fs.statSync(resolved).isDirectory()) throw new InputError('not a folder (pick the model folder holding config.json)', resolved);
+  const configPath = path.join(resolved, 'config.json');
+  if (!fs.existsSync(configPath)) throw new InputError('config.json is missing', resolved);
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(fs.readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new InputError(`not valid JSON (${(err as Error).message})`, configPath);
+  }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new InputError('not a JSON object', configPath);
+  const weights = ModelWeights.open(resolved);
+  const spec = specFromConfig(config, (n) => weights.has(n), configPath);
+  weights.checkShapes(expectedShapes(spec));
+  const tokenizer = ModelTokenizer.open(resolved);
+  return { folder: resolved, config, spec, weights, tokenizer };
+}
+
+/** Parameters, counting a tied embedding once. */
+export function parameterCount(weights: ModelWeights): number {
+  let total = 0;
+  for (const name of weights.names()) total += weights.info(name).shape.reduce((a, b) => a * b, 1);
+  return total;
+}

@@ -1,0 +1,189 @@
+/**
+ * A safetensors reader. The format is an 8-byte little-endian header length, a JSON header
+ * `{name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?}`, then raw little-endian
+ * tensor data. Everything in the header is checked against the file before any tensor is
+ * used, because model folders come from the internet.
+ */
+import * as fs from 'node:fs';
+import { InputError } from './errors';
+
+export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+const DTYPE_BYTES: Record<DType, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+/** The dtypes whose values can become float32 weights. */
+export const FLOAT_DTYPES: readonly DType[] = ['F32', 'F16', 'BF16', 'F64'];
+
+/** Headers larger than this are refused: real headers are kilobytes, a lying one could be terabytes. */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+export interface TensorInfo {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** Absolute byte offset of the data in the file. */
+  readonly offset: number;
+  readonly byteLength: number;
+  readonly file: string;
+}
+
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    readonly tensors: ReadonlyMap<string, TensorInfo>,
+    readonly metadata: Readonly<Record<string, string>>,
+    /** The whole file: handed to ONNX Runtime as external data, and read from for conversions. */
+    readonly bytes: Buffer,
+  ) {}
+
+  static open(path: string): SafetensorsFile {
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(path);
+    } catch (err) {
+      throw new InputError(`cannot read safetensors file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, path);
+    }
+    const { tensors, metadata } = parseHeader(bytes, path);
+    return new SafetensorsFile(path, tensors, metadata, bytes);
+  }
+
+  get(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new InputError(`tensor "${name}" is missing`, this.path);
+    return info;
+  }
+
+  /** The tensor's values as float32 (converting F16/BF16/F64), in the file's layout. */
+  readFloat32(name: string): Float32Array {
+    return toFloat32(this.get(name), this.bytes);
+  }
+}
+
+export function parseHeader(bytes: Buffer, path: string): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  if (bytes.length < 8) throw new InputError(`truncated: ${bytes.length} bytes, shorter than the 8-byte header length`, path);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  if (headerLength > MAX_HEADER_BYTES) {
+    throw new InputError(`header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or not a safetensors file)`, path);
+  }
+  if (8 + headerLength > bytes.length) {
+    throw new InputError(`truncated: header says ${headerLength} bytes but the file has ${bytes.length - 8} after the length`, path);
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(bytes.toString('utf8', 8, 8 + headerLength));
+  } catch (err) {
+    throw new InputError(`header is not valid JSON (${(err as Error).message})`, path);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+    throw new InputError('header is not a JSON object', path);
+  }
+  const dataStart = 8 + headerLength;
+  const dataLength = bytes.length - dataStart;
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      metadata = (entry ?? {}) as Record<string, string>;
+      continue;
+    }
+    tensors.set(name, checkEntry(name, entry, dataStart, dataLength, path));
+  }
+  checkNoOverlaps([...tensors.values()], path);
+  return { tensors, metadata };
+}
+
+function checkEntry(name: string, entry: unknown, dataStart: number, dataLength: number, path: string): TensorInfo {
+  const where = `tensor "${name}"`;
+  if (typeof entry !== 'object' || entry === null) throw new InputError(`${where}: header entry is not an object`, path);
+  const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
+  if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
+    throw new InputError(`${where}: unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`, path);
+  }
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new InputError(`${where}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`, path);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
+    throw new InputError(`${where}: data_offsets ${JSON.stringify(offsets)} are not [begin, end] with 0 ≤ begin ≤ end`, path);
+  }
+  const [begin, end] = offsets as [number, number];
+  const elements = (shape as number[]).reduce((a, b) => a * b, 1);
+  const expected = elements * DTYPE_BYTES[dtype as DType];
+  if (end - begin !== expected) {
+    throw new InputError(`${where}: shape ${JSON.stringify(shape)} × ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`, path);
+  }
+  if (end > dataLength) {
+    throw new InputError(`${where}: data_offsets end ${end} is past the end of the data (${dataLength} bytes; file truncated?)`, path);
+  }
+  return { name, dtype: dtype as DType, shape: shape as number[], offset: dataStart + begin, byteLength: expected, file: path };
+}
+
+function checkNoOverlaps(tensors: TensorInfo[], path: string): void {
+  const sorted = tensors.filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1]!;
+    const cur = sorted[i]!;
+    if (cur.offset < prev.offset + prev.byteLength) {
+      throw new InputError(`tensors "${prev.name}" and "${cur.name}" overlap in the data section`, path);
+    }
+  }
+}
+
+export function toFloat32(info: TensorInfo, bytes: Buffer): Float32Array {
+  const n = info.byteLength / DTYPE_BYTES[info.dtype];
+  const out = new Float32Array(n);
+  const view = new DataView(bytes.buffer, bytes.byteOffset + info.offset, info.byteLength);
+  switch (info.dtype) {
+    case 'F32':
+      for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
+      break;
+    case 'F64':
+      for (let i = 0; i < n; i++) out[i] = view.getFloat64(i * 8, true);
+      break;
+    case 'F16':
+      for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+      break;
+    case 'BF16': {
+      const u32 = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) u32[i] = view.getUint16(i * 2, true) << 16;
+      break;
+    }
+    default:
+      throw new InputError(`tensor "${info.name}" has dtype ${info.dtype}; weights must be F32, F16, BF16 or F64`, info.file);
+  }
+  return out;
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 0x1f;
+  const fraction = h & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 0x1f) return fraction ? NaN : sign * Infinity;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+/** Writes a safetensors file of float32 tensors (used by model export). */
+export function encodeSafetensors(tensors: ReadonlyArray<{ name: string; shape: readonly number[]; data: Float32Array }>, metadata?: Record<string, string>): Buffer {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  // Pad with spaces so the data section starts 8-byte aligned, as the reference writer does.
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const out = Buffer.alloc(8 + headerBytes.length + offset);
+  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  headerBytes.copy(out, 8);
+  let at = 8 + headerBytes.length;
+  for (const t of tensors) {
+    Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, at);
+    at += t.data.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,117 @@
+/**
+ * The model's tokenizer, through @huggingface/tokenizers (tokenizer.json + tokenizer_config.json),
+ * plus what that library does not give: each token's character span in the prompt, for editor
+ * heatmaps. Spans come from decoding growing prefixes of the ids and aligning them with the text.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { InputError } from './errors';
+
+export interface EncodedPrompt {
+  readonly ids: number[];
+  /** `[start, end)` character offsets of each token in the prompt. */
+  readonly offsets: [number, number][];
+}
+
+export class ModelTokenizer {
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    readonly vocabSize: number,
+  ) {}
+
+  /** Loads `tokenizer.json` from a model folder; null when the folder has none (token-id-only models). */
+  static open(folder: string): ModelTokenizer | null {
+    const file = path.join(folder, 'tokenizer.json');
+    if (!fs.existsSync(file)) return null;
+    const json = readJson(file);
+    const configFile = path.join(folder, 'tokenizer_config.json');
+    const config = fs.existsSync(configFile) ? readJson(configFile) : {};
+    const model = (json as { model?: { type?: unknown } }).model;
+    const supported = ['BPE', 'WordPiece', 'Unigram', 'WordLevel'];
+    if (!model || (model.type !== undefined && !supported.includes(String(model.type)))) {
+      throw new InputError(`tokenizer model type ${JSON.stringify(model?.type)} is not supported (supported: ${supported.join(', ')})`, file);
+    }
+    let tokenizer: Tokenizer;
+    try {
+      tokenizer = new Tokenizer(json as object, config as object);
+    } catch (err) {
+      throw new InputError(`cannot build the tokenizer (${(err as Error).message})`, file);
+    }
+    const vocab = (model as { vocab?: unknown }).vocab;
+    const vocabSize = Array.isArray(vocab) ? vocab.length : Object.keys((vocab ?? {}) as object).length;
+    return new ModelTokenizer(tokenizer, vocabSize);
+  }
+
+  /** Encodes without special tokens: prompts are explained exactly as written. */
+  encode(text: string): EncodedPrompt {
+    const ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    return { ids, offsets: this.offsets(text, ids) };
+  }
+
+  decode(ids: readonly number[]): string {
+    return this.tokenizer.decode([...ids], { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+  }
+
+  /** The text a single token stands for (decoded, so byte-level `Ġ` becomes a space). */
+  tokenString(id: number): string {
+    return this.decode([id]);
+  }
+
+  idOf(token: string): number | undefined {
+    return this.tokenizer.token_to_id(token);
+  }
+
+  /**
+   * Character spans by prefix decoding: token i covers the text between decode(ids[..i]) and
+   * decode(ids[..i+1]). A token that ends inside a multi-byte character decodes to U+FFFD; its
+   * span is empty and the character is given to the token that completes it.
+   */
+  private offsets(text: string, ids: readonly number[]): [number, number][] {
+    const spans: [number, number][] = [];
+    let previousEnd = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const prefix = this.decode(ids.slice(0, i + 1));
+      let end = alignedLength(text, prefix);
+      if (end < previousEnd) end = previousEnd;
+      spans.push([previousEnd, end]);
+      previousEnd = end;
+    }
+    // Normalisers may drop characters (e.g. a leading space): close the last span at the text's end.
+    if (spans.length > 0 && previousEnd < text.length) spans[spans.length - 1]![1] = text.length;
+    return spans;
+  }
+}
+
+/** How many characters of `text` the decoded `prefix` covers (prefix may end in U+FFFD or differ in spaces). */
+function alignedLength(text: string, prefix: string): number {
+  let clean = prefix;
+  while (clean.endsWith('\uFFFD')) clean = clean.slice(0, -1);
+  if (text.startsWith(clean)) return clean.length;
+  // SentencePiece decoders drop the leading space marker; match ignoring whitespace differences.
+  let t = 0;
+  let p = 0;
+  while (p < clean.length && t < text.length) {
+    if (clean[p] === text[t]) {
+      p++;
+      t++;
+    } else if (/\s/.test(text[t]!)) t++;
+    else if (/\s/.test(clean[p]!)) p++;
+    else break;
+  }
+  return t;
+}
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InputError(`cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, file);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InputError(`not valid JSON (${(err as Error).message})`, file);
+  }
+}
