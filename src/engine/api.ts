@@ -82,6 +82,11 @@ export interface Attribution {
   readonly headRelevance: number[][];
   /** `[L][H]` relevance at the attention probabilities; null for modes without it. */
   readonly headRelevanceProbs: number[][] | null;
+  /**
+   * `[L][H]` relevance at the softmax input (the scaled, masked scores). `headRelevanceProbs −
+   * headRelevanceScores` is the AttnLRP softmax rule's leak; null without relevance through A.
+   */
+  readonly headRelevanceScores: number[][] | null;
   /** `[L][dMlp]` */
   readonly mlpRelevance: Float32Array[] | null;
   readonly residPre: number[];

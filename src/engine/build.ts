@@ -30,6 +30,8 @@ export interface GraphOptions {
   readonly hooks: boolean;
   /** Attribution graphs: HF names of weights whose relevance is an output. */
   readonly weightRelevance: readonly string[];
+  /** Forward graphs: HF names of linear weights whose input's Σ_t x² per feature is an output (Wanda's ‖X_i‖₂²). */
+  readonly inputNorms?: readonly string[];
 }
 
 /** Output names, so callers never spell them twice. */
@@ -41,6 +43,7 @@ export const OUT = {
   positionRelevance: 'position_relevance',
   headRelevance: 'head_relevance',
   headRelevanceProbs: 'head_relevance_probs',
+  headRelevanceScores: 'head_relevance_scores',
   mlpRelevance: 'mlp_relevance',
   residPre: 'resid_pre',
   residMid: 'resid_mid',
@@ -50,6 +53,7 @@ export const OUT = {
   hookZ: (l: number) => `hook_z_${l}`,
   hookPost: (l: number) => `hook_post_${l}`,
   weight: (i: number) => `weight_relevance_${i}`,
+  inputSquares: (i: number) => `input_squares_${i}`,
 } as const;
 
 export interface CompiledGraph {
@@ -111,6 +115,7 @@ class GraphBuilder {
     const residPre: Tensor[] = [];
     const residMid: Tensor[] = [];
     const probs: Tensor[] = [];
+    const scores: Tensor[] = [];
     const headZ: Tensor[] = [];
     const mlpPost: Tensor[] = [];
     for (let l = 0; l < L; l++) {
@@ -119,6 +124,7 @@ class GraphBuilder {
       const attnIn = spec.preNorm ? this.norm(resid, layer.ln1, `l${l}_ln1`) : resid;
       const attn = this.attention(l, attnIn, causalMask, rope, keep);
       probs.push(attn.probs);
+      scores.push(attn.scores);
       headZ.push(attn.z);
       if (this.options.hooks) w.output(OUT.hookZ(l), attn.zClean.name);
       resid = ops.add(resid, attn.out, `l${l}_resid_mid`);
@@ -138,6 +144,11 @@ class GraphBuilder {
     if (!this.attribution) {
       const logits = this.linear(hidden, spec.lmHead, 'lm_head');
       w.output(OUT.logits, logits.name);
+      (this.options.inputNorms ?? []).forEach((name, i) => {
+        const use = this.linearUses.find((u) => u.ref.weight === name);
+        if (!use) throw new Error(`"${name}" is not a linear weight of this model`);
+        w.output(OUT.inputSquares(i), w.op1('ReduceSum', [w.op1('Mul', [use.input.name, use.input.name]), w.ints([1])], { keepdims: 0 }));
+      });
       return this.finish();
     }
 
@@ -154,7 +165,7 @@ class GraphBuilder {
     this.tape.seed(logitsAt, w.op1('Unsqueeze', [seed, w.ints([1])]));
     this.tape.backward();
 
-    this.relevanceOutputs({ tokenEmbedding, positionEmbedding, residPre, residMid, residFinal, probs, headZ, mlpPost });
+    this.relevanceOutputs({ tokenEmbedding, positionEmbedding, residPre, residMid, residFinal, probs, scores, headZ, mlpPost });
     return this.finish();
   }
 
@@ -182,7 +193,7 @@ class GraphBuilder {
     const info = this.weights.info(hfName);
     const hint = `w_${hfName.replace(/[^A-Za-z0-9]+/g, '_')}`;
     let name: string;
-    if (info.dtype === 'F32' && info.offset % 4 === 0) {
+    if (info.dtype === 'F32' && info.offset % 4 === 0 && !this.weights.isOverridden(hfName)) {
       const file = this.weights.file(hfName);
       const location = file.path.split(/[\\/]/).pop()!;
       this.external.set(location, file.bytes);
@@ -320,7 +331,7 @@ class GraphBuilder {
     const z = keep ? this.intervene(zClean, keep.headKeep, keep.headRepl, l, [-1, 1, H, 1], `l${l}_z_ablated`) : zClean;
     const merged = ops.reshape(z, [0, 0, H * dh], ['B', 'T', H * dh], `l${l}_z_merged`);
     const out = this.linear(merged, layer.o, `l${l}_o`);
-    return { out, probs, z, zClean };
+    return { out, probs, scores: masked, z, zClean };
   }
 
   private mlp(l: number, x: Tensor, keep: Interventions | undefined) {
@@ -349,6 +360,7 @@ class GraphBuilder {
     residMid: Tensor[];
     residFinal: Tensor;
     probs: Tensor[];
+    scores: Tensor[];
     headZ: Tensor[];
     mlpPost: Tensor[];
   }): void {
@@ -371,6 +383,8 @@ class GraphBuilder {
     w.output(OUT.headRelevance, stack(t.headZ.map((z, l) => relevance(z, [1, 3], `head_rel_${l}`)), 'head_rel'));
     if (this.ops.rules.av[0] !== 0) {
       w.output(OUT.headRelevanceProbs, stack(t.probs.map((p, l) => relevance(p, [2, 3], `head_probs_rel_${l}`)), 'head_probs_rel'));
+      // At the softmax input: R(probs) − R(scores) is the softmax rule's leak (methods.md A.3).
+      w.output(OUT.headRelevanceScores, stack(t.scores.map((x, l) => relevance(x, [2, 3], `head_scores_rel_${l}`)), 'head_scores_rel'));
     }
     w.output(OUT.mlpRelevance, stack(t.mlpPost.map((p, l) => relevance(p, [1], `mlp_rel_${l}`)), 'mlp_rel'));
 
@@ -399,8 +413,10 @@ class GraphBuilder {
    * R_W = W ⊙ g̃_W per batch row, in the HF layout of `name` (B, …shape). g̃_W sums xᵀ·g̃_z over
    * positions for every use of the weight (a fused c_attn has three, one per output slice).
    */
-  private weightRelevance(name: string): string {
-    const { w, tape } = this;
+  private weightRelevance(requested: string): string {
+    const { w, tape, spec } = this;
+    // A tied unembedding is `lm_head.weight` to HF's parameter list but stored as the embedding.
+    const name = requested === 'lm_head.weight' && spec.tiedEmbeddings ? spec.lmHead.weight : requested;
     const uses = this.linearUses.filter((u) => u.ref.weight === name);
     if (uses.length === 0) throw new Error(`"${name}" is not a linear weight of this model`);
     const pieces = uses.map((use) => {

@@ -60,6 +60,34 @@ export class Engine {
     return this.model.tokenizer;
   }
 
+  /**
+   * The same model with some weights replaced (pruning, correction). Shares the tokenizer and
+   * files; compiles its own graphs.
+   */
+  withWeights(replacements: ReadonlyMap<string, Float32Array>): Engine {
+    const weights = this.model.weights.withOverrides(replacements);
+    return new Engine({ ...this.model, weights }, this.options);
+  }
+
+  /**
+   * Σ over tokens of x² for the input of each named linear weight, per row (Wanda's ‖X_i‖₂²
+   * before the square root), from one forward pass.
+   */
+  async inputSquares(ids: readonly (readonly number[])[], weights: readonly string[]): Promise<Float32Array[][]> {
+    this.checkIds(ids);
+    const options: GraphOptions = { composite: null, interventions: false, hooks: false, weightRelevance: [], inputNorms: weights };
+    const { session } = await this.session(options);
+    const { feeds } = this.inputFeeds(ids);
+    const out = await session.run(feeds);
+    return ids.map((_, b) =>
+      weights.map((__, i) => {
+        const t = out[OUT.inputSquares(i)]!;
+        const size = t.dims[1]!;
+        return (t.data as Float32Array).slice(b * size, (b + 1) * size);
+      }),
+    );
+  }
+
   /** Raw access for pruning and export. */
   get loaded(): LoadedModel {
     return this.model;
@@ -172,6 +200,7 @@ export class Engine {
       positionRelevance: out[OUT.positionRelevance] ? data(OUT.positionRelevance).slice(b * T, b * T + len) : null,
       headRelevance: matrix(data(OUT.headRelevance), L, H),
       headRelevanceProbs: out[OUT.headRelevanceProbs] && mode !== 'cp-lrp' ? matrix(data(OUT.headRelevanceProbs), L, H) : null,
+      headRelevanceScores: out[OUT.headRelevanceScores] && mode !== 'cp-lrp' ? matrix(data(OUT.headRelevanceScores), L, H) : null,
       mlpRelevance: neurons ? Array.from({ length: L }, (_, l) => mlp.slice((b * L + l) * F, (b * L + l + 1) * F)) : null,
       residPre: Array.from(data(OUT.residPre).subarray(b * L, (b + 1) * L)),
       residMid: Array.from(data(OUT.residMid).subarray(b * L, (b + 1) * L)),

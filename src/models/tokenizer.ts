@@ -43,9 +43,12 @@ export class ModelTokenizer {
     return new ModelTokenizer(tokenizer, vocabSize);
   }
 
-  /** Encodes without special tokens: prompts are explained exactly as written. */
+  /**
+   * Encodes as the model was trained: special tokens follow tokenizer.json's post-processor
+   * (Llama adds BOS; GPT-2 adds nothing).
+   */
   encode(text: string): EncodedPrompt {
-    const ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    const ids = this.tokenizer.encode(text).ids;
     return { ids, offsets: this.offsets(text, ids) };
   }
 
@@ -58,8 +61,17 @@ export class ModelTokenizer {
     return this.decode([id]);
   }
 
-  idOf(token: string): number | undefined {
-    return this.tokenizer.token_to_id(token);
+  /**
+   * The id of a target written as text (" Mary"), which must be exactly one token. A vocabulary
+   * entry written as such (`ĠMary`, `▁Lily`) is accepted too.
+   */
+  singleTokenId(text: string): number {
+    const ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    if (ids.length === 1) return ids[0]!;
+    const exact = this.tokenizer.token_to_id(text);
+    if (exact !== undefined) return exact;
+    const pieces = ids.map((id) => JSON.stringify(this.tokenString(id))).join(' + ');
+    throw new InputError(`${JSON.stringify(text)} is not a single token: it encodes as ${ids.length === 0 ? 'nothing' : pieces}`);
   }
 
   /**
@@ -71,7 +83,7 @@ export class ModelTokenizer {
     const spans: [number, number][] = [];
     let previousEnd = 0;
     for (let i = 0; i < ids.length; i++) {
-      const prefix = this.decode(ids.slice(0, i + 1));
+      const prefix = this.tokenizer.decode(ids.slice(0, i + 1), { skip_special_tokens: true, clean_up_tokenization_spaces: false });
       let end = alignedLength(text, prefix);
       if (end < previousEnd) end = previousEnd;
       spans.push([previousEnd, end]);

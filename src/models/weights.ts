@@ -11,7 +11,22 @@ export class ModelWeights {
   private constructor(
     readonly files: readonly SafetensorsFile[],
     private readonly index: ReadonlyMap<string, SafetensorsFile>,
+    /** Replaced tensors (pruned or corrected weights), same shapes as in the files. */
+    private readonly overrides: ReadonlyMap<string, Float32Array> = new Map(),
   ) {}
+
+  /** The same weights with some tensors replaced; the files are never touched. */
+  withOverrides(replacements: ReadonlyMap<string, Float32Array>): ModelWeights {
+    for (const [name, data] of replacements) {
+      const size = this.info(name).shape.reduce((a, b) => a * b, 1);
+      if (data.length !== size) throw new Error(`override of "${name}" has ${data.length} values, the tensor has ${size}`);
+    }
+    return new ModelWeights(this.files, this.index, new Map([...this.overrides, ...replacements]));
+  }
+
+  isOverridden(name: string): boolean {
+    return this.overrides.has(name);
+  }
 
   static open(folder: string): ModelWeights {
     const single = path.join(folder, 'model.safetensors');
@@ -70,6 +85,8 @@ export class ModelWeights {
   }
 
   readFloat32(name: string): Float32Array {
+    const replaced = this.overrides.get(name);
+    if (replaced) return replaced;
     return this.file(name).readFloat32(name);
   }
 

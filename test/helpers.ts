@@ -1,0 +1,45 @@
+/** Paths to the shared fixtures and the skip rule for tests that need them. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const REPO = path.resolve(__dirname, '..');
+export const SHARED = path.resolve(REPO, '..', 'shared');
+export const EMBEDDED_MODEL = path.join(REPO, 'models', 'tiny-ioi-gpt2');
+
+export const MODELS = ['random-tiny-gpt2', 'random-tiny-llama', 'random-tiny-opt', 'tiny-ioi-gpt2', 'stories260k'] as const;
+
+/** The reason a test that needs `../shared/<rel>` must skip, or false when it is there. */
+export function missingShared(rel: string): string | false {
+  return fs.existsSync(path.join(SHARED, rel)) ? false : `../shared/${rel} is not present next to the repository (third-party and fixture data live there)`;
+}
+
+export function sharedModel(name: string): string {
+  return path.join(SHARED, 'models', name);
+}
+
+export function readJson<T = any>(file: string): T {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+/** max |a − b| / max |b|, the references' relative measure. */
+export function relativeError(ours: ArrayLike<number>, reference: ArrayLike<number>): number {
+  if (ours.length !== reference.length) return Infinity;
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < reference.length; i++) {
+    diff = Math.max(diff, Math.abs(ours[i]! - reference[i]!));
+    scale = Math.max(scale, Math.abs(reference[i]!));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+export function maxAbsDiff(ours: ArrayLike<number>, reference: ArrayLike<number>): number {
+  if (ours.length !== reference.length) return Infinity;
+  let diff = 0;
+  for (let i = 0; i < reference.length; i++) diff = Math.max(diff, Math.abs(ours[i]! - reference[i]!));
+  return diff;
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(require('node:os').tmpdir(), `circuit-lens-${prefix}-`));
+}

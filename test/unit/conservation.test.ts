@@ -1,0 +1,76 @@
+/**
+ * Conservation, the check that no op is missing a rule (methods.md A.3, G.3): on a bias-free
+ * Llama, CP-LRP conserves the target logit exactly; AttnLRP loses exactly the softmax rule's
+ * leak; GPT-2/OPT balance once biases and positions are counted; nothing after the explained
+ * position gets relevance.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine } from '../../src/engine/engine';
+import { missingShared, sharedModel, EMBEDDED_MODEL } from '../helpers';
+
+const sum = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0);
+const PROMPTS = [
+  [5, 17, 300, 42, 9, 77, 128, 3],
+  [400, 2, 2, 19, 250, 33, 61, 90, 11, 7, 501, 64],
+];
+
+describe('conservation on the bias-free random Llama', { skip: missingShared('models/random-tiny-llama/model.safetensors') }, () => {
+  let engine: Engine;
+  after(() => engine?.dispose());
+
+  it('CP-LRP: Σ token relevance equals the target logit within 1e-5 relative, for logits and logit differences', async () => {
+    engine = await Engine.load(sharedModel('random-tiny-llama'));
+    for (const ids of PROMPTS) {
+      for (const target of [
+        { kind: 'logit' as const, position: ids.length - 1, token: 10 },
+        { kind: 'logit_diff' as const, position: ids.length - 1, token: 10, foil: 20 },
+      ]) {
+        const [a] = await engine.attribute({ ids: [ids], targets: [target], mode: 'cp-lrp' });
+        const total = sum(a!.tokenRelevance);
+        assert.ok(Math.abs(total - a!.targetValue) <= 1e-5 * Math.abs(a!.targetValue), `${total} vs ${a!.targetValue}`);
+        // Every residual-stream cut carries the whole logit too.
+        for (const r of [...a!.residPre, ...a!.residMid, a!.residFinal]) assert.ok(Math.abs(r - a!.targetValue) <= 1e-5 * Math.abs(a!.targetValue));
+      }
+    }
+  });
+
+  it('AttnLRP: the gap between the logit and Σ token relevance is the softmax leak Σ(R_probs − R_scores)', async () => {
+    engine ??= await Engine.load(sharedModel('random-tiny-llama'));
+    for (const ids of PROMPTS) {
+      const [a] = await engine.attribute({ ids: [ids], targets: [{ kind: 'logit', position: ids.length - 1, token: 10 }], mode: 'attnlrp' });
+      const leak = sum(a!.headRelevanceProbs!.flat()) - sum(a!.headRelevanceScores!.flat());
+      const gap = a!.targetValue - sum(a!.tokenRelevance);
+      assert.ok(Math.abs(leak) > 1e-4, 'the softmax rule leaks on this prompt');
+      assert.ok(Math.abs(gap - leak) <= 1e-5 * Math.abs(a!.targetValue), `gap ${gap} vs leak ${leak}`);
+    }
+  });
+
+  it('relevance after the explained position is exactly 0, and equals explaining the prefix', async () => {
+    engine ??= await Engine.load(sharedModel('random-tiny-llama'));
+    const ids = PROMPTS[1]!;
+    const p = 5;
+    for (const mode of ['attnlrp', 'cp-lrp', 'gradient'] as const) {
+      const [full] = await engine.attribute({ ids: [ids], targets: [{ kind: 'logit', position: p, token: 10 }], mode });
+      for (let t = p + 1; t < ids.length; t++) assert.equal(full!.tokenRelevance[t], 0);
+      const [prefix] = await engine.attribute({ ids: [ids.slice(0, p + 1)], targets: [{ kind: 'logit', position: p, token: 10 }], mode });
+      for (let t = 0; t <= p; t++) assert.ok(Math.abs(full!.tokenRelevance[t]! - prefix!.tokenRelevance[t]!) < 1e-5);
+    }
+  });
+});
+
+describe('bias bookkeeping on GPT-2 (the embedded model)', () => {
+  it('CP-LRP: token + position + linear biases + LayerNorm β = target, within 1e-4 relative', async () => {
+    const engine = await Engine.load(EMBEDDED_MODEL);
+    try {
+      const ids = [770, 11, 1038, 468, 1012, 565, 1030, 1034, 1031, 464, 461, 909, 13, 1038, 669, 464, 591, 457, 887, 464];
+      for (const kind of ['logit', 'contrastive'] as const) {
+        const [a] = await engine.attribute({ ids: [ids], targets: [{ kind, position: ids.length - 1, token: 1012 }], mode: 'cp-lrp' });
+        const total = sum(a!.tokenRelevance) + sum(a!.positionRelevance!) + a!.biasRelevance.linear + a!.biasRelevance.layernorm;
+        assert.ok(Math.abs(total - a!.targetValue) <= 1e-4 * Math.max(1, Math.abs(a!.targetValue)), `${kind}: ${total} vs ${a!.targetValue}`);
+      }
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
