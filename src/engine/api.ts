@@ -14,13 +14,16 @@ export type ExecutionProviderSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu';
  * What is explained at `position`:
  * - `logit`: seed +1 at `token` (the explained quantity is the logit);
  * - `logit_diff`: +1 at `token`, −1 at `foil` (the IOI metric);
- * - `contrastive`: +1 at `token`, −1/V at every vocabulary entry (≈ logit − mean logit).
+ * - `contrastive`: +1 at `token`, −1/V at every vocabulary entry (≈ logit − mean logit);
+ * - `set_diff`: +1/|good| at each `good` token, −1/|bad| at each `bad` one (greater-than).
  */
 export interface Target {
-  readonly kind: 'logit' | 'logit_diff' | 'contrastive';
+  readonly kind: 'logit' | 'logit_diff' | 'contrastive' | 'set_diff';
   readonly position: number;
   readonly token: number;
   readonly foil?: number;
+  readonly good?: readonly number[];
+  readonly bad?: readonly number[];
 }
 
 /**
@@ -93,6 +96,13 @@ export interface Attribution {
   readonly residMid: number[];
   readonly residFinal: number;
   readonly biasRelevance: { readonly linear: number; readonly layernorm: number };
+  /**
+   * With interventions: Σ replacement ⊙ g̃ at each head's z `[L][H]` and each neuron `[L][dMlp]`.
+   * With the `gradient` composite and corrupted activations as replacements (nothing ablated),
+   * `headPatch − headRelevance` is attribution patching's (corrupted − clean) · ∇.
+   */
+  readonly headPatch?: number[][];
+  readonly neuronPatch?: Float32Array[];
   /** HF tensor name → R_W in the HF layout. */
   readonly weightRelevance: Record<string, Float32Array>;
 }

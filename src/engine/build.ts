@@ -44,6 +44,8 @@ export const OUT = {
   headRelevance: 'head_relevance',
   headRelevanceProbs: 'head_relevance_probs',
   headRelevanceScores: 'head_relevance_scores',
+  headPatch: 'head_patch',
+  neuronPatch: 'neuron_patch',
   mlpRelevance: 'mlp_relevance',
   residPre: 'resid_pre',
   residMid: 'resid_mid',
@@ -82,6 +84,8 @@ class GraphBuilder {
   private readonly external = new Map<string, Uint8Array>();
   private readonly linearUses: LinearUse[] = [];
   private readonly normBetas: { beta: string; output: Tensor }[] = [];
+  /** Replacement activations and the tensor they enter, for attribution patching's Σ repl ⊙ g̃. */
+  private readonly replacements: { kind: 'head' | 'neuron'; repl: string; at: Tensor }[] = [];
   private readonly attribution: boolean;
 
   constructor(
@@ -299,7 +303,9 @@ class GraphBuilder {
     const repl = w.op1('Squeeze', [w.op1('Gather', [replInput, w.ints([layer])], { axis: 1 }), w.ints([1])], {}, `${hint}_repl`);
     const replaced = w.op1('Mul', [repl, w.op1('Sub', [w.scalar(1), keep])]);
     const kept = this.ops.mul(x, this.tape.constant(keep, keepShape), `${hint}_kept`);
-    return this.ops.add(kept, this.tape.constant(replaced, x.shape), hint);
+    const out = this.ops.add(kept, this.tape.constant(replaced, x.shape), hint);
+    this.replacements.push({ kind: replInput === 'head_repl' ? 'head' : 'neuron', repl, at: out });
+    return out;
   }
 
   private attention(l: number, x: Tensor, mask: string, rope: { cos: string; sin: string } | undefined, keep: Interventions | undefined) {
@@ -404,6 +410,18 @@ class GraphBuilder {
       return g ? [w.op1('ReduceSum', [w.op1('Mul', [g, beta]), w.ints([1, 2])], { keepdims: 0 })] : [];
     });
     w.output(OUT.biasLayerNorm, biasSum(betaTerms, 'bias_layernorm'));
+
+    // Attribution patching (EAP): Σ replacement ⊙ g̃ at each ablation site; minus the component's
+    // own relevance this is (corrupted − clean) · gradient.
+    if (this.replacements.length > 0) {
+      const patch = (kind: 'head' | 'neuron', axes: number[]) =>
+        stack(this.replacements.filter((r) => r.kind === kind).map((r, l) => {
+          const g = tape.gradOf(r.at);
+          return g ? w.op1('ReduceSum', [w.op1('Mul', [r.repl, g]), w.ints(axes)], { keepdims: 0 }) : relevance(r.at, axes, `patch_${kind}_${l}`);
+        }), `${kind}_patch`);
+      w.output(OUT.headPatch, patch('head', [1, 3]));
+      w.output(OUT.neuronPatch, patch('neuron', [1]));
+    }
 
     this.options.weightRelevance.forEach((name, i) => w.output(OUT.weight(i), this.weightRelevance(name)));
     void spec;

@@ -207,6 +207,12 @@ export class Engine {
       residFinal: data(OUT.residFinal)[b]!,
       biasRelevance: { linear: data(OUT.biasLinear)[b]!, layernorm: data(OUT.biasLayerNorm)[b]! },
       weightRelevance,
+      ...(out[OUT.headPatch]
+        ? {
+            headPatch: matrix(data(OUT.headPatch), L, H),
+            neuronPatch: Array.from({ length: L }, (_, l) => data(OUT.neuronPatch).slice((b * L + l) * F, (b * L + l + 1) * F)),
+          }
+        : {}),
     };
   }
 
@@ -284,7 +290,11 @@ export class Engine {
 
   private checkTarget(target: Target, length: number): void {
     const V = this.spec.vocabSize;
-    if (!['logit', 'logit_diff', 'contrastive'].includes(target.kind)) throw new InputError(`unknown target kind "${String(target.kind)}"`);
+    if (!['logit', 'logit_diff', 'contrastive', 'set_diff'].includes(target.kind)) throw new InputError(`unknown target kind "${String(target.kind)}"`);
+    if (target.kind === 'set_diff') {
+      const ok = (ids: readonly number[] | undefined) => !!ids && ids.length > 0 && ids.every((id) => Number.isInteger(id) && id >= 0 && id < V);
+      if (!ok(target.good) || !ok(target.bad)) throw new InputError('a set difference needs non-empty good and bad token lists inside the vocabulary');
+    }
     if (!Number.isInteger(target.position) || target.position < 0 || target.position >= length) {
       throw new InputError(`position ${target.position} is out of range for a prompt of ${length} tokens (0..${length - 1})`);
     }
@@ -297,6 +307,11 @@ export class Engine {
 }
 
 function fillSeed(seed: Float32Array, target: Target): void {
+  if (target.kind === 'set_diff') {
+    for (const id of target.good!) seed[id] = (seed[id] ?? 0) + 1 / target.good!.length;
+    for (const id of target.bad!) seed[id] = (seed[id] ?? 0) - 1 / target.bad!.length;
+    return;
+  }
   if (target.kind === 'contrastive') seed.fill(-1 / seed.length);
   seed[target.token] = (seed[target.token] ?? 0) + 1;
   if (target.kind === 'logit_diff') seed[target.foil!] = -1;
