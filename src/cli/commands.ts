@@ -1,4 +1,173 @@
-/** Commands over the circuit and pruning tooling (registered into the CLI's table). */
-import type { Command } from './main';
+/** Circuit commands (discover, verify) registered into the CLI's table. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InputError } from '../models/errors';
+import { AGGREGATION_MODES, type AggregationMode } from '../circuits/aggregate';
+import { DISCOVERY_METHODS, discoverCircuit, type DiscoveryMethod } from '../circuits/discover';
+import { ABLATION_KINDS, evaluateCircuit, faithfulnessCurve, type AblationKind } from '../circuits/faithfulness';
+import { generateGreaterThanTask, generateIoiTask, yearSplitsAsTwoTokens } from '../circuits/generators';
+import { circuitComponentIds, GRANULARITIES, selectNodes, validateCircuitGraph, type CircuitGraph, type Granularity } from '../circuits/graph';
+import type { ModelRunner } from '../circuits/runner';
+import { loadTaskFile, type Task } from '../circuits/tasks';
+import type { Engine } from '../engine/engine';
+import { componentId } from '../models/spec';
+import { floatFlag, intFlag, parseFlags } from './args';
+import { MODEL_FLAGS, type Command } from './command';
+import { writeFileAtomic } from './files';
 
-export const extraCommands: Record<string, Command> = {};
+const TASK_FLAGS = { ...MODEL_FLAGS, task: { type: 'string' }, n: { type: 'string' }, seed: { type: 'string' }, ablation: { type: 'string' }, batch: { type: 'string' } } as const;
+
+function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string, fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value as T)) throw new InputError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T;
+}
+
+/** `ioi` and `greater-than` are generated for the model's tokenizer; anything else is a JSONL file. */
+export function loadTask(engine: Engine, spec: string | undefined, n: number | undefined, seed: number): Task {
+  if (!spec) throw new InputError('give the task with --task ioi|greater-than|FILE.jsonl');
+  const tokenizer = engine.tokenizer;
+  const encode = tokenizer ? (text: string) => tokenizer.encode(text).ids : undefined;
+  let task: Task;
+  if (spec === 'ioi' || spec === 'greater-than') {
+    if (!encode) throw new InputError(`the built-in ${spec} task needs a model with a tokenizer; pass a JSONL file of token ids instead`);
+    const isSingleToken = (text: string) => tokenizer!.encode(text).ids.length === 1;
+    task =
+      spec === 'ioi'
+        ? generateIoiTask({ count: n ?? 100, seed, encode, isSingleToken })
+        : generateGreaterThanTask({ count: n ?? 100, seed, encode, yearIsClean: yearSplitsAsTwoTokens(encode) });
+  } else {
+    if (!fs.existsSync(spec)) throw new InputError(`task file does not exist`, path.resolve(spec));
+    task = loadTaskFile(spec, { ...(encode ? { encode } : {}), vocabSize: engine.spec.vocabSize });
+  }
+  if (n !== undefined && task.examples.length > n) task = { ...task, examples: task.examples.slice(0, n) };
+  if (task.examples.length === 0) throw new InputError(`the task "${spec}" has no examples`);
+  return task;
+}
+
+/** Every head, plus MLP blocks when the circuit has them: what "everything else ablated" means. */
+function universeFor(engine: Engine, graph: Pick<CircuitGraph, 'nodes'>): string[] {
+  const { nLayers, nHeads } = engine.spec;
+  const ids: string[] = [];
+  const withMlps = graph.nodes.some((node) => node.kind === 'mlp');
+  const neurons = graph.nodes.filter((node) => node.kind === 'neuron').map((node) => node.id);
+  for (let l = 0; l < nLayers; l++) {
+    for (let h = 0; h < nHeads; h++) ids.push(componentId.head(l, h));
+    if (withMlps) ids.push(componentId.mlp(l));
+  }
+  return [...ids, ...neurons];
+}
+
+async function verifyGraph(engine: Engine, task: Task, graph: CircuitGraph, full: CircuitGraph, ablation: AblationKind, batchSize: number) {
+  const circuit = circuitComponentIds(graph);
+  const ranked = [...full.nodes].filter((node) => node.kind !== 'input' && node.kind !== 'logits').sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance)).map((node) => node.id);
+  const universe = universeFor(engine, full);
+  const evaluation = await evaluateCircuit(engine as ModelRunner, task, circuit, ablation, universe, { batchSize });
+  const curve = await faithfulnessCurve(engine as ModelRunner, task, ranked, ablation, undefined, { batchSize });
+  return { circuit, evaluation, curve };
+}
+
+export const extraCommands: Record<string, Command> = {
+  discover: {
+    summary: 'find the components a task uses (heads, MLPs, neurons) and write the circuit graph',
+    usage:
+      'circuit-lens discover [--model DIR] --task ioi|greater-than|FILE.jsonl [--n N] [--method attnlrp|cp-lrp|gradient|activation|eap] [--granularity heads|heads+mlps|heads+neurons|neurons] [--aggregation mean-abs|abs-mean|signed-mean] [--top K | --budget F] [--ablation zero|mean|mean-positional|resample] [--no-verify] --out circuit.json [--json]',
+    async run(ctx) {
+      const flags = parseFlags(ctx.argv, {
+        ...TASK_FLAGS,
+        method: { type: 'string' },
+        granularity: { type: 'string' },
+        aggregation: { type: 'string' },
+        top: { type: 'string' },
+        budget: { type: 'string' },
+        out: { type: 'string' },
+        'no-verify': { type: 'boolean' },
+      });
+      const method = oneOf<DiscoveryMethod>(flags.method, DISCOVERY_METHODS, 'method', 'attnlrp');
+      const granularity = oneOf<Granularity>(flags.granularity, GRANULARITIES, 'granularity', 'heads');
+      const aggregation = oneOf<AggregationMode>(flags.aggregation, AGGREGATION_MODES, 'aggregation', 'mean-abs');
+      const ablation = oneOf<AblationKind>(flags.ablation, ABLATION_KINDS, 'ablation', 'mean');
+      if (flags.top !== undefined && flags.budget !== undefined) throw new InputError('give --top or --budget, not both');
+      const engine = await ctx.openEngine(flags.model, flags);
+      const n = flags.n === undefined ? undefined : intFlag(flags.n, 'n', 1, 1);
+      const task = loadTask(engine, flags.task, n, intFlag(flags.seed, 'seed', 0));
+      const batchSize = intFlag(flags.batch, 'batch', 32, 1);
+      const started = Date.now();
+      const { graph: full } = await discoverCircuit(engine as ModelRunner, task, { method, granularity, aggregation, batchSize, modelName: path.basename(engine.folder) });
+      const componentCount = full.nodes.filter((node) => node.kind !== 'input' && node.kind !== 'logits').length;
+      const rule =
+        flags.budget !== undefined
+          ? { kind: 'budget' as const, fraction: floatFlag(flags.budget, 'budget', 0.5, 0, 1) }
+          : { kind: 'top-k' as const, k: intFlag(flags.top, 'top', Math.max(1, Math.round(componentCount * 0.25)), 1) };
+      let graph = selectNodes(full, rule);
+      const discoverySeconds = (Date.now() - started) / 1000;
+      let verification: Awaited<ReturnType<typeof verifyGraph>> | undefined;
+      if (!flags['no-verify']) {
+        verification = await verifyGraph(engine, task, graph, full, ablation, batchSize);
+        const { evaluation, curve } = verification;
+        graph = {
+          ...graph,
+          metrics: {
+            metric: evaluation.metric,
+            ablation,
+            full: evaluation.full,
+            empty: evaluation.empty,
+            circuit: evaluation.circuit,
+            faithfulness: evaluation.faithfulness,
+            completeness: evaluation.completeness,
+            cpr: curve.cpr,
+            cmd: curve.cmd,
+            curve: curve.points,
+          },
+        };
+      }
+      if (flags.out) writeFileAtomic(flags.out, JSON.stringify(graph, null, 1) + '\n');
+      const circuit = circuitComponentIds(graph);
+      const json = {
+        task: task.name,
+        examples: task.examples.length,
+        method,
+        granularity,
+        aggregation,
+        circuit,
+        circuit_size: circuit.length,
+        components: componentCount,
+        discovery_seconds: discoverySeconds,
+        metrics: graph.metrics ?? null,
+        out: flags.out ? path.resolve(flags.out) : null,
+        graph: flags.out ? undefined : graph,
+      };
+      const m = graph.metrics;
+      const text = `${method} circuit for ${task.name} (${task.examples.length} prompts): ${circuit.join(' ')}` + (m ? `\nfull ${m.full?.toFixed(3)}  circuit ${m.circuit?.toFixed(3)}  all ablated ${m.empty?.toFixed(3)}  faithfulness ${m.faithfulness?.toFixed(3)}  completeness ${m.completeness?.toFixed(3)}  CPR ${m.cpr?.toFixed(3)}  CMD ${m.cmd?.toFixed(3)}` : '');
+      return { json, text };
+    },
+  },
+
+  verify: {
+    summary: 'ablate everything outside a circuit (and the circuit itself) and report faithfulness',
+    usage: 'circuit-lens verify [--model DIR] --circuit circuit.json --task ioi|greater-than|FILE.jsonl [--n N] [--ablation zero|mean|mean-positional|resample] [--json]',
+    async run(ctx) {
+      const flags = parseFlags(ctx.argv, { ...TASK_FLAGS, circuit: { type: 'string' } });
+      if (!flags.circuit) throw new InputError('give the circuit with --circuit circuit.json');
+      let raw: unknown;
+      try {
+        raw = JSON.parse(fs.readFileSync(flags.circuit, 'utf8'));
+      } catch (err) {
+        throw new InputError(`cannot read the circuit (${(err as Error).message})`, path.resolve(flags.circuit));
+      }
+      const graph = validateCircuitGraph(raw, flags.circuit);
+      const ablation = oneOf<AblationKind>(flags.ablation, ABLATION_KINDS, 'ablation', 'mean');
+      const engine = await ctx.openEngine(flags.model, flags);
+      if (graph.model.nLayers !== engine.spec.nLayers || graph.model.nHeads !== engine.spec.nHeads) {
+        throw new InputError(`the circuit was found on a model with ${graph.model.nLayers} layers × ${graph.model.nHeads} heads; this one has ${engine.spec.nLayers} × ${engine.spec.nHeads}`);
+      }
+      const n = flags.n === undefined ? undefined : intFlag(flags.n, 'n', 1, 1);
+      const task = loadTask(engine, flags.task, n, intFlag(flags.seed, 'seed', 0));
+      const batchSize = intFlag(flags.batch, 'batch', 32, 1);
+      const { circuit, evaluation, curve } = await verifyGraph(engine, task, graph, graph, ablation, batchSize);
+      const json = { ...evaluation, circuit_components: circuit, curve: curve.points, cpr: curve.cpr, cmd: curve.cmd };
+      const text = `full ${evaluation.full.toFixed(3)}  circuit ${evaluation.circuit.toFixed(3)}  ablated ${evaluation.complement.toFixed(3)}  all ablated ${evaluation.empty.toFixed(3)}  faithfulness ${evaluation.faithfulness.toFixed(3)}  completeness ${evaluation.completeness.toFixed(3)}`;
+      return { json, text };
+    },
+  },
+};

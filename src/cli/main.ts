@@ -10,24 +10,9 @@ import { Engine, embeddedModelPath } from '../engine/engine';
 import { floatFlag, idsFlag, intFlag, parseFlags, type FlagSpec } from './args';
 import { attributionJson, topK } from './format';
 import { extraCommands } from './commands';
+import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
-export interface CommandContext {
-  readonly argv: string[];
-  openEngine(model: string | undefined, flags: { ep?: string; threads?: string }): Promise<Engine>;
-}
-
-export interface Command {
-  readonly summary: string;
-  readonly usage: string;
-  run(ctx: CommandContext): Promise<{ json: unknown; text: string }>;
-}
-
-export const MODEL_FLAGS = {
-  model: { type: 'string' },
-  ep: { type: 'string' },
-  threads: { type: 'string' },
-  json: { type: 'boolean' },
-} as const satisfies FlagSpec;
+export { MODEL_FLAGS, type Command, type CommandContext };
 
 const PROMPT_FLAGS = { ...MODEL_FLAGS, prompt: { type: 'string' }, ids: { type: 'string' } } as const satisfies FlagSpec;
 

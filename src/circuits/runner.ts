@@ -1,0 +1,34 @@
+/**
+ * What the circuit tooling needs from a loaded model. The engine (`src/engine/engine.ts`)
+ * implements it; everything in `src/circuits/` is written against this interface only, so the
+ * circuit logic stays free of ONNX Runtime and can be unit-tested on plain numbers.
+ */
+
+import type { AttributeRequest, Attribution, ForwardRequest, ForwardRow } from '../engine/api';
+import type { ArchSpec } from '../models/spec';
+
+export interface RunnerTokenizer {
+  encode(text: string): { ids: number[]; offsets: [number, number][] };
+  decode(ids: number[]): string;
+  tokenString(id: number): string;
+}
+
+export interface ModelRunner {
+  readonly spec: ArchSpec;
+  /** Null for models shipped without a tokenizer (feed token ids). */
+  readonly tokenizer: RunnerTokenizer | null;
+  forward(req: ForwardRequest): Promise<ForwardRow[]>;
+  attribute(req: AttributeRequest): Promise<Attribution[]>;
+}
+
+/** Text → token ids, without special tokens. Task loading and generators take one of these. */
+export type EncodeFn = (text: string) => readonly number[];
+
+/** The runner's tokenizer as an `EncodeFn`, or a clear error when the model has none. */
+export function encoderOf(runner: Pick<ModelRunner, 'tokenizer'>): EncodeFn {
+  const tokenizer = runner.tokenizer;
+  if (tokenizer === null) {
+    throw new Error('This model has no tokenizer: give token ids (prompt_ids) instead of text');
+  }
+  return (text) => tokenizer.encode(text).ids;
+}

@@ -1,0 +1,22 @@
+/** What a CLI command is; kept apart from main.ts so command modules can import it without a cycle. */
+import type { Engine } from '../engine/engine';
+import type { FlagSpec } from './args';
+
+export interface CommandContext {
+  readonly argv: string[];
+  openEngine(model: string | undefined, flags: { ep?: string; threads?: string }): Promise<Engine>;
+}
+
+export interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  run(ctx: CommandContext): Promise<{ json: unknown; text: string }>;
+}
+
+export const MODEL_FLAGS = {
+  model: { type: 'string' },
+  ep: { type: 'string' },
+  threads: { type: 'string' },
+  json: { type: 'boolean' },
+} as const satisfies FlagSpec;
+

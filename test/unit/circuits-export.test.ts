@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  eapIgEdgeList,
+  eapIgNodeNames,
+  toEapIgJson,
+  toNeuronpediaJson,
+  validateEapIgJson,
+  validateNeuronpediaJson,
+  type NeuronpediaExportOptions,
+} from '../../src/circuits/export';
+import { buildCircuitGraph, selectEdges, selectNodes } from '../../src/circuits/graph';
+import { TINY_MODEL, tinyEdgeGraph, tinyNodeGraph } from './circuits-graph-fixture';
+
+const close = (actual: number, expected: number, tolerance = 1e-12) =>
+  assert.ok(Math.abs(actual - expected) <= tolerance, `expected ${expected}, got ${actual}`);
+
+test('the full EAP-IG graph of a 2-layer, 2-head model has 46 edges with q/k/v into heads', () => {
+  assert.deepEqual(eapIgNodeNames({ n_layers: 2, n_heads: 2 }).map((n) => n.name), ['input', 'a0.h0', 'a0.h1', 'm0', 'a1.h0', 'a1.h1', 'm1', 'logits']);
+  const names = eapIgEdgeList({ n_layers: 2, n_heads: 2 }).map(([s, t, qkv]) => (qkv ? `${s}->${t}<${qkv}>` : `${s}->${t}`));
+  // layer-0 heads 3·2·1, m0 3, layer-1 heads 3·2·4, m1 6, logits 7
+  assert.equal(names.length, 46);
+  assert.ok(names.includes('input->a0.h0<q>'));
+  assert.ok(names.includes('m0->a1.h1<v>'));
+  assert.ok(names.includes('a1.h0->m1'));
+  assert.ok(!names.includes('m0->a0.h0<q>'));
+  assert.ok(!names.includes('a0.h0->a0.h1<k>'));
+});
+
+test('EAP-IG export of an edge circuit: copied q/k/v scores, in_graph for the kept edges only', () => {
+  const circuit = selectEdges(tinyEdgeGraph(), { kind: 'top-k', k: 3 }); // input->a0.h0, a0.h0->m1, m1->logits
+  const json = toEapIgJson(circuit);
+  assert.deepEqual(validateEapIgJson(json), []);
+  assert.deepEqual(json.cfg, { n_layers: 2, n_heads: 2, parallel_attn_mlp: false, d_model: 8 });
+  assert.equal(Object.keys(json.nodes).length, 8);
+  assert.equal(Object.keys(json.edges).length, 46);
+  for (const letter of ['q', 'k', 'v']) assert.deepEqual(json.edges[`input->a0.h0<${letter}>`], { score: 5, in_graph: true });
+  assert.deepEqual(json.edges['a0.h0->m1'], { score: -4, in_graph: true });
+  assert.deepEqual(json.edges['m1->logits'], { score: 3, in_graph: true });
+  assert.deepEqual(json.edges['input->a1.h1<q>'], { score: 0, in_graph: false }, 'dropped edges are out of the graph');
+  assert.deepEqual(json.nodes['a0.h0'], { in_graph: true, score: 0.5 });
+  assert.deepEqual(json.nodes['a0.h1'], { in_graph: false, score: 0 });
+  assert.deepEqual(json.nodes['logits'], { in_graph: true });
+  const split = toEapIgJson(circuit, { qkvScore: 'split' });
+  close(split.edges['input->a0.h0<k>']!.score, 5 / 3);
+  assert.equal(split.edges['a0.h0->m1']!.score, -4, 'only head inputs are split');
+});
+
+test('EAP-IG export of a node circuit marks edges among kept nodes, neurons fold into blocks', () => {
+  const circuit = selectNodes(tinyNodeGraph(), { kind: 'top-k', k: 2 }); // a0.h1, m0
+  const json = toEapIgJson(circuit);
+  assert.deepEqual(validateEapIgJson(json), []);
+  assert.equal(json.edges['a0.h1->m0']!.in_graph, true);
+  assert.equal(json.edges['input->a0.h1<v>']!.in_graph, true);
+  assert.equal(json.edges['m0->logits']!.in_graph, true);
+  assert.equal(json.edges['a0.h0->m0']!.in_graph, false);
+  assert.equal(Object.values(json.edges).filter((e) => e.in_graph).length, 3 + 1 + 1 + 1 + 1 + 1); // input→a0.h1 (q,k,v), input→m0, input→logits, a0.h1→m0, a0.h1→logits, m0→logits
+  const neurons = buildCircuitGraph({
+    model: TINY_MODEL,
+    task: { name: 't', metric: 'kl', examples: 1 },
+    method: { name: 'attnlrp' },
+    heads: [[0, 0], [0, 0]],
+    neurons: [[1, -2, 4], [0, 0, 0]],
+  });
+  const folded = toEapIgJson(selectNodes(neurons, { kind: 'top-k', k: 2 })); // m0.n2, m0.n1
+  assert.deepEqual(folded.nodes['m0'], { in_graph: true, score: 2 });
+  assert.deepEqual(folded.nodes['m1'], { in_graph: false, score: 0 });
+  assert.deepEqual(validateEapIgJson(folded), []);
+});
+
+test('the EAP-IG validator catches what Graph.from_json would reject', () => {
+  const json = toEapIgJson(tinyNodeGraph()) as unknown as { cfg: Record<string, unknown>; nodes: Record<string, unknown>; edges: Record<string, unknown> };
+  json.edges['input->a0.h0'] = { score: 1, in_graph: true }; // head target without q/k/v
+  json.edges['input->m0<q>'] = { score: 1, in_graph: true }; // q/k/v on an MLP
+  json.edges['m1->a0.h0<q>'] = { score: 1, in_graph: true }; // backwards
+  json.edges['a0.h0->a9.h0<q>'] = { score: 1, in_graph: true }; // unknown node
+  json.edges['m0->logits'] = { score: 'high', in_graph: 1 };
+  json.nodes['a5.h0'] = { in_graph: true };
+  const problems = validateEapIgJson(json);
+  assert.deepEqual(problems, [
+    'nodes["a5.h0"]: not a node of a 2-layer, 2-head graph',
+    'edges["m0->logits"].score: expected a finite number',
+    'edges["m0->logits"].in_graph: expected a boolean',
+    'edges["input->a0.h0"]: edges into an attention head must name its q, k or v input',
+    'edges["input->m0<q>"]: only edges into attention heads carry <q|k|v>',
+    'edges["m1->a0.h0<q>"]: not an edge of the model graph (it does not go forward)',
+    'edges["a0.h0->a9.h0<q>"]: "a9.h0" cannot end an edge',
+  ]);
+  assert.deepEqual(validateEapIgJson({ cfg: {}, nodes: {} }), ['edges: required object is missing']);
+});
+
+const PROMPT: NeuronpediaExportOptions = {
+  slug: 'ioi-tiny',
+  prompt: 'Then, Ann and Bob went',
+  promptIds: [5, 6, 7],
+  promptTokens: ['Then', ',', ' Ann'],
+  target: { id: 42, text: ' Ann', probability: 0.9 },
+  createTimeMs: 1700000000000,
+};
+
+test('Neuronpedia export of an edge circuit validates and splits input edges over tokens', () => {
+  const circuit = selectEdges(tinyEdgeGraph(), { kind: 'top-k', k: 3 });
+  const json = toNeuronpediaJson(circuit, { ...PROMPT, tokenRelevance: [1, -1, 2] });
+  assert.deepEqual(validateNeuronpediaJson(json), []);
+  assert.deepEqual(validateNeuronpediaJson(JSON.parse(JSON.stringify(json))), []);
+  assert.equal(json.metadata.scan, 'tiny-test');
+  assert.deepEqual(json.metadata.prompt_tokens, ['Then', ',', ' Ann']);
+  assert.equal(json.metadata.info!.create_time_ms, 1700000000000);
+  assert.deepEqual(json.metadata.info!.generator, { name: 'circuit-lens', version: '0.1.0' });
+  assert.deepEqual(json.nodes.map((n) => n.node_id), ['E_5_0', 'E_6_1', 'E_7_2', '0_0_2', '1_2_2', '3_42_2']);
+  const head = json.nodes.find((n) => n.clerp === 'a0.h0')!;
+  assert.deepEqual(
+    { feature: head.feature, layer: head.layer, ctx_idx: head.ctx_idx, feature_type: head.feature_type, jsNodeId: head.jsNodeId },
+    { feature: 0, layer: '0', ctx_idx: 2, feature_type: 'attention head', jsNodeId: '0_0-0' },
+  );
+  const logit = json.nodes.at(-1)!;
+  assert.equal(logit.feature_type, 'logit');
+  assert.equal(logit.clerp, 'Output " Ann" (p=0.900)');
+  assert.equal(json.qParams.clickedId, '3_42_2');
+  // input->a0.h0 (5) split by |token relevance| shares 1/4, 1/4, 2/4.
+  const fromInput = json.links.filter((l) => l.target === '0_0_2').map((l) => [l.source, l.weight]);
+  assert.deepEqual(fromInput, [['E_5_0', 1.25], ['E_6_1', 1.25], ['E_7_2', 2.5]]);
+  assert.deepEqual(json.links.filter((l) => !l.source.startsWith('E_')), [
+    { source: '0_0_2', target: '1_2_2', weight: -4 },
+    { source: '1_2_2', target: '3_42_2', weight: 3 },
+  ]);
+});
+
+test('Neuronpedia export of a node circuit links components to the logit and carries cumulative influence', () => {
+  const circuit = selectNodes(tinyNodeGraph(), { kind: 'budget', fraction: 0.8 }); // a0.h1 (3), m0 (2), a1.h0 (1): 6 ≥ 5.44
+  const json = toNeuronpediaJson(circuit, PROMPT);
+  assert.deepEqual(validateNeuronpediaJson(json), []);
+  const byLabel = new Map(json.nodes.map((n) => [n.clerp, n]));
+  close(byLabel.get('a0.h1')!.influence as number, 3 / 6);
+  close(byLabel.get('m0')!.influence as number, 5 / 6);
+  close(byLabel.get('a1.h0')!.influence as number, 1);
+  assert.equal(byLabel.get('m0')!.node_id, '0_2_2', 'the MLP block is feature H = 2 of its layer');
+  assert.equal(byLabel.get('m0')!.feature_type, 'mlp');
+  assert.deepEqual(json.links, [
+    { source: '0_1_2', target: '3_42_2', weight: -3 },
+    { source: '0_2_2', target: '3_42_2', weight: 2 },
+    { source: '1_0_2', target: '3_42_2', weight: 1 },
+  ]);
+  assert.deepEqual(json.metadata.pruning_settings, { node_threshold: 0.8 });
+  assert.deepEqual(toNeuronpediaJson(circuit, { ...PROMPT, nodeLinks: 'none' }).links, []);
+});
+
+test('Neuronpedia export and validator report bad input', () => {
+  assert.throws(() => toNeuronpediaJson(tinyNodeGraph(), { ...PROMPT, promptTokens: ['a'] }), /1 token strings for 3 token ids/);
+  assert.throws(() => toNeuronpediaJson(tinyNodeGraph(), { ...PROMPT, tokenRelevance: [1] }), /token relevance has 1 entries for 3 tokens/);
+  const json = JSON.parse(JSON.stringify(toNeuronpediaJson(tinyNodeGraph(), PROMPT)));
+  delete json.metadata.slug;
+  json.nodes[1].ctx_idx = 1.5;
+  json.nodes[2].node_id = json.nodes[1].node_id;
+  json.nodes[3].feature = 'x';
+  json.links.push({ source: 'E_5_0', target: 'nowhere', weight: 1 });
+  json.qParams.pinnedIds = [3];
+  assert.deepEqual(validateNeuronpediaJson(json), [
+    'metadata.slug: required string',
+    'qParams.pinnedIds: expected an array of strings',
+    'nodes[1].ctx_idx: required integer',
+    'nodes[2].node_id: duplicate id "E_6_1"',
+    'nodes[3].feature: required integer or null',
+    `links[${json.links.length - 1}].target: "nowhere" is not a node id (dangling link)`,
+  ]);
+  assert.deepEqual(validateNeuronpediaJson({ metadata: {}, nodes: [] }), ['qParams: required object is missing', 'links: required array is missing']);
+});
