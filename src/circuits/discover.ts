@@ -10,7 +10,7 @@
  * - `eap`: attribution patching, (corrupted − clean activation) · ∇, needs corrupted prompts.
  */
 import type { Attribution, Composite, Target } from '../engine/api';
-import { aggregateAttributions, type AggregationMode, DEFAULT_AGGREGATION, type ComponentRelevance } from './aggregate';
+import { aggregateAttributions, aggregateVectors, type AggregationMode, DEFAULT_AGGREGATION, type ComponentRelevance } from './aggregate';
 import { CircuitInputError } from './errors';
 import { buildCircuitGraph, type CircuitGraph, type Granularity } from './graph';
 import type { ModelRunner } from './runner';
@@ -67,16 +67,9 @@ async function scoreBatch(runner: ModelRunner, batch: Task['examples'], method: 
       return { headRelevance, mlpRelevance };
     });
   }
-  const targets = batch.map((example): Target => {
-    // A set contrast (greater-than: later years vs earlier ones) explains the mean logit of the
-    // good tokens minus the mean logit of the bad ones.
-    if (example.target === undefined && example.goodTokens?.length && example.badTokens?.length) {
-      return { kind: 'set_diff', position: example.ids.length - 1, token: example.goodTokens[0]!, good: example.goodTokens, bad: example.badTokens };
-    }
-    const target = attributionTarget(example);
-    if (!target) throw new CircuitInputError(example.origin, 'this example has no target token to explain');
-    return target;
-  });
+  // A set contrast (greater-than: later years vs earlier ones) explains the mean logit of the
+  // good tokens minus the mean logit of the bad ones.
+  const targets = batch.map(targetOf);
   if (method === 'eap') {
     // Attribution patching: clean forward/backward with the corrupted activations fed as (unused)
     // replacements, so the graph reports Σ corrupted ⊙ ∇ next to Σ clean ⊙ ∇.
@@ -99,6 +92,49 @@ async function scoreBatch(runner: ModelRunner, batch: Task['examples'], method: 
   return runner.attribute({ ids, targets, mode: method as Composite });
 }
 
+/**
+ * Edge relevance aggregated over the task's examples (LRP modes and the plain gradient), keyed
+ * `source->target`. Output-projection bias terms are dropped: they are not components.
+ */
+export async function scoreEdges(runner: ModelRunner, task: Task, options: DiscoveryOptions): Promise<{ source: string; target: string; relevance: number }[]> {
+  if (options.method === 'activation' || options.method === 'eap') throw new Error(`edge relevance is computed with attnlrp, cp-lrp or gradient, not ${options.method}`);
+  const mode = options.method as Composite;
+  // Each prompt takes one batch row per downstream node; a few prompts per run keep memory flat.
+  const promptsPerRun = Math.max(1, Math.floor((options.batchSize ?? 32) / 8));
+  const perEdge = new Map<string, { source: string; target: string; samples: number[] }>();
+  const examples = task.examples;
+  for (let start = 0; start < examples.length; start += promptsPerRun) {
+    const batch = examples.slice(start, start + promptsPerRun);
+    const results = await runner.edges(batch.map((e) => ({ ids: e.ids, target: targetOf(e) })), mode);
+    for (const result of results) {
+      for (const edge of result.edges) {
+        if (edge.source.endsWith('.bias')) continue;
+        const key = `${edge.source}->${edge.target}`;
+        let entry = perEdge.get(key);
+        if (!entry) perEdge.set(key, (entry = { source: edge.source, target: edge.target, samples: [] }));
+        entry.samples.push(edge.relevance);
+      }
+    }
+    options.onProgress?.(Math.min(start + promptsPerRun, examples.length), examples.length);
+  }
+  const entries = [...perEdge.values()];
+  const aggregated = aggregateVectors(
+    examples.map((_, i) => entries.map((e) => e.samples[i]!)),
+    options.aggregation ?? DEFAULT_AGGREGATION,
+    'edge relevance',
+  );
+  return entries.map((e, i) => ({ source: e.source, target: e.target, relevance: aggregated[i]! }));
+}
+
+function targetOf(example: Task['examples'][number]): Target {
+  if (example.target === undefined && example.goodTokens?.length && example.badTokens?.length) {
+    return { kind: 'set_diff', position: example.ids.length - 1, token: example.goodTokens[0]!, good: example.goodTokens, bad: example.badTokens };
+  }
+  const target = attributionTarget(example);
+  if (!target) throw new CircuitInputError(example.origin, 'this example has no target token to explain');
+  return target;
+}
+
 export interface DiscoverResult {
   readonly graph: CircuitGraph;
   readonly relevance: ComponentRelevance;
@@ -108,9 +144,11 @@ export interface DiscoverResult {
 export async function discoverCircuit(
   runner: ModelRunner,
   task: Task,
-  options: DiscoveryOptions & { readonly granularity: Granularity; readonly modelName: string },
+  options: DiscoveryOptions & { readonly granularity: Granularity; readonly modelName: string; readonly edges?: boolean },
 ): Promise<DiscoverResult> {
   const relevance = await scoreComponents(runner, task, options);
+  const edges = options.edges ? await scoreEdges(runner, task, options) : undefined;
+  if (edges && options.granularity !== 'heads+mlps') throw new Error('edge circuits are built over heads and MLP blocks: use granularity heads+mlps');
   const { spec } = runner;
   const graph = buildCircuitGraph({
     model: { name: options.modelName, nLayers: spec.nLayers, nHeads: spec.nHeads, dModel: spec.dModel, dMlp: spec.dMlp },
@@ -119,6 +157,7 @@ export async function discoverCircuit(
     heads: relevance.heads,
     ...(options.granularity === 'heads+mlps' && relevance.mlps ? { mlps: relevance.mlps } : {}),
     ...((options.granularity === 'neurons' || options.granularity === 'heads+neurons') && relevance.neurons ? { neurons: relevance.neurons } : {}),
+    ...(edges ? { edges } : {}),
   });
   return { graph, relevance };
 }

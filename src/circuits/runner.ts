@@ -4,7 +4,7 @@
  * circuit logic stays free of ONNX Runtime and can be unit-tested on plain numbers.
  */
 
-import type { AttributeRequest, Attribution, ForwardRequest, ForwardRow } from '../engine/api';
+import type { AttributeRequest, Attribution, Composite, EdgeAttribution, ForwardRequest, ForwardRow, Target } from '../engine/api';
 import type { ArchSpec } from '../models/spec';
 
 export interface RunnerTokenizer {
@@ -19,6 +19,8 @@ export interface ModelRunner {
   readonly tokenizer: RunnerTokenizer | null;
   forward(req: ForwardRequest): Promise<ForwardRow[]>;
   attribute(req: AttributeRequest): Promise<Attribution[]>;
+  /** Edge relevance (one gated backward row per downstream node). */
+  edges(prompts: readonly { ids: readonly number[]; target: Target }[], mode: Composite): Promise<EdgeAttribution[]>;
 }
 
 /** Text → token ids, without special tokens. Task loading and generators take one of these. */

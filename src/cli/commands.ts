@@ -6,7 +6,7 @@ import { AGGREGATION_MODES, type AggregationMode } from '../circuits/aggregate';
 import { DISCOVERY_METHODS, discoverCircuit, type DiscoveryMethod } from '../circuits/discover';
 import { ABLATION_KINDS, evaluateCircuit, faithfulnessCurve, type AblationKind } from '../circuits/faithfulness';
 import { generateGreaterThanTask, generateIoiTask, yearSplitsAsTwoTokens } from '../circuits/generators';
-import { circuitComponentIds, GRANULARITIES, selectNodes, validateCircuitGraph, type CircuitGraph, type Granularity } from '../circuits/graph';
+import { circuitComponentIds, GRANULARITIES, selectEdges, selectNodes, validateCircuitGraph, type CircuitGraph, type Granularity } from '../circuits/graph';
 import type { ModelRunner } from '../circuits/runner';
 import { loadTaskFile, type Task } from '../circuits/tasks';
 import type { Engine } from '../engine/engine';
@@ -81,10 +81,11 @@ export const extraCommands: Record<string, Command> = {
         top: { type: 'string' },
         budget: { type: 'string' },
         out: { type: 'string' },
+        edges: { type: 'boolean' },
         'no-verify': { type: 'boolean' },
       });
       const method = oneOf<DiscoveryMethod>(flags.method, DISCOVERY_METHODS, 'method', 'attnlrp');
-      const granularity = oneOf<Granularity>(flags.granularity, GRANULARITIES, 'granularity', 'heads');
+      const granularity = oneOf<Granularity>(flags.granularity, GRANULARITIES, 'granularity', flags.edges ? 'heads+mlps' : 'heads');
       const aggregation = oneOf<AggregationMode>(flags.aggregation, AGGREGATION_MODES, 'aggregation', 'mean-abs');
       const ablation = oneOf<AblationKind>(flags.ablation, ABLATION_KINDS, 'ablation', 'mean');
       if (flags.top !== undefined && flags.budget !== undefined) throw new InputError('give --top or --budget, not both');
@@ -93,13 +94,22 @@ export const extraCommands: Record<string, Command> = {
       const task = loadTask(engine, flags.task, n, intFlag(flags.seed, 'seed', 0));
       const batchSize = intFlag(flags.batch, 'batch', 32, 1);
       const started = Date.now();
-      const { graph: full } = await discoverCircuit(engine as ModelRunner, task, { method, granularity, aggregation, batchSize, modelName: path.basename(engine.folder) });
+      const { graph: full } = await discoverCircuit(engine as ModelRunner, task, {
+        method,
+        granularity,
+        aggregation,
+        batchSize,
+        edges: !!flags.edges,
+        modelName: path.basename(engine.folder),
+      });
       const componentCount = full.nodes.filter((node) => node.kind !== 'input' && node.kind !== 'logits').length;
+      const candidates = flags.edges ? full.edges.length : componentCount;
       const rule =
         flags.budget !== undefined
           ? { kind: 'budget' as const, fraction: floatFlag(flags.budget, 'budget', 0.5, 0, 1) }
-          : { kind: 'top-k' as const, k: intFlag(flags.top, 'top', Math.max(1, Math.round(componentCount * 0.25)), 1) };
-      let graph = selectNodes(full, rule);
+          : { kind: 'top-k' as const, k: intFlag(flags.top, 'top', Math.max(1, Math.round(candidates * (flags.edges ? 0.1 : 0.25))), 1) };
+      // Edge circuits are verified at node level: every node no kept edge touches is ablated.
+      let graph = flags.edges ? selectEdges(full, rule) : selectNodes(full, rule);
       const discoverySeconds = (Date.now() - started) / 1000;
       let verification: Awaited<ReturnType<typeof verifyGraph>> | undefined;
       if (!flags['no-verify']) {
@@ -132,6 +142,7 @@ export const extraCommands: Record<string, Command> = {
         circuit,
         circuit_size: circuit.length,
         components: componentCount,
+        edges: flags.edges ? graph.edges.map((e) => ({ id: e.id, relevance: e.relevance })) : undefined,
         discovery_seconds: discoverySeconds,
         metrics: graph.metrics ?? null,
         out: flags.out ? path.resolve(flags.out) : null,

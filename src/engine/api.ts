@@ -123,3 +123,23 @@ export interface ModelInfo {
   readonly dtype: string;
   readonly executionProvider: string;
 }
+
+/** One edge of the component graph: relevance flowing from `source`'s output into `target`. */
+export interface EdgeRelevance {
+  readonly source: string;
+  readonly target: string;
+  readonly relevance: number;
+}
+
+/**
+ * Edge attribution of one prompt. Downstream nodes are heads, MLP blocks and `logits`; upstream
+ * nodes are `input` (token + positional embeddings), heads and MLP blocks of earlier layers (and
+ * the heads of the same layer, for an MLP). The output-projection biases `a<l>.bias` are
+ * upstream terms too: with them, each node's `inflow` is exactly the sum of its incoming edges.
+ */
+export interface EdgeAttribution {
+  readonly targetValue: number;
+  readonly edges: EdgeRelevance[];
+  /** Relevance entering each downstream node at the residual stream that feeds it. */
+  readonly inflow: Record<string, number>;
+}

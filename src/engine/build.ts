@@ -30,6 +30,12 @@ export interface GraphOptions {
   readonly hooks: boolean;
   /** Attribution graphs: HF names of weights whose relevance is an output. */
   readonly weightRelevance: readonly string[];
+  /**
+   * Attribution graphs: edge relevance. Each batch row carries gradient gates (inputs
+   * `edge_gate_*`) that let one downstream node's relevance through; the graph reports every
+   * upstream node's output dotted with the gradient at the residual stream feeding that node.
+   */
+  readonly edges?: boolean;
   /** Forward graphs: HF names of linear weights whose input's Σ_t x² per feature is an output (Wanda's ‖X_i‖₂²). */
   readonly inputNorms?: readonly string[];
 }
@@ -56,6 +62,9 @@ export const OUT = {
   hookPost: (l: number) => `hook_post_${l}`,
   weight: (i: number) => `weight_relevance_${i}`,
   inputSquares: (i: number) => `input_squares_${i}`,
+  edgesPre: 'edges_pre',
+  edgesMid: 'edges_mid',
+  edgesFinal: 'edges_final',
 } as const;
 
 export interface CompiledGraph {
@@ -86,6 +95,11 @@ class GraphBuilder {
   private readonly normBetas: { beta: string; output: Tensor }[] = [];
   /** Replacement activations and the tensor they enter, for attribution patching's Σ repl ⊙ g̃. */
   private readonly replacements: { kind: 'head' | 'neuron'; repl: string; at: Tensor }[] = [];
+  /**
+   * Edge attribution: each upstream node's output [n, T, D] in batch row 0 (the forward pass is
+   * the same in every row), in the order input, then per layer heads, o-bias, MLP.
+   */
+  private readonly upstream: string[] = [];
   private readonly attribution: boolean;
 
   constructor(
@@ -102,6 +116,8 @@ class GraphBuilder {
     const L = spec.nLayers;
     const ids = w.input('input_ids', 'int64', ['B', 'T']);
     const keep = this.options.interventions ? this.interventionInputs() : undefined;
+    const gates = this.options.edges ? this.edgeGateInputs() : undefined;
+    if (gates && !spec.preNorm) throw new Error('edge attribution needs pre-norm blocks; this model is post-norm');
 
     // Embeddings. Token (and positional) embeddings are the leaves whose relevance is read.
     const tokenEmbedding = this.leafOrConstant(w.op1('Gather', [this.weight(spec.embedTokens), ids], { axis: 0 }, 'embed_tokens'), ['B', 'T', this.embedDim()]);
@@ -114,6 +130,7 @@ class GraphBuilder {
       resid = ops.add(resid, positionEmbedding, 'embed');
     }
     const rope = spec.positional.kind === 'rope' ? this.ropeTables() : undefined;
+    if (gates) this.upstream.push(this.firstRow(resid.name, 'input_row0'));
     const causalMask = this.causalMask(ids);
 
     const residPre: Tensor[] = [];
@@ -126,19 +143,24 @@ class GraphBuilder {
       const layer = spec.layers[l]!;
       residPre.push(resid);
       const attnIn = spec.preNorm ? this.norm(resid, layer.ln1, `l${l}_ln1`) : resid;
-      const attn = this.attention(l, attnIn, causalMask, rope, keep);
+      const attn = this.attention(l, attnIn, causalMask, rope, keep, gates);
       probs.push(attn.probs);
       scores.push(attn.scores);
       headZ.push(attn.z);
       if (this.options.hooks) w.output(OUT.hookZ(l), attn.zClean.name);
-      resid = ops.add(resid, attn.out, `l${l}_resid_mid`);
+      if (gates) this.recordUpstream(l, attn.z, attn.oBias);
+      const skipAttn = gates ? ops.gradientGate(resid, this.gateAt(gates.skipAttn, l, [-1, 1, 1]), `l${l}_skip_attn_gate`) : resid;
+      resid = ops.add(skipAttn, attn.out, `l${l}_resid_mid`);
       if (!spec.preNorm) resid = this.norm(resid, layer.ln1, `l${l}_ln1`);
       residMid.push(resid);
       const mlpIn = spec.preNorm ? this.norm(resid, layer.ln2, `l${l}_ln2`) : resid;
       const mlp = this.mlp(l, mlpIn, keep);
       mlpPost.push(mlp.post);
       if (this.options.hooks) w.output(OUT.hookPost(l), mlp.postClean.name);
-      resid = ops.add(resid, mlp.out, `l${l}_resid_post`);
+      if (gates) this.upstream.push(this.firstRow(mlp.out.name, `l${l}_mlp_out_row0`));
+      const mlpOut = gates ? ops.gradientGate(mlp.out, this.gateAt(gates.mlp, l, [-1, 1, 1]), `l${l}_mlp_gate`) : mlp.out;
+      const skipMlp = gates ? ops.gradientGate(resid, this.gateAt(gates.skipMlp, l, [-1, 1, 1]), `l${l}_skip_mlp_gate`) : resid;
+      resid = ops.add(skipMlp, mlpOut, `l${l}_resid_post`);
       if (!spec.preNorm) resid = this.norm(resid, layer.ln2, `l${l}_ln2`);
     }
     const residFinal = resid;
@@ -170,6 +192,7 @@ class GraphBuilder {
     this.tape.backward();
 
     this.relevanceOutputs({ tokenEmbedding, positionEmbedding, residPre, residMid, residFinal, probs, scores, headZ, mlpPost });
+    if (gates) this.edgeOutputs(residPre, residMid, residFinal);
     return this.finish();
   }
 
@@ -308,7 +331,7 @@ class GraphBuilder {
     return out;
   }
 
-  private attention(l: number, x: Tensor, mask: string, rope: { cos: string; sin: string } | undefined, keep: Interventions | undefined) {
+  private attention(l: number, x: Tensor, mask: string, rope: { cos: string; sin: string } | undefined, keep: Interventions | undefined, gates?: EdgeGates) {
     const { spec, ops, tape } = this;
     const layer = spec.layers[l]!;
     const { nHeads: H, nKvHeads: Hkv, headDim: dh } = spec;
@@ -335,9 +358,10 @@ class GraphBuilder {
     const mixed = ops.matmul(probs, vT, `l${l}_mixed`, rules.av); // [B,H,T,dh]
     const zClean = ops.transpose(mixed, [0, 2, 1, 3], `l${l}_z`); // [B,T,H,dh]
     const z = keep ? this.intervene(zClean, keep.headKeep, keep.headRepl, l, [-1, 1, H, 1], `l${l}_z_ablated`) : zClean;
-    const merged = ops.reshape(z, [0, 0, H * dh], ['B', 'T', H * dh], `l${l}_z_merged`);
+    const zGated = gates ? ops.gradientGate(z, this.gateAt(gates.head, l, [-1, 1, H, 1]), `l${l}_head_gate`) : z;
+    const merged = ops.reshape(zGated, [0, 0, H * dh], ['B', 'T', H * dh], `l${l}_z_merged`);
     const out = this.linear(merged, layer.o, `l${l}_o`);
-    return { out, probs, scores: masked, z, zClean };
+    return { out, probs, scores: masked, z, zClean, oBias: this.linearParams(layer.o).bias };
   }
 
   private mlp(l: number, x: Tensor, keep: Interventions | undefined) {
@@ -356,6 +380,54 @@ class GraphBuilder {
     const post = keep ? this.intervene(postClean, keep.neuronKeep, keep.neuronRepl, l, [-1, 1, spec.dMlp], `l${l}_post_ablated`) : postClean;
     const out = this.linear(post, layer.down, `l${l}_down`);
     return { out, post, postClean };
+  }
+
+  private edgeGateInputs(): EdgeGates {
+    const { spec, w } = this;
+    return {
+      head: w.input('edge_gate_head', 'float32', ['B', spec.nLayers, spec.nHeads]),
+      mlp: w.input('edge_gate_mlp', 'float32', ['B', spec.nLayers]),
+      skipAttn: w.input('edge_gate_skip_attn', 'float32', ['B', spec.nLayers]),
+      skipMlp: w.input('edge_gate_skip_mlp', 'float32', ['B', spec.nLayers]),
+    };
+  }
+
+  /** The gate of `layer` from a [B, L, …] gate input, reshaped to broadcast. */
+  private gateAt(input: string, layer: number, shape: number[]): string {
+    const w = this.w;
+    return w.op1('Reshape', [w.op1('Gather', [input, w.ints([layer])], { axis: 1 }), w.ints(shape)]);
+  }
+
+  private firstRow(tensor: string, hint: string): string {
+    const w = this.w;
+    return w.op1('Gather', [tensor, w.ints([0])], { axis: 0 }, hint); // [1, T, D]
+  }
+
+  /** Per-head outputs z_h·W_O[h] of row 0 ([H, T, D]) and the output-projection bias ([1, T, D]). */
+  private recordUpstream(l: number, z: Tensor, oBias: string | undefined): void {
+    const { w, spec } = this;
+    const { nHeads: H, headDim: dh, dModel: D } = spec;
+    const zRow = w.op1('Squeeze', [this.firstRow(z.name, `l${l}_z_row0`), w.ints([0])]); // [T, H, dh]
+    const perHead = w.op1('Transpose', [zRow], { perm: [1, 0, 2] }); // [H, T, dh]
+    const wO = w.op1('Reshape', [this.linearParams(spec.layers[l]!.o).weight, w.ints([H, dh, D])]);
+    this.upstream.push(w.op1('MatMul', [perHead, wO], {}, `l${l}_head_out_row0`));
+    const zeros = w.op1('Mul', [w.op1('ReduceSum', [perHead, w.ints([0, 2])], { keepdims: 1 }), w.scalar(0)]); // [1, T, 1]
+    this.upstream.push(oBias ? w.op1('Add', [zeros, oBias], {}, `l${l}_o_bias_row0`) : w.op1('Expand', [zeros, w.ints([1, 1, D])], {}, `l${l}_o_bias_row0`));
+  }
+
+  /** edges_pre/mid [B, L, N] and edges_final [B, N]: Σ_{t,d} upstream_n ⊙ g̃ at the residual cut. */
+  private edgeOutputs(residPre: Tensor[], residMid: Tensor[], residFinal: Tensor): void {
+    const { w, tape } = this;
+    const U = w.op1('Concat', this.upstream, { axis: 0 }, 'upstream'); // [N, T, D]
+    const flatT = w.op1('Transpose', [w.op1('Reshape', [U, w.ints([0, -1])])], { perm: [1, 0] }); // [T·D, N]
+    const against = (x: Tensor) => {
+      const g = tape.gradOf(x)!;
+      return w.op1('MatMul', [w.op1('Reshape', [g, w.ints([0, -1])]), flatT]); // [B, N]
+    };
+    const stack = (parts: string[]) => w.op1('Concat', parts.map((p) => w.op1('Unsqueeze', [p, w.ints([1])])), { axis: 1 });
+    w.output(OUT.edgesPre, stack(residPre.map(against)));
+    w.output(OUT.edgesMid, stack(residMid.map(against)));
+    w.output(OUT.edgesFinal, against(residFinal));
   }
 
   /** Reads relevance R = t ⊙ g̃ at the named tensors and sums it into the graph's outputs. */
@@ -453,6 +525,13 @@ class GraphBuilder {
     const grad = layout === 'out_in' ? w.op1('Transpose', [inOut], { perm: [0, 2, 1] }) : inOut;
     return w.op1('Mul', [grad, this.weight(name)], {}, 'weight_rel');
   }
+}
+
+interface EdgeGates {
+  readonly head: string;
+  readonly mlp: string;
+  readonly skipAttn: string;
+  readonly skipMlp: string;
 }
 
 interface Interventions {

@@ -13,6 +13,8 @@ import type {
   Attribution,
   AttributeRequest,
   Composite,
+  EdgeAttribution,
+  EdgeRelevance,
   ExecutionProviderSetting,
   ForwardRequest,
   ForwardRow,
@@ -168,6 +170,94 @@ export class Engine {
     if (request.interventions) Object.assign(feeds, this.interventionFeeds(request.interventions, B, T));
     const out = await session.run(feeds);
     return lengths.map((len, b) => this.readAttribution(out, b, len, T, request.mode, weightNames, request.neurons !== false));
+  }
+
+  /**
+   * Edge relevance for each prompt: one batch row per downstream node, each seeded at the
+   * target and gated so that only that node's relevance reaches the residual stream below it
+   * (see build.ts `edges`). Rows of all prompts share one session run.
+   */
+  async edges(prompts: readonly { ids: readonly number[]; target: Target }[], mode: Composite): Promise<EdgeAttribution[]> {
+    if (prompts.length === 0) throw new InputError('no prompts given');
+    this.checkIds(prompts.map((p) => p.ids));
+    if (!COMPOSITES.includes(mode)) throw new InputError(`unknown mode "${String(mode)}" (use ${COMPOSITES.join(', ')})`);
+    prompts.forEach((p) => this.checkTarget(p.target, p.ids.length));
+    const { nLayers: L, nHeads: H, vocabSize: V } = this.spec;
+    const downstream: { id: string; layer: number; kind: 'head' | 'mlp' | 'logits'; head?: number }[] = [{ id: 'logits', layer: L, kind: 'logits' }];
+    for (let l = 0; l < L; l++) {
+      for (let h = 0; h < H; h++) downstream.push({ id: `a${l}.h${h}`, layer: l, kind: 'head', head: h });
+      downstream.push({ id: `m${l}`, layer: l, kind: 'mlp' });
+    }
+    const R = downstream.length;
+    const rows = prompts.flatMap((p) => downstream.map(() => p));
+    const { feeds, T } = this.inputFeeds(rows.map((r) => r.ids));
+    const B = rows.length;
+    const seed = new Float32Array(B * V);
+    const seedPosition = new Float32Array(B * T);
+    const gateHead = new Float32Array(B * L * H).fill(1);
+    const gateMlp = new Float32Array(B * L).fill(1);
+    const gateSkipAttn = new Float32Array(B * L).fill(1);
+    const gateSkipMlp = new Float32Array(B * L).fill(1);
+    rows.forEach((row, b) => {
+      fillSeed(seed.subarray(b * V, (b + 1) * V), row.target);
+      seedPosition[b * T + row.target.position] = 1;
+      const node = downstream[b % R]!;
+      if (node.kind === 'head') {
+        gateSkipAttn[b * L + node.layer] = 0;
+        for (let h = 0; h < H; h++) if (h !== node.head) gateHead[(b * L + node.layer) * H + h] = 0;
+      } else if (node.kind === 'mlp') {
+        gateSkipMlp[b * L + node.layer] = 0;
+      }
+    });
+    Object.assign(feeds, {
+      seed: new ort.Tensor('float32', seed, [B, V]),
+      seed_position: new ort.Tensor('float32', seedPosition, [B, T]),
+      edge_gate_head: new ort.Tensor('float32', gateHead, [B, L, H]),
+      edge_gate_mlp: new ort.Tensor('float32', gateMlp, [B, L]),
+      edge_gate_skip_attn: new ort.Tensor('float32', gateSkipAttn, [B, L]),
+      edge_gate_skip_mlp: new ort.Tensor('float32', gateSkipMlp, [B, L]),
+    });
+    const { session } = await this.session({ composite: mode, interventions: false, hooks: false, weightRelevance: [], edges: true });
+    const out = await session.run(feeds);
+    const N = 1 + L * (H + 2);
+    const upstreamId = (n: number): string => {
+      if (n === 0) return 'input';
+      const l = Math.floor((n - 1) / (H + 2));
+      const k = (n - 1) % (H + 2);
+      return k < H ? `a${l}.h${k}` : k === H ? `a${l}.bias` : `m${l}`;
+    };
+    const upstreamLayer = (n: number) => (n === 0 ? -1 : Math.floor((n - 1) / (H + 2)));
+    const isHead = (n: number) => n > 0 && (n - 1) % (H + 2) < H + 1; // heads and their bias
+    const pre = out[OUT.edgesPre]!.data as Float32Array;
+    const mid = out[OUT.edgesMid]!.data as Float32Array;
+    const fin = out[OUT.edgesFinal]!.data as Float32Array;
+    const residPre = out[OUT.residPre]!.data as Float32Array;
+    const residMid = out[OUT.residMid]!.data as Float32Array;
+    const residFinal = out[OUT.residFinal]!.data as Float32Array;
+    return prompts.map((_, p) => {
+      const edges: EdgeRelevance[] = [];
+      const inflow: Record<string, number> = {};
+      downstream.forEach((node, r) => {
+        const b = p * R + r;
+        let values: Float32Array;
+        let feeds: (n: number) => boolean;
+        if (node.kind === 'logits') {
+          values = fin.subarray(b * N, (b + 1) * N);
+          feeds = () => true;
+          inflow[node.id] = residFinal[b]!;
+        } else if (node.kind === 'head') {
+          values = pre.subarray((b * L + node.layer) * N, (b * L + node.layer + 1) * N);
+          feeds = (n) => upstreamLayer(n) < node.layer;
+          inflow[node.id] = residPre[b * L + node.layer]!;
+        } else {
+          values = mid.subarray((b * L + node.layer) * N, (b * L + node.layer + 1) * N);
+          feeds = (n) => upstreamLayer(n) < node.layer || (upstreamLayer(n) === node.layer && isHead(n));
+          inflow[node.id] = residMid[b * L + node.layer]!;
+        }
+        for (let n = 0; n < N; n++) if (feeds(n)) edges.push({ source: upstreamId(n), target: node.id, relevance: values[n]! });
+      });
+      return { targetValue: (out[OUT.targetValue]!.data as Float32Array)[p * R]!, edges, inflow };
+    });
   }
 
   async dispose(): Promise<void> {

@@ -77,6 +77,15 @@ export class Ops {
     return this.tape.record(out, x.shape, [x], (g) => [[x, this.w.op1('Mul', [g, k], {}, `g_${hint}`)]]);
   }
 
+  /**
+   * Identity forward, gradient multiplied by `gate` (a constant broadcastable to x). Edge
+   * attribution uses it to let one downstream node's relevance through at a time.
+   */
+  gradientGate(x: Tensor, gate: string, hint = 'gate'): Tensor {
+    const out = this.w.op1('Identity', [x.name], {}, hint);
+    return this.tape.record(out, x.shape, [x], (g) => [[x, this.w.op1('Mul', [g, gate], {}, `g_${hint}`)]]);
+  }
+
   /** Cuts the gradient (CP-LRP's detached attention; never used for ordinary ops). */
   detach(x: Tensor): Tensor {
     return { ...x, grad: false };
