@@ -8,7 +8,7 @@ import { InputError } from '../models/errors';
 import type { ExecutionProviderSetting, Target } from '../engine/api';
 import { Engine, embeddedModelPath } from '../engine/engine';
 import { floatFlag, idsFlag, intFlag, parseFlags, type FlagSpec } from './args';
-import { attributionJson, topK } from './format';
+import { argmaxOf, attributionJson, topK } from './format';
 import { extraCommands } from './commands';
 import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
@@ -94,7 +94,7 @@ const commands: Record<string, Command> = {
       const newIds: number[] = [];
       for (let i = 0; i < maxNew && ids.length < engine.spec.maxPositions; i++) {
         const [row] = await engine.forward({ ids: [ids] });
-        const next = argmax(row!.logitsLast);
+        const next = argmaxOf(row!.logitsLast);
         ids.push(next);
         newIds.push(next);
         if (next === engine.spec.eosTokenId) break;
@@ -137,7 +137,7 @@ const commands: Record<string, Command> = {
           throw new InputError(`position ${position} is out of range for a prompt of ${prompt.ids.length} tokens (0..${prompt.ids.length - 1})`);
         }
         const [row] = await engine.forward({ ids: [prompt.ids.slice(0, position + 1)] });
-        token = argmax(row!.logitsLast);
+        token = argmaxOf(row!.logitsLast);
       }
       if (foil !== undefined && flags.contrastive) throw new InputError('--foil and --contrastive are two different targets: pick one');
       const target: Target = {
@@ -158,11 +158,6 @@ const commands: Record<string, Command> = {
   ...extraCommands,
 };
 
-export function argmax(values: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
-  return best;
-}
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REPO, SHARED, missingShared, readJson, relativeError, sharedModel } from '../helpers';
+import { REPO, SHARED, missingShared, readJson, relativeError, sharedModel, tempDir } from '../helpers';
 
 const BIN = path.join(REPO, 'bin', 'circuit-lens.js');
 
@@ -55,6 +55,26 @@ describe('circuit-lens CLI', { skip: !fs.existsSync(path.join(REPO, 'dist', 'cli
     assert.deepEqual(json.new_ids, reference.greedy.new_ids);
   });
 
+  it('discover → verify → export on IOI: the circuit file round-trips and exports validate', () => {
+    const dir = tempDir('cli-circuit');
+    const circuitFile = path.join(dir, 'ioi.json');
+    const task = path.join(REPO, 'models', 'tiny-ioi-gpt2', 'ioi.jsonl');
+    const found = cli('discover', '--task', task, '--n', '60', '--top', '4', '--out', circuitFile, '--json');
+    assert.equal(found.code, 0, found.stderr);
+    assert.equal(found.json.circuit_size, 4);
+    assert.ok(found.json.metrics.faithfulness >= 0.9, `faithfulness ${found.json.metrics.faithfulness}`);
+    const verified = cli('verify', '--circuit', circuitFile, '--task', task, '--n', '60', '--json');
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.ok(Math.abs(verified.json.faithfulness - found.json.metrics.faithfulness) < 1e-9);
+    for (const format of ['eap-ig', 'neuronpedia']) {
+      const out = path.join(dir, `${format}.json`);
+      const exported = cli('export', '--circuit', circuitFile, '--format', format, '--prompt', 'When Mary and John went to the store, John gave a drink to', '--out', out, '--json');
+      assert.equal(exported.code, 0, exported.stderr);
+      assert.ok(fs.statSync(out).size > 100);
+    }
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp files left');
+  });
+
   it('bad input exits 2 with a one-line error and no stack', () => {
     for (const args of [
       ['attribute', '--prompt', 'When Mary and John went', '--target', ' Maryland and'],
@@ -64,6 +84,9 @@ describe('circuit-lens CLI', { skip: !fs.existsSync(path.join(REPO, 'dist', 'cli
       ['logits', '--model', '/nonexistent', '--prompt', 'x'],
       ['logits', '--prompt', ''],
       ['logits', '--bogus'],
+      ['discover', '--task', '/nonexistent.jsonl'],
+      ['discover', '--task', 'ioi', '--method', 'shap'],
+      ['verify', '--circuit', '/nonexistent.json', '--task', 'ioi'],
     ]) {
       const { code, stderr } = cli(...args);
       assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
