@@ -26,6 +26,9 @@ import { COMPOSITES } from './api';
 import { compileGraph, OUT, type GraphOptions } from './build';
 import { openSession, ort, type OpenedSession } from './session';
 
+/** Edge attribution runs at most this many backward rows per session run. */
+const EDGE_ROWS_PER_RUN = 32;
+
 export interface EngineOptions {
   readonly executionProvider?: ExecutionProviderSetting;
   readonly threads?: number;
@@ -189,37 +192,56 @@ export class Engine {
       downstream.push({ id: `m${l}`, layer: l, kind: 'mlp' });
     }
     const R = downstream.length;
-    const rows = prompts.flatMap((p) => downstream.map(() => p));
-    const { feeds, T } = this.inputFeeds(rows.map((r) => r.ids));
-    const B = rows.length;
-    const seed = new Float32Array(B * V);
-    const seedPosition = new Float32Array(B * T);
-    const gateHead = new Float32Array(B * L * H).fill(1);
-    const gateMlp = new Float32Array(B * L).fill(1);
-    const gateSkipAttn = new Float32Array(B * L).fill(1);
-    const gateSkipMlp = new Float32Array(B * L).fill(1);
-    rows.forEach((row, b) => {
-      fillSeed(seed.subarray(b * V, (b + 1) * V), row.target);
-      seedPosition[b * T + row.target.position] = 1;
-      const node = downstream[b % R]!;
-      if (node.kind === 'head') {
-        gateSkipAttn[b * L + node.layer] = 0;
-        for (let h = 0; h < H; h++) if (h !== node.head) gateHead[(b * L + node.layer) * H + h] = 0;
-      } else if (node.kind === 'mlp') {
-        gateSkipMlp[b * L + node.layer] = 0;
-      }
-    });
-    Object.assign(feeds, {
-      seed: new ort.Tensor('float32', seed, [B, V]),
-      seed_position: new ort.Tensor('float32', seedPosition, [B, T]),
-      edge_gate_head: new ort.Tensor('float32', gateHead, [B, L, H]),
-      edge_gate_mlp: new ort.Tensor('float32', gateMlp, [B, L]),
-      edge_gate_skip_attn: new ort.Tensor('float32', gateSkipAttn, [B, L]),
-      edge_gate_skip_mlp: new ort.Tensor('float32', gateSkipMlp, [B, L]),
-    });
-    const { session } = await this.session({ composite: mode, interventions: false, hooks: false, weightRelevance: [], edges: true });
-    const out = await session.run(feeds);
+    const rows = prompts.flatMap((p) => downstream.map((node) => ({ ...p, node })));
     const N = 1 + L * (H + 2);
+    const pre = new Float32Array(rows.length * L * N);
+    const mid = new Float32Array(rows.length * L * N);
+    const fin = new Float32Array(rows.length * N);
+    const residPre = new Float32Array(rows.length * L);
+    const residMid = new Float32Array(rows.length * L);
+    const residFinal = new Float32Array(rows.length);
+    const targetValues = new Float32Array(rows.length);
+    const { session } = await this.session({ composite: mode, interventions: false, hooks: false, weightRelevance: [], edges: true });
+    // Rows run in chunks so memory stays bounded on wide models (every row is a full forward and backward pass).
+    for (let first = 0; first < rows.length; first += EDGE_ROWS_PER_RUN) {
+      const chunk = rows.slice(first, first + EDGE_ROWS_PER_RUN);
+      const { feeds, T } = this.inputFeeds(chunk.map((r) => r.ids));
+      const B = chunk.length;
+      const seed = new Float32Array(B * V);
+      const seedPosition = new Float32Array(B * T);
+      const gateHead = new Float32Array(B * L * H).fill(1);
+      const gateMlp = new Float32Array(B * L).fill(1);
+      const gateSkipAttn = new Float32Array(B * L).fill(1);
+      const gateSkipMlp = new Float32Array(B * L).fill(1);
+      chunk.forEach((row, b) => {
+        fillSeed(seed.subarray(b * V, (b + 1) * V), row.target);
+        seedPosition[b * T + row.target.position] = 1;
+        const { node } = row;
+        if (node.kind === 'head') {
+          gateSkipAttn[b * L + node.layer] = 0;
+          for (let h = 0; h < H; h++) if (h !== node.head) gateHead[(b * L + node.layer) * H + h] = 0;
+        } else if (node.kind === 'mlp') {
+          gateSkipMlp[b * L + node.layer] = 0;
+        }
+      });
+      Object.assign(feeds, {
+        seed: new ort.Tensor('float32', seed, [B, V]),
+        seed_position: new ort.Tensor('float32', seedPosition, [B, T]),
+        edge_gate_head: new ort.Tensor('float32', gateHead, [B, L, H]),
+        edge_gate_mlp: new ort.Tensor('float32', gateMlp, [B, L]),
+        edge_gate_skip_attn: new ort.Tensor('float32', gateSkipAttn, [B, L]),
+        edge_gate_skip_mlp: new ort.Tensor('float32', gateSkipMlp, [B, L]),
+      });
+      const out = await session.run(feeds);
+      const copy = (dst: Float32Array, name: string, per: number) => dst.set(out[name]!.data as Float32Array, first * per);
+      copy(pre, OUT.edgesPre, L * N);
+      copy(mid, OUT.edgesMid, L * N);
+      copy(fin, OUT.edgesFinal, N);
+      copy(residPre, OUT.residPre, L);
+      copy(residMid, OUT.residMid, L);
+      copy(residFinal, OUT.residFinal, 1);
+      copy(targetValues, OUT.targetValue, 1);
+    }
     const upstreamId = (n: number): string => {
       if (n === 0) return 'input';
       const l = Math.floor((n - 1) / (H + 2));
@@ -228,12 +250,6 @@ export class Engine {
     };
     const upstreamLayer = (n: number) => (n === 0 ? -1 : Math.floor((n - 1) / (H + 2)));
     const isHead = (n: number) => n > 0 && (n - 1) % (H + 2) < H + 1; // heads and their bias
-    const pre = out[OUT.edgesPre]!.data as Float32Array;
-    const mid = out[OUT.edgesMid]!.data as Float32Array;
-    const fin = out[OUT.edgesFinal]!.data as Float32Array;
-    const residPre = out[OUT.residPre]!.data as Float32Array;
-    const residMid = out[OUT.residMid]!.data as Float32Array;
-    const residFinal = out[OUT.residFinal]!.data as Float32Array;
     return prompts.map((_, p) => {
       const edges: EdgeRelevance[] = [];
       const inflow: Record<string, number> = {};
@@ -256,7 +272,7 @@ export class Engine {
         }
         for (let n = 0; n < N; n++) if (feeds(n)) edges.push({ source: upstreamId(n), target: node.id, relevance: values[n]! });
       });
-      return { targetValue: (out[OUT.targetValue]!.data as Float32Array)[p * R]!, edges, inflow };
+      return { targetValue: targetValues[p * R]!, edges, inflow };
     });
   }
 
