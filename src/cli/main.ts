@@ -10,6 +10,7 @@ import { Engine, embeddedModelPath } from '../engine/engine';
 import { floatFlag, idsFlag, intFlag, parseFlags, type FlagSpec } from './args';
 import { argmaxOf, attributionJson, topK } from './format';
 import { extraCommands } from './commands';
+import { pruneCommands } from './prune-commands';
 import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
 export { MODEL_FLAGS, type Command, type CommandContext };
@@ -156,6 +157,7 @@ const commands: Record<string, Command> = {
   },
 
   ...extraCommands,
+  ...pruneCommands,
 };
 
 

@@ -14,7 +14,7 @@ import { evaluate, ioiMetrics, loadTask, probabilityMetric, readTextIds, splitCa
 import type { TaskExample } from '../circuits/tasks';
 import { tune } from '../circuits/tune';
 import { floatFlag, intFlag, parseFlags } from './args';
-import { MODEL_FLAGS, type Command } from './main';
+import { MODEL_FLAGS, type Command } from './command';
 
 function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string, fallback: T): T {
   if (value === undefined) return fallback;

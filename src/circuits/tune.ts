@@ -1,0 +1,151 @@
+/**
+ * PXP-style tuning of the attribution used for pruning (Hatefi et al., arXiv:2408.12568):
+ * a seeded random search over the attribution settings, with the objective = area under the
+ * task-metric-vs-pruning-rate curve (trapezoid rule, as `np.trapz(acc, rates)` in the PXP code).
+ *
+ * Search space (what the engine can do honestly):
+ * - composite: `attnlrp` | `cp-lrp` (softmax rule vs attention as constant; the PXP softmax-rule choice);
+ * - target (explained quantity at the last position): `logit_diff` (IO − S), `logit` (IO logit,
+ *   PXP's one-hot seed of 1) or `contrastive` (IO logit − mean logit, LXT's GPT-2 recommendation);
+ * - aggregation: `mean-abs` (PXP), `abs-mean`, `signed-mean` (PXP's MAG switch).
+ * Not searched: ε / γ / z⁺ / α-β rules on linear layers. The engine computes LRP in the
+ * modified-gradient form, where linear layers keep their plain gradient (ε → 0) and there is no
+ * per-layer rule to swap, so such a search could not be implemented faithfully.
+ *
+ * Components pruned at each rate (one-shot: scores once on the dense model, masks nested):
+ * `neurons` (MLP neurons, ranked globally; PXP/SparC³ structured) or `weights` (elements of
+ * the up and down projections, ranked globally; SparC³'s unstructured circuits).
+ */
+
+import type { Composite, Target } from '../engine/api';
+import type { Engine } from '../engine/engine';
+import {
+  attributionScores,
+  applyMask,
+  globalMask,
+  neuronRemovalWeights,
+  prunableTensors,
+  rankComponents,
+  type Aggregation,
+  type ExplainedOutput,
+} from './prune';
+import { ioiMetrics, trapezoidAuc, type IoiResult } from './pruneEval';
+import { Random } from './prng';
+import type { TaskExample } from './tasks';
+
+export type TuneTarget = 'logit_diff' | 'logit' | 'contrastive';
+
+export interface TuneConfig {
+  readonly composite: Composite;
+  readonly target: TuneTarget;
+  readonly aggregation: Aggregation;
+}
+
+export const DEFAULT_TUNE_CONFIG: TuneConfig = { composite: 'attnlrp', target: 'logit', aggregation: 'mean-abs' };
+
+export interface TuneOptions {
+  /** Prompts the attribution is computed on (reference set). */
+  readonly reference: readonly TaskExample[];
+  /** Prompts the metric is measured on (keep disjoint from the reference). */
+  readonly evaluation: readonly TaskExample[];
+  /** Configurations evaluated, the default included (at least 1). */
+  readonly budget: number;
+  readonly seed?: number;
+  readonly unit?: 'neurons' | 'weights';
+  readonly rates?: readonly number[];
+  readonly metric?: 'accuracy' | 'logit_diff';
+  readonly composites?: readonly Composite[];
+  readonly targets?: readonly TuneTarget[];
+  readonly aggregations?: readonly Aggregation[];
+  readonly log?: (line: string) => void;
+}
+
+export interface TuneTrial {
+  readonly config: TuneConfig;
+  readonly auc: number;
+  readonly curve: { rate: number; value: number; ioi: IoiResult }[];
+  readonly seconds: number;
+}
+
+export interface TuneResult {
+  readonly best: TuneTrial;
+  readonly default: TuneTrial;
+  readonly trials: TuneTrial[];
+  readonly settings: { unit: 'neurons' | 'weights'; metric: 'accuracy' | 'logit_diff'; rates: number[]; seed: number; budget: number; spaceSize: number; reference: number; evaluation: number };
+}
+
+function explained(examples: readonly TaskExample[], target: TuneTarget): ExplainedOutput[] {
+  return examples.map((e) => {
+    if (e.target === undefined || e.foil === undefined) throw new Error(`${e.origin}: tuning needs target (io) and foil (s) tokens`);
+    const position = e.ids.length - 1;
+    const t: Target = target === 'logit_diff' ? { kind: 'logit_diff', position, token: e.target, foil: e.foil } : { kind: target, position, token: e.target };
+    return { ids: e.ids, target: t };
+  });
+}
+
+const sameConfig = (a: TuneConfig, b: TuneConfig) => a.composite === b.composite && a.target === b.target && a.aggregation === b.aggregation;
+
+/** One configuration's metric-vs-rate curve and its trapezoid AUC. */
+export async function evaluateConfig(engine: Engine, config: TuneConfig, options: Omit<TuneOptions, 'budget'>): Promise<TuneTrial> {
+  const t0 = Date.now();
+  const unit = options.unit ?? 'neurons';
+  const rates = [...(options.rates ?? [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])];
+  const metric = options.metric ?? 'accuracy';
+  const tensors = prunableTensors(engine).filter((t) => t.roles.includes('up') || t.roles.includes('down'));
+  const rel = await attributionScores(engine, explained(options.reference, config.target), {
+    mode: config.composite,
+    aggregation: config.aggregation,
+    weights: unit === 'weights' ? tensors.map((t) => t.name) : [],
+  });
+  const ranked = unit === 'neurons' ? rankComponents(rel.neurons, 'neurons') : [];
+  const curve: TuneTrial['curve'] = [];
+  for (const rate of rates) {
+    let replaced: Map<string, Float32Array>;
+    if (unit === 'neurons') replaced = neuronRemovalWeights(engine, ranked.slice(0, Math.floor(rate * ranked.length)));
+    else replaced = applyMask(engine, globalMask({ method: config.composite, tensors, scores: rel.weights, calibration: null, aggregation: config.aggregation, target: null }, rate));
+    const pruned = engine.withWeights(replaced);
+    try {
+      const ioi = await ioiMetrics(pruned, options.evaluation);
+      curve.push({ rate, value: metric === 'accuracy' ? ioi.accuracy : ioi.logitDiff, ioi });
+    } finally {
+      await pruned.dispose();
+    }
+  }
+  return { config, auc: trapezoidAuc(rates, curve.map((c) => c.value)), curve, seconds: (Date.now() - t0) / 1000 };
+}
+
+export async function tune(engine: Engine, options: TuneOptions): Promise<TuneResult> {
+  if (!Number.isInteger(options.budget) || options.budget < 1) throw new Error(`budget must be an integer ≥ 1, got ${options.budget}`);
+  const seed = options.seed ?? 0;
+  const log = options.log ?? (() => undefined);
+  const space: TuneConfig[] = [];
+  for (const composite of options.composites ?? (['attnlrp', 'cp-lrp'] as Composite[]))
+    for (const target of options.targets ?? (['logit_diff', 'logit', 'contrastive'] as TuneTarget[]))
+      for (const aggregation of options.aggregations ?? (['mean-abs', 'abs-mean', 'signed-mean'] as Aggregation[])) space.push({ composite, target, aggregation });
+  // Random search over a small discrete space = drawing configurations without replacement.
+  const draws = new Random(seed).shuffle(space.filter((c) => !sameConfig(c, DEFAULT_TUNE_CONFIG)));
+  const queue = [DEFAULT_TUNE_CONFIG, ...draws].slice(0, options.budget);
+  const trials: TuneTrial[] = [];
+  for (const config of queue) {
+    const trial = await evaluateConfig(engine, config, options);
+    trials.push(trial);
+    log(`${config.composite} / ${config.target} / ${config.aggregation}: AUC ${trial.auc.toFixed(4)} (${trial.seconds.toFixed(1)} s)`);
+  }
+  const best = trials.reduce((a, b) => (b.auc > a.auc ? b : a));
+  const rates = [...(options.rates ?? [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])];
+  return {
+    best,
+    default: trials[0]!,
+    trials,
+    settings: {
+      unit: options.unit ?? 'neurons',
+      metric: options.metric ?? 'accuracy',
+      rates,
+      seed,
+      budget: options.budget,
+      spaceSize: space.length,
+      reference: options.reference.length,
+      evaluation: options.evaluation.length,
+    },
+  };
+}
