@@ -24,6 +24,7 @@ import type {
 } from './api';
 import { COMPOSITES } from './api';
 import { compileGraph, OUT, type GraphOptions } from './build';
+import { checkMemory, estimateModelBytes, estimateRunBytes, type MemoryPolicy } from './memory';
 import { openSession, ort, type OpenedSession } from './session';
 
 /** Edge attribution runs at most this many backward rows per session run. */
@@ -33,6 +34,8 @@ export interface EngineOptions {
   readonly executionProvider?: ExecutionProviderSetting;
   readonly threads?: number;
   readonly log?: (message: string) => void;
+  /** When to refuse a model or a run for its estimated memory (memory.ts). */
+  readonly memory?: MemoryPolicy;
 }
 
 export class Engine {
@@ -45,12 +48,27 @@ export class Engine {
   ) {}
 
   static async load(folder: string, options: EngineOptions = {}): Promise<Engine> {
-    const model = loadModelFolder(folder);
+    const memory = options.memory ?? { share: 0.8 };
+    const model = loadModelFolder(folder, (parameters) =>
+      checkMemory(estimateModelBytes(parameters), 'loading this model', memory, 'use a machine with more memory or a GPU (VS Code Remote puts the engine next to it), or a smaller model'),
+    );
     return new Engine(model, {
       executionProvider: options.executionProvider ?? 'cpu',
       threads: options.threads ?? 0,
       log: options.log ?? (() => undefined),
+      memory,
     });
+  }
+
+  /** Refuses a run whose activations would not fit (before anything is allocated). */
+  private checkRunMemory(ids: readonly (readonly number[])[], attribution: boolean): void {
+    const tokens = Math.max(...ids.map((row) => row.length));
+    checkMemory(
+      estimateRunBytes(this.spec, ids.length, tokens, attribution),
+      `${attribution ? 'attributing' : 'running'} ${ids.length} prompt${ids.length === 1 ? '' : 's'} of up to ${tokens} tokens`,
+      this.options.memory,
+      'use a smaller batch or shorter prompts, or a GPU execution provider',
+    );
   }
 
   get spec(): ArchSpec {
@@ -129,6 +147,7 @@ export class Engine {
 
   async forward(request: ForwardRequest): Promise<ForwardRow[]> {
     this.checkIds(request.ids);
+    this.checkRunMemory(request.ids, false);
     const options: GraphOptions = { composite: null, interventions: !!request.interventions, hooks: !!request.hooks, weightRelevance: [] };
     const { session } = await this.session(options);
     const { feeds, lengths, T } = this.inputFeeds(request.ids);
@@ -153,6 +172,7 @@ export class Engine {
 
   async attribute(request: AttributeRequest): Promise<Attribution[]> {
     this.checkIds(request.ids);
+    this.checkRunMemory(request.ids, true);
     if (!COMPOSITES.includes(request.mode)) throw new InputError(`unknown mode "${String(request.mode)}" (use ${COMPOSITES.join(', ')})`);
     if (request.targets.length !== request.ids.length) throw new InputError(`${request.ids.length} prompts but ${request.targets.length} targets`);
     request.targets.forEach((t, i) => this.checkTarget(t, request.ids[i]!.length));
@@ -186,6 +206,7 @@ export class Engine {
     if (!COMPOSITES.includes(mode)) throw new InputError(`unknown mode "${String(mode)}" (use ${COMPOSITES.join(', ')})`);
     prompts.forEach((p) => this.checkTarget(p.target, p.ids.length));
     const { nLayers: L, nHeads: H, vocabSize: V } = this.spec;
+    this.checkRunMemory(Array.from({ length: Math.min(EDGE_ROWS_PER_RUN, prompts.length * (1 + L * (H + 1))) }, () => prompts[0]!.ids), true);
     const downstream: { id: string; layer: number; kind: 'head' | 'mlp' | 'logits'; head?: number }[] = [{ id: 'logits', layer: L, kind: 'logits' }];
     for (let l = 0; l < L; l++) {
       for (let h = 0; h < H; h++) downstream.push({ id: `a${l}.h${h}`, layer: l, kind: 'head', head: h });

@@ -15,7 +15,11 @@ export interface LoadedModel {
   readonly tokenizer: ModelTokenizer | null;
 }
 
-export function loadModelFolder(folder: string): LoadedModel {
+/**
+ * `beforeWeights`, when given, sees the parameter count from the safetensors headers (and
+ * config-checked shapes) before any tensor is converted, and may refuse by throwing.
+ */
+export function loadModelFolder(folder: string, beforeWeights?: (parameters: number) => void): LoadedModel {
   const resolved = path.resolve(folder);
   if (!fs.existsSync(resolved)) throw new InputError('model folder does not exist', resolved);
   if (!fs.statSync(resolved).isDirectory()) throw new InputError('not a folder (pick the model folder holding config.json)', resolved);
@@ -31,6 +35,7 @@ export function loadModelFolder(folder: string): LoadedModel {
   const weights = ModelWeights.open(resolved);
   const spec = specFromConfig(config, (n) => weights.has(n), configPath);
   weights.checkShapes(expectedShapes(spec));
+  beforeWeights?.(parameterCount(weights));
   const tokenizer = ModelTokenizer.open(resolved);
   return { folder: resolved, config, spec, weights, tokenizer };
 }

@@ -30,23 +30,46 @@ export interface TensorInfo {
 }
 
 export class SafetensorsFile {
+  private data: Buffer | undefined;
+
   private constructor(
     readonly path: string,
     readonly tensors: ReadonlyMap<string, TensorInfo>,
     readonly metadata: Readonly<Record<string, string>>,
-    /** The whole file: handed to ONNX Runtime as external data, and read from for conversions. */
-    readonly bytes: Buffer,
+    readonly size: number,
   ) {}
 
+  /** Reads and validates the header only; tensor data is read on first use. */
   static open(path: string): SafetensorsFile {
-    let bytes: Buffer;
+    let fd: number;
     try {
-      bytes = fs.readFileSync(path);
+      fd = fs.openSync(path, 'r');
     } catch (err) {
       throw new InputError(`cannot read safetensors file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, path);
     }
-    const { tensors, metadata } = parseHeader(bytes, path);
-    return new SafetensorsFile(path, tensors, metadata, bytes);
+    try {
+      const size = fs.fstatSync(fd).size;
+      const lengthBytes = Buffer.alloc(8);
+      const got = fs.readSync(fd, lengthBytes, 0, 8, 0);
+      if (got < 8) throw new InputError(`truncated: ${size} bytes, shorter than the 8-byte header length`, path);
+      const headerLength = checkHeaderLength(Number(lengthBytes.readBigUInt64LE(0)), size, path);
+      const header = Buffer.alloc(headerLength);
+      fs.readSync(fd, header, 0, headerLength, 8);
+      const { tensors, metadata } = parseHeader(header, size, path);
+      return new SafetensorsFile(path, tensors, metadata, size);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** The whole file: handed to ONNX Runtime as external data, and read from for conversions. */
+  get bytes(): Buffer {
+    if (!this.data) {
+      const data = fs.readFileSync(this.path);
+      if (data.length !== this.size) throw new InputError(`the file changed size while open (${this.size} → ${data.length} bytes)`, this.path);
+      this.data = data;
+    }
+    return this.data;
   }
 
   get(name: string): TensorInfo {
@@ -61,29 +84,32 @@ export class SafetensorsFile {
   }
 }
 
-export function parseHeader(bytes: Buffer, path: string): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
-  if (bytes.length < 8) throw new InputError(`truncated: ${bytes.length} bytes, shorter than the 8-byte header length`, path);
-  const headerLength = Number(bytes.readBigUInt64LE(0));
+function checkHeaderLength(headerLength: number, fileSize: number, path: string): number {
   if (headerLength > MAX_HEADER_BYTES) {
     throw new InputError(`header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or not a safetensors file)`, path);
   }
-  if (8 + headerLength > bytes.length) {
-    throw new InputError(`truncated: header says ${headerLength} bytes but the file has ${bytes.length - 8} after the length`, path);
+  if (8 + headerLength > fileSize) {
+    throw new InputError(`truncated: header says ${headerLength} bytes but the file has ${fileSize - 8} after the length`, path);
   }
-  let header: unknown;
+  return headerLength;
+}
+
+/** Parses the JSON header (`header` is the header's bytes, after the 8-byte length). */
+export function parseHeader(header: Buffer, fileSize: number, path: string): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  let parsed: unknown;
   try {
-    header = JSON.parse(bytes.toString('utf8', 8, 8 + headerLength));
+    parsed = JSON.parse(header.toString('utf8'));
   } catch (err) {
     throw new InputError(`header is not valid JSON (${(err as Error).message})`, path);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new InputError('header is not a JSON object', path);
   }
-  const dataStart = 8 + headerLength;
-  const dataLength = bytes.length - dataStart;
+  const dataStart = 8 + header.length;
+  const dataLength = fileSize - dataStart;
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
-  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+  for (const [name, entry] of Object.entries(parsed as Record<string, unknown>)) {
     if (name === '__metadata__') {
       metadata = (entry ?? {}) as Record<string, string>;
       continue;

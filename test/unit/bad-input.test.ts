@@ -170,3 +170,26 @@ describe('bad prompts and targets', () => {
     assert.equal(row!.logitsLast.length, 2088);
   });
 });
+
+describe('resource limits', () => {
+  it('a model whose estimated need exceeds the limit is refused before its weights are read', async () => {
+    await assert.rejects(Engine.load(EMBEDDED_MODEL, { memory: { share: 0.8, limitBytes: 1024 * 1024 } }), (err: unknown) => {
+      assert.ok(err instanceof InputError);
+      assert.match((err as Error).message, /loading this model needs an estimated \d+ MiB, more than the configured limit of 1 MiB; use a machine with more memory or a GPU/);
+      return true;
+    });
+  });
+
+  it('a batch whose activations would not fit is refused with a suggestion, and a smaller one runs', async () => {
+    const engine = await Engine.load(EMBEDDED_MODEL, { memory: { share: 0.8, limitBytes: 256 * 1024 * 1024 } });
+    try {
+      const ids = Array.from({ length: 4000 }, () => Array.from({ length: 128 }, (_, t) => (t * 13) % 2000));
+      const targets = ids.map(() => ({ kind: 'logit' as const, position: 127, token: 5 }));
+      await assert.rejects(engine.attribute({ ids, targets, mode: 'attnlrp' }), /attributing 4000 prompts of up to 128 tokens needs an estimated .* use a smaller batch or shorter prompts/);
+      const rows = await engine.attribute({ ids: ids.slice(0, 2), targets: targets.slice(0, 2), mode: 'attnlrp' });
+      assert.equal(rows.length, 2);
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
