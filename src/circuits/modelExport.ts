@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import type { Engine } from '../engine/engine';
 import { InputError } from '../models/errors';
 import { encodeSafetensors } from '../models/safetensors';
+import { writeSynced } from './files';
 
 /** Files copied as they are when present in the source folder. */
 export const COPIED_FILES = [
@@ -68,16 +69,6 @@ function realOrResolved(p: string): string {
 function isInside(child: string, parent: string): boolean {
   const rel = path.relative(parent, child);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-function writeSynced(file: string, data: Buffer | string): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 function fsyncDir(dir: string): void {

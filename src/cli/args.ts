@@ -36,3 +36,10 @@ export function idsFlag(value: string): number[] {
     return n;
   });
 }
+
+/** A flag restricted to a set of values. */
+export function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string, fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value as T)) throw new InputError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T;
+}

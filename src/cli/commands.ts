@@ -13,17 +13,12 @@ import { toEapIgJson, toNeuronpediaJson, validateEapIgJson, validateNeuronpediaJ
 import { argmaxOf } from './format';
 import type { Engine } from '../engine/engine';
 import { componentId } from '../models/spec';
-import { floatFlag, intFlag, parseFlags } from './args';
+import { floatFlag, intFlag, oneOf, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
-import { writeFileAtomic } from './files';
+import { writeFileAtomic } from '../circuits/files';
 
 const TASK_FLAGS = { ...MODEL_FLAGS, task: { type: 'string' }, n: { type: 'string' }, seed: { type: 'string' }, ablation: { type: 'string' }, batch: { type: 'string' } } as const;
 
-function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string, fallback: T): T {
-  if (value === undefined) return fallback;
-  if (!allowed.includes(value as T)) throw new InputError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
-  return value as T;
-}
 
 /** `ioi` and `greater-than` are generated for the model's tokenizer; anything else is a JSONL file. */
 export function loadTask(engine: Engine, spec: string | undefined, n: number | undefined, seed: number): Task {

@@ -13,14 +13,9 @@ import { AGGREGATIONS, PRUNE_METHODS, PRUNE_SCOPES, calibrationWindows, nextToke
 import { evaluate, ioiMetrics, loadTask, probabilityMetric, readTextIds, splitCalibration, textPerplexity } from '../circuits/pruneEval';
 import type { TaskExample } from '../circuits/tasks';
 import { tune } from '../circuits/tune';
-import { floatFlag, intFlag, parseFlags } from './args';
+import { floatFlag, intFlag, oneOf, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
 
-function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string, fallback: T): T {
-  if (value === undefined) return fallback;
-  if (!allowed.includes(value as T)) throw new InputError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
-  return value as T;
-}
 
 function requireFile(value: string | undefined, flag: string): string {
   if (value === undefined) throw new InputError(`--${flag} FILE is required`);
