@@ -1,0 +1,229 @@
+/**
+ * The extension's context object (rust-analyzer's `Ctx`): settings, the log, the engine client,
+ * the loaded model and the helpers every command uses — running a job with progress and Cancel,
+ * reporting errors with a "Show Log" action, and making sure a model is loaded (with consent in
+ * untrusted workspaces).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { EngineClient, EngineError, type JobOptions } from '../engine/client';
+import type { Circuit, LoadedModel, Progress } from '../protocol';
+import { Config } from './config';
+
+const RECENT_KEY = 'circuitLens.recentModels';
+const MAX_RECENT = 8;
+
+export type Job<T> = (opts: Required<Pick<JobOptions, 'signal' | 'onProgress'>>, progress: vscode.Progress<{ message?: string; increment?: number }>) => Promise<T>;
+
+export class Ctx implements vscode.Disposable {
+  readonly config = new Config();
+  readonly log: vscode.LogOutputChannel;
+  readonly client: EngineClient;
+  private readonly disposables: vscode.Disposable[] = [];
+  private loaded: LoadedModel | null = null;
+  private loading: Promise<LoadedModel> | null = null;
+  private readonly modelEmitter = new vscode.EventEmitter<LoadedModel | null>();
+  /** Fires when a model is loaded or unloaded. */
+  readonly onDidChangeModel = this.modelEmitter.event;
+  /** The circuit most recently discovered or opened (for Verify/Export without a panel). */
+  currentCircuit: Circuit | null = null;
+  private readonly circuitEmitter = new vscode.EventEmitter<Circuit | null>();
+  readonly onDidChangeCircuit = this.circuitEmitter.event;
+  private readonly status: vscode.StatusBarItem;
+
+  constructor(readonly extension: vscode.ExtensionContext) {
+    this.log = vscode.window.createOutputChannel('Circuit Lens', { log: true });
+    this.client = new EngineClient({
+      workerPath: path.join(extension.extensionPath, 'dist', 'worker.js'),
+      testHooks: this.config.testHooks,
+      log: (level, message) => this.log[level](message),
+    });
+    this.status = vscode.window.createStatusBarItem('circuitLens.model', vscode.StatusBarAlignment.Left, 10);
+    this.status.name = 'Circuit Lens Model';
+    this.status.command = 'circuitLens.loadModel';
+    this.disposables.push(
+      this.log,
+      this.status,
+      this.modelEmitter,
+      this.circuitEmitter,
+      this.client.onDidDie((err) => {
+        void this.showError(`The Circuit Lens engine stopped: ${err.message}. It restarts on the next command.`);
+      }),
+    );
+    this.updateStatus();
+  }
+
+  get model(): LoadedModel | null {
+    return this.loaded;
+  }
+
+  get embeddedModelPath(): string {
+    return path.join(this.extension.extensionPath, 'models', 'tiny-ioi-gpt2');
+  }
+
+  setCircuit(circuit: Circuit | null): void {
+    this.currentCircuit = circuit;
+    this.circuitEmitter.fire(circuit);
+  }
+
+  push(...disposables: vscode.Disposable[]): void {
+    this.disposables.push(...disposables);
+  }
+
+  /** Recently loaded model folders, newest first. */
+  get recentModels(): string[] {
+    const v = this.extension.globalState.get<unknown>(RECENT_KEY);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  }
+
+  private async remember(folder: string): Promise<void> {
+    if (folder === this.embeddedModelPath) return;
+    const next = [folder, ...this.recentModels.filter((f) => f !== folder)].slice(0, MAX_RECENT);
+    await this.extension.globalState.update(RECENT_KEY, next);
+  }
+
+  /**
+   * Runs an engine job under `window.withProgress` with a Cancel button. Cancellation and errors
+   * are reported here; the returned promise resolves to undefined when the job did not finish.
+   */
+  async runJob<T>(title: string, job: Job<T>): Promise<T | undefined> {
+    return vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title, cancellable: true },
+      async (progress, token) => {
+        const controller = new AbortController();
+        const sub = token.onCancellationRequested(() => {
+          this.log.info(`${title}: cancel requested`);
+          controller.abort();
+        });
+        let last = 0;
+        const onProgress = (p: Progress) => {
+          const increment = p.fraction !== undefined ? Math.max(0, p.fraction * 100 - last) : undefined;
+          if (p.fraction !== undefined) last = p.fraction * 100;
+          progress.report({ ...(p.message !== undefined ? { message: p.message } : {}), ...(increment !== undefined ? { increment } : {}) });
+        };
+        const started = Date.now();
+        try {
+          const result = await job({ signal: controller.signal, onProgress }, progress);
+          this.log.info(`${title}: done in ${Date.now() - started} ms`);
+          return result;
+        } catch (err) {
+          if (err instanceof EngineError && err.code === 'cancelled') {
+            this.log.info(`${title}: cancelled`);
+            void vscode.window.setStatusBarMessage(`Circuit Lens: ${title} cancelled`, 4000);
+            return undefined;
+          }
+          await this.reportError(title, err);
+          return undefined;
+        } finally {
+          sub.dispose();
+        }
+      },
+    );
+  }
+
+  /** Logs an error (with the worker's stack, when there is one) and shows it with "Show Log". */
+  async reportError(what: string, err: unknown): Promise<void> {
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.log.error(`${what}: ${e.message}`);
+    if (err instanceof EngineError && err.remoteStack) this.log.debug(err.remoteStack);
+    else if (e.stack) this.log.debug(e.stack);
+    await this.showError(`${what} failed: ${e.message}`);
+  }
+
+  async showError(message: string): Promise<void> {
+    const action = await vscode.window.showErrorMessage(message, 'Show Log');
+    if (action === 'Show Log') this.log.show(true);
+  }
+
+  /**
+   * The loaded model, loading one first if needed: the `circuitLens.model.path` setting, or
+   * what the user picks. Undefined when the user declines.
+   */
+  async ensureModel(): Promise<LoadedModel | undefined> {
+    if (this.loaded) return this.loaded;
+    if (this.loading) return this.loading.catch(() => undefined);
+    const configured = this.config.modelPath;
+    if (configured) return this.loadModel(configured);
+    const pick = await vscode.window.showQuickPick(
+      [
+        { label: '$(beaker) Use Embedded Demo Model', description: 'tiny-ioi-gpt2', id: 'embedded' },
+        { label: '$(folder-opened) Load Model Folder…', id: 'browse' },
+      ],
+      { title: 'Circuit Lens: no model is loaded', placeHolder: 'Choose a model to run this command' },
+    );
+    if (!pick) return undefined;
+    if (pick.id === 'embedded') return this.loadModel(this.embeddedModelPath);
+    return vscode.commands.executeCommand<LoadedModel | undefined>('circuitLens.loadModel');
+  }
+
+  /** Loads `folder` into the engine (asking for consent when it lies in an untrusted workspace). */
+  async loadModel(folder: string): Promise<LoadedModel | undefined> {
+    const embedded = path.resolve(folder) === path.resolve(this.embeddedModelPath);
+    if (embedded && !fs.existsSync(path.join(folder, 'config.json'))) {
+      await this.showError('The embedded demo model is missing from this installation of Circuit Lens.');
+      return undefined;
+    }
+    if (!embedded && !(await this.consentToLoad(folder))) return undefined;
+    const name = path.basename(folder);
+    const run = this.runJob(`Loading model ${name}`, (opts) =>
+      this.client.load({ folder, executionProvider: this.config.executionProvider, threads: this.config.threads }, opts),
+    );
+    this.loading = run.then((m) => {
+      if (!m) throw new Error('not loaded');
+      return m;
+    });
+    this.loading.catch(() => undefined);
+    try {
+      const model = await run;
+      if (!model) return undefined;
+      this.loaded = model;
+      this.log.info(`loaded ${folder}: ${model.info.architecture}, ${model.info.layers} layers × ${model.info.heads} heads, ${model.info.parameters} parameters on ${model.info.executionProvider}`);
+      await this.remember(folder);
+      await vscode.commands.executeCommand('setContext', 'circuitLens.modelLoaded', true);
+      this.updateStatus();
+      this.modelEmitter.fire(model);
+      return model;
+    } finally {
+      this.loading = null;
+    }
+  }
+
+  /** Reloads the current model (after an execution-provider or thread change). */
+  async reloadModel(): Promise<void> {
+    if (this.loaded) await this.loadModel(this.loaded.info.folder);
+  }
+
+  private async consentToLoad(folder: string): Promise<boolean> {
+    if (vscode.workspace.isTrusted) return true;
+    const inWorkspace = (vscode.workspace.workspaceFolders ?? []).some((wf) => {
+      const rel = path.relative(wf.uri.fsPath, folder);
+      return !rel.startsWith('..') && !path.isAbsolute(rel);
+    });
+    const where = inWorkspace ? 'comes from this untrusted workspace' : 'was chosen while this workspace is untrusted';
+    const answer = await vscode.window.showWarningMessage(
+      `The model folder ${folder} ${where}. Its ONNX graph, weights and tokenizer are parsed by native code. Load it anyway?`,
+      { modal: true },
+      'Load Model',
+    );
+    this.log.info(`consent to load ${folder} in an untrusted workspace: ${answer === 'Load Model' ? 'given' : 'refused'}`);
+    return answer === 'Load Model';
+  }
+
+  private updateStatus(): void {
+    const m = this.loaded;
+    if (m) {
+      this.status.text = `$(circuit-board) ${path.basename(m.info.folder)}`;
+      this.status.tooltip = `Circuit Lens: ${m.info.architecture} (${m.info.layers} layers, ${m.info.heads} heads) on ${m.info.executionProvider}\n${m.info.folder}\nClick to load another model`;
+    } else {
+      this.status.text = '$(circuit-board) No model';
+      this.status.tooltip = 'Circuit Lens: click to load a model';
+    }
+    this.status.show();
+  }
+
+  dispose(): void {
+    void this.client.dispose();
+    while (this.disposables.length) this.disposables.pop()?.dispose();
+  }
+}

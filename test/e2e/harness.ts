@@ -1,0 +1,262 @@
+/**
+ * End-to-end harness: code-server 4.100.3 (VS Code's workbench in a browser, with a real Node
+ * extension host) driven by playwright-core in Debian's Chromium. See
+ * /work/shared/recipes/code-server.md for why this setup (VS Code desktop cannot be downloaded
+ * offline; code-server 4.101+ needs Node 22).
+ *
+ * Environment:
+ *   CL_E2E_DIR       state folder (default .e2e/ in the repo; git-ignored)
+ *   CL_E2E_VSIX      use this VSIX instead of packaging one
+ *   CL_E2E_HEADFUL=1 show the browser (needs a display)
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+
+export const root = path.resolve(__dirname, '../..');
+export const e2eDir = process.env['CL_E2E_DIR'] ?? path.join(root, '.e2e');
+export const codeServerBin = path.join(e2eDir, 'code-server', 'node_modules', '.bin', 'code-server');
+export const screenshotsDir = path.join(root, 'test', 'e2e', 'screenshots');
+const CHROMIUM = '/usr/bin/chromium';
+
+function log(msg: string): void {
+  process.stderr.write(`[e2e] ${msg}\n`);
+}
+
+/** Installs code-server and Chromium when missing (idempotent; about 3 minutes the first time). */
+export function ensureInstalled(): void {
+  if (fs.existsSync(codeServerBin) && fs.existsSync(CHROMIUM)) return;
+  log('installing code-server and chromium (first run only)…');
+  execFileSync('bash', [path.join(root, 'test/e2e/install-code-server.sh'), path.join(e2eDir, 'code-server')], { stdio: 'inherit' });
+}
+
+/** Builds and packages the linux-x64 VSIX (or uses CL_E2E_VSIX). */
+export function packageVsix(): string {
+  const given = process.env['CL_E2E_VSIX'];
+  if (given) return path.resolve(given);
+  log('packaging the VSIX…');
+  const out = path.join(e2eDir, 'vsix');
+  execFileSync(process.execPath, [path.join(root, 'scripts/package.mjs'), '--target', 'linux-x64', '--out', out], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version as string;
+  return path.join(out, `circuit-lens-linux-x64-${version}.vsix`);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export interface CodeServer {
+  readonly url: string;
+  readonly userDataDir: string;
+  readonly workspace: string;
+  readonly logFile: string;
+  setSettings(patch: Record<string, unknown>): void;
+  stop(): Promise<void>;
+}
+
+/** A fresh user-data dir with the VSIX installed, and code-server serving `workspace`. */
+export async function startCodeServer(vsix: string, workspace: string, settings: Record<string, unknown>): Promise<CodeServer> {
+  const userDataDir = path.join(e2eDir, `user-${process.pid}`);
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+  const extDir = path.join(userDataDir, 'ext');
+  fs.mkdirSync(path.join(userDataDir, 'User'), { recursive: true });
+  const settingsFile = path.join(userDataDir, 'User', 'settings.json');
+  let current: Record<string, unknown> = {
+    'workbench.startupEditor': 'none',
+    'workbench.welcomePage.walkthroughs.openOnInstall': false,
+    'workbench.tips.enabled': false,
+    'security.workspace.trust.enabled': false,
+    'extensions.autoCheckUpdates': false,
+    'extensions.autoUpdate': false,
+    'telemetry.telemetryLevel': 'off',
+    'editor.hover.delay': 100,
+    'editor.minimap.enabled': false,
+    'window.commandCenter': false,
+    ...settings,
+  };
+  fs.writeFileSync(settingsFile, JSON.stringify(current, null, 1));
+  log(`installing ${path.basename(vsix)} into code-server…`);
+  execFileSync(codeServerBin, ['--user-data-dir', userDataDir, '--extensions-dir', extDir, '--install-extension', vsix], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const port = await freePort();
+  const logFile = path.join(userDataDir, 'code-server.log');
+  const out = fs.openSync(logFile, 'a');
+  const proc: ChildProcess = spawn(
+    codeServerBin,
+    ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', '--user-data-dir', userDataDir, '--extensions-dir', extDir, workspace],
+    // Its own process group, so stop() also ends the server's helpers (file watchers, extension host).
+    { stdio: ['ignore', out, out], detached: true },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.ok) break;
+    } catch {
+      /* not up yet */
+    }
+    if (proc.exitCode !== null) throw new Error(`code-server exited (${proc.exitCode}); see ${logFile}`);
+    if (Date.now() > deadline) throw new Error(`code-server did not start in 60 s; see ${logFile}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  log(`code-server up at ${url} (pid ${proc.pid})`);
+  return {
+    url,
+    userDataDir,
+    workspace,
+    logFile,
+    setSettings(patch) {
+      current = { ...current, ...patch };
+      fs.writeFileSync(settingsFile, JSON.stringify(current, null, 1));
+    },
+    async stop() {
+      const group = (signal: NodeJS.Signals) => {
+        try {
+          process.kill(-proc.pid!, signal);
+        } catch {
+          /* already gone */
+        }
+      };
+      if (proc.exitCode === null) {
+        group('SIGTERM');
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 5000);
+          proc.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+      group('SIGKILL');
+    },
+  };
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: process.env['CL_E2E_HEADFUL'] !== '1',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+}
+
+export async function openWorkbench(browser: Browser, server: CodeServer): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(`${server.url}/?folder=${encodeURIComponent(server.workspace)}`);
+  await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+  return page;
+}
+
+/** Waits until `fn` returns a truthy value (polling), or throws with `what`. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * Runs a command from the palette by its full title ("Circuit Lens: Attribute Prompt"). Retries
+ * until the command is listed: contributed commands appear only once the extension host has
+ * scanned extensions.
+ */
+export async function runCommand(page: Page, title: string, timeoutMs = 60_000): Promise<void> {
+  await until(
+    `command "${title}" in the palette`,
+    async () => {
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Control+Shift+P');
+      const input = page.locator('.quick-input-widget input.input');
+      await input.waitFor({ state: 'visible', timeout: 5000 });
+      await input.fill(`>${title}`);
+      const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+      try {
+        await row.waitFor({ state: 'visible', timeout: 3000 });
+      } catch {
+        return false;
+      }
+      const label = (await row.getAttribute('aria-label')) ?? (await row.innerText());
+      if (!label.includes(title)) return false;
+      await page.keyboard.press('Enter');
+      return true;
+    },
+    timeoutMs,
+    500,
+  );
+}
+
+/** Opens a workspace file by name through Quick Open. */
+export async function openFile(page: Page, name: string): Promise<void> {
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Control+P');
+  const input = page.locator('.quick-input-widget input.input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(name);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor({ state: 'visible' });
+  await page.keyboard.press('Enter');
+  await page.locator(`.tabs-container .tab[aria-label*="${name}"]`).first().waitFor({ state: 'visible' });
+  await page.locator('.monaco-editor .view-lines').first().waitFor({ state: 'visible' });
+}
+
+/** Moves the cursor with Go to Line/Column (`line:column`, 1-based). */
+export async function goTo(page: Page, line: number, column: number): Promise<void> {
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+G');
+  const input = page.locator('.quick-input-widget input.input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(`:${line}:${column}`);
+  await page.keyboard.press('Enter');
+}
+
+/** The frame of our webview app (webviews are nested iframes). */
+export async function webviewFrame(page: Page, selector = '#app'): Promise<Frame> {
+  return until(
+    'the circuit panel webview',
+    async () => {
+      for (const f of page.frames()) {
+        try {
+          if (await f.$(selector)) return f;
+        } catch {
+          /* detached */
+        }
+      }
+      return undefined;
+    },
+    60_000,
+    500,
+  );
+}
+
+export async function notificationTexts(page: Page): Promise<string[]> {
+  return page.locator('.notifications-toasts .notification-list-item-message').allInnerTexts();
+}
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  fs.mkdirSync(screenshotsDir, { recursive: true });
+  const file = path.join(screenshotsDir, `${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}
+
+/** The CLI's JSON for a prompt (the e2e reference numbers). */
+export function cliAttribute(prompt: string, extra: string[] = []): Record<string, unknown> {
+  const out = execFileSync(process.execPath, [path.join(root, 'dist/cli.js'), 'attribute', '--prompt', prompt, '--json', ...extra], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
+  return JSON.parse(out) as Record<string, unknown>;
+}
