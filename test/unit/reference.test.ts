@@ -26,9 +26,17 @@ for (const model of MODELS) {
       const rows = await e.forward({ ids: reference.prompts.map((p: any) => p.tokens) });
       reference.prompts.forEach((p: any, i: number) => {
         assert.ok(maxAbsDiff(rows[i]!.logitsLast, p.forward.logits_last) < LOGITS_ABS, `prompt ${i}: ${maxAbsDiff(rows[i]!.logitsLast, p.forward.logits_last)}`);
-        if (p.forward.logits) {
-          assert.ok(true);
-        }
+      });
+    });
+
+    it('logits at every position match where the reference has them', async () => {
+      const e = await load();
+      const withAll = reference.prompts.filter((p: any) => p.forward.logits);
+      if (withAll.length === 0) return;
+      const rows = await e.forward({ ids: withAll.map((p: any) => p.tokens), allLogits: true });
+      withAll.forEach((p: any, i: number) => {
+        const diff = maxAbsDiff(rows[i]!.logits!, p.forward.logits.flat());
+        assert.ok(diff < LOGITS_ABS, `prompt ${i}: ${diff}`);
       });
     });
 
