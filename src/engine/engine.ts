@@ -140,9 +140,8 @@ export class Engine {
   encode(text: string): { ids: number[]; offsets: [number, number][] } {
     if (!this.model.tokenizer) throw new InputError('this model folder has no tokenizer.json; pass token ids instead', this.model.folder);
     if (text.length === 0) throw new InputError('the prompt is empty');
-    const encoded = this.model.tokenizer.encode(text);
-    this.checkIds([encoded.ids]);
-    return encoded;
+    // Checked before offsets are computed, so a 100 000-character prompt is refused at once.
+    return this.model.tokenizer.encode(text, (ids) => this.checkIds([ids]));
   }
 
   async forward(request: ForwardRequest): Promise<ForwardRow[]> {

@@ -16,7 +16,8 @@ export type ShapeOf = (name: string) => readonly number[] | undefined;
 
 export function specFromConfig(config: Config, hasTensor: (name: string) => boolean, file = 'config.json'): ArchSpec {
   const modelType = config.model_type;
-  if (typeof modelType !== 'string') throw new InputError('"model_type" is missing', file);
+  if (modelType === undefined || modelType === null) throw new InputError('"model_type" is missing', file);
+  if (typeof modelType !== 'string') throw new InputError(`"model_type" must be a string, got ${JSON.stringify(modelType)}`, file);
   const read = new ConfigReader(config, file);
   switch (modelType) {
     case 'gpt2':
@@ -56,10 +57,13 @@ class ConfigReader {
     return v === undefined || v === null ? undefined : this.int(name);
   }
 
-  number(name: string, fallback: number): number {
+  /** A finite number; `min` (inclusive) or `above` (exclusive) bound it where other values only make NaN later. */
+  number(name: string, fallback: number, bound: { min?: number; above?: number } = {}): number {
     const v = this.config[name];
     if (v === undefined || v === null) return fallback;
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new InputError(`"${name}" must be a number, got ${JSON.stringify(v)}`, this.file);
+    if (bound.min !== undefined && v < bound.min) throw new InputError(`"${name}" must be at least ${bound.min}, got ${v}`, this.file);
+    if (bound.above !== undefined && v <= bound.above) throw new InputError(`"${name}" must be greater than ${bound.above}, got ${v}`, this.file);
     return v;
   }
 
@@ -170,7 +174,7 @@ function gpt2Spec(read: ConfigReader, hasTensor: (name: string) => boolean, file
     family: 'gpt2',
     modelType: 'gpt2',
     nLayers, nHeads, nKvHeads: nHeads, dModel, headDim, dMlp, vocabSize, maxPositions,
-    norm: { kind: 'layernorm', eps: read.number('layer_norm_epsilon', 1e-5) },
+    norm: { kind: 'layernorm', eps: read.number('layer_norm_epsilon', 1e-5, { min: 0 }) },
     activation: activationFrom(read.string('activation_function', 'gelu_new'), read),
     preNorm: true,
     attnScale: read.bool('scale_attn_weights', true) ? 1 / Math.sqrt(headDim) : 1,
@@ -288,11 +292,11 @@ function llamaSpec(read: ConfigReader, modelType: string, hasTensor: (name: stri
     family: 'llama',
     modelType,
     nLayers, nHeads, nKvHeads, dModel, headDim, dMlp, vocabSize, maxPositions,
-    norm: { kind: 'rmsnorm', eps: read.number('rms_norm_eps', 1e-6) },
+    norm: { kind: 'rmsnorm', eps: read.number('rms_norm_eps', 1e-6, { min: 0 }) },
     activation: activationFrom(read.string('hidden_act', 'silu'), read),
     preNorm: true,
     attnScale: 1 / Math.sqrt(headDim),
-    positional: { kind: 'rope', theta: read.number('rope_theta', 10000), ...ropeScaling(read) },
+    positional: { kind: 'rope', theta: read.number('rope_theta', 10000, { above: 0 }), ...ropeScaling(read) },
     embedTokens: name('embed_tokens.weight'),
     finalNorm: { weight: name('norm.weight') },
     lmHead: { weight: tied ? name('embed_tokens.weight') : 'lm_head.weight', layout: 'out_in' },

@@ -7,6 +7,9 @@ import { ModelTokenizer } from './tokenizer';
 import { ModelWeights } from './weights';
 import type { ArchSpec } from './spec';
 
+/** config.json files beyond this are refused before they are read (a lying file could be gigabytes). */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 export interface LoadedModel {
   readonly folder: string;
   readonly config: Record<string, unknown>;
@@ -25,6 +28,12 @@ export function loadModelFolder(folder: string, beforeWeights?: (parameters: num
   if (!fs.statSync(resolved).isDirectory()) throw new InputError('not a folder (pick the model folder holding config.json)', resolved);
   const configPath = path.join(resolved, 'config.json');
   if (!fs.existsSync(configPath)) throw new InputError('config.json is missing', resolved);
+  const configStat = fs.statSync(configPath);
+  if (!configStat.isFile()) throw new InputError('not a file', configPath);
+  const configSize = configStat.size;
+  if (configSize > MAX_CONFIG_BYTES) {
+    throw new InputError(`${configSize} bytes is far too large for a model config (limit ${MAX_CONFIG_BYTES}; real ones are kilobytes)`, configPath);
+  }
   let config: Record<string, unknown>;
   try {
     config = JSON.parse(fs.readFileSync(configPath, 'utf8')) as Record<string, unknown>;
@@ -34,8 +43,10 @@ export function loadModelFolder(folder: string, beforeWeights?: (parameters: num
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new InputError('not a JSON object', configPath);
   const weights = ModelWeights.open(resolved);
   const spec = specFromConfig(config, (n) => weights.has(n), configPath);
-  weights.checkShapes(expectedShapes(spec));
+  const expected = expectedShapes(spec);
+  weights.checkShapes(expected);
   beforeWeights?.(parameterCount(weights));
+  weights.requireFinite(expected.keys());
   const tokenizer = ModelTokenizer.open(resolved);
   return { folder: resolved, config, spec, weights, tokenizer };
 }

@@ -31,6 +31,7 @@ export interface TensorInfo {
 
 export class SafetensorsFile {
   private data: Buffer | undefined;
+  private readonly mustBeFinite = new Set<string>();
 
   private constructor(
     readonly path: string,
@@ -48,7 +49,9 @@ export class SafetensorsFile {
       throw new InputError(`cannot read safetensors file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, path);
     }
     try {
-      const size = fs.fstatSync(fd).size;
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) throw new InputError('not a regular file', path);
+      const size = stat.size;
       const lengthBytes = Buffer.alloc(8);
       const got = fs.readSync(fd, lengthBytes, 0, 8, 0);
       if (got < 8) throw new InputError(`truncated: ${size} bytes, shorter than the 8-byte header length`, path);
@@ -62,14 +65,42 @@ export class SafetensorsFile {
     }
   }
 
-  /** The whole file: handed to ONNX Runtime as external data, and read from for conversions. */
+  /**
+   * The whole file: handed to ONNX Runtime as external data, and read from for conversions.
+   * Tensors passed to `requireFinite` are scanned when it is first read.
+   */
   get bytes(): Buffer {
     if (!this.data) {
-      const data = fs.readFileSync(this.path);
+      let data: Buffer;
+      try {
+        data = fs.readFileSync(this.path);
+      } catch (err) {
+        throw new InputError(`cannot read safetensors file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, this.path);
+      }
       if (data.length !== this.size) throw new InputError(`the file changed size while open (${this.size} → ${data.length} bytes)`, this.path);
+      for (const name of this.mustBeFinite) this.checkFinite(name, data);
       this.data = data;
     }
     return this.data;
+  }
+
+  /**
+   * Marks a tensor whose values must all be finite: one NaN or ±Infinity weight turns every
+   * logit into NaN with nothing to say why. Checked when the data is read (at once if it was).
+   */
+  requireFinite(name: string): void {
+    this.get(name);
+    this.mustBeFinite.add(name);
+    if (this.data) this.checkFinite(name, this.data);
+  }
+
+  private checkFinite(name: string, data: Buffer): void {
+    const info = this.get(name);
+    const bad = firstNonFinite(info, data);
+    if (!bad) return;
+    const columns = info.shape.length > 1 ? info.shape[info.shape.length - 1]! : 0;
+    const at = columns > 0 ? `element ${bad.index} (row ${Math.floor(bad.index / columns)})` : `element ${bad.index}`;
+    throw new InputError(`tensor "${name}" holds ${bad.value} at ${at}; non-finite weights would make every logit NaN (corrupt download or broken conversion?)`, this.path);
   }
 
   get(name: string): TensorInfo {
@@ -117,6 +148,12 @@ export function parseHeader(header: Buffer, fileSize: number, path: string): { t
     tensors.set(name, checkEntry(name, entry, dataStart, dataLength, path));
   }
   checkNoOverlaps([...tensors.values()], path);
+  // As in the reference reader: the last tensor must end where the file ends. Otherwise the
+  // header length is off (all data shifted, so every weight would be garbage) or bytes are missing.
+  const covered = [...tensors.values()].reduce((end, t) => Math.max(end, t.offset - dataStart + t.byteLength), 0);
+  if (covered !== dataLength) {
+    throw new InputError(`the tensors cover ${covered} bytes of data but the file has ${dataLength} after the header (wrong header length or extra bytes)`, path);
+  }
   return { tensors, metadata };
 }
 
@@ -179,6 +216,42 @@ export function toFloat32(info: TensorInfo, bytes: Buffer): Float32Array {
       throw new InputError(`tensor "${info.name}" has dtype ${info.dtype}; weights must be F32, F16, BF16 or F64`, info.file);
   }
   return out;
+}
+
+/**
+ * The first NaN or ±Infinity in a float tensor (F64 values beyond float32's range count: they
+ * become Infinity once converted), or null. Reads exponent bits in place, without converting.
+ */
+export function firstNonFinite(info: TensorInfo, bytes: Buffer): { index: number; value: number } | null {
+  const width = DTYPE_BYTES[info.dtype];
+  const n = info.byteLength / width;
+  const start = bytes.byteOffset + info.offset;
+  if (info.dtype === 'F64') {
+    const view = new DataView(bytes.buffer, start, info.byteLength);
+    for (let i = 0; i < n; i++) {
+      const v = view.getFloat64(i * 8, true);
+      if (!Number.isFinite(Math.fround(v))) return { index: i, value: v };
+    }
+    return null;
+  }
+  if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') return null;
+  // Typed-array views need aligned data; safetensors does not promise alignment, so copy if not.
+  let buffer: ArrayBufferLike = bytes.buffer;
+  let begin = start;
+  if (start % width !== 0) {
+    const copy = new Uint8Array(info.byteLength);
+    copy.set(bytes.subarray(info.offset, info.offset + info.byteLength));
+    [buffer, begin] = [copy.buffer, 0];
+  }
+  const words = width === 4 ? new Uint32Array(buffer, begin, n) : new Uint16Array(buffer, begin, n);
+  const mask = info.dtype === 'F32' ? 0x7f800000 : info.dtype === 'F16' ? 0x7c00 : 0x7f80;
+  for (let i = 0; i < n; i++) {
+    if ((words[i]! & mask) === mask) {
+      const value = toFloat32({ ...info, offset: info.offset + i * width, byteLength: width }, bytes)[0]!;
+      return { index: i, value };
+    }
+  }
+  return null;
 }
 
 function halfToFloat(h: number): number {

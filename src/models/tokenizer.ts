@@ -27,11 +27,13 @@ export class ModelTokenizer {
     const json = readJson(file);
     const configFile = path.join(folder, 'tokenizer_config.json');
     const config = fs.existsSync(configFile) ? readJson(configFile) : {};
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError('not a JSON object', file);
     const model = (json as { model?: { type?: unknown } }).model;
     const supported = ['BPE', 'WordPiece', 'Unigram', 'WordLevel'];
     if (!model || (model.type !== undefined && !supported.includes(String(model.type)))) {
       throw new InputError(`tokenizer model type ${JSON.stringify(model?.type)} is not supported (supported: ${supported.join(', ')})`, file);
     }
+    checkVocab((model as { vocab?: unknown }).vocab, model.type, file);
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(json as object, config as object);
@@ -45,10 +47,13 @@ export class ModelTokenizer {
 
   /**
    * Encodes as the model was trained: special tokens follow tokenizer.json's post-processor
-   * (Llama adds BOS; GPT-2 adds nothing).
+   * (Llama adds BOS; GPT-2 adds nothing). `checkIds` sees the ids before offsets are computed
+   * and may refuse them by throwing.
    */
-  encode(text: string): EncodedPrompt {
+  encode(text: string, checkIds?: (ids: number[]) => void): EncodedPrompt {
     const ids = this.tokenizer.encode(text).ids;
+    // Offsets cost a decode per token: refuse (e.g. a prompt past the context) before paying it.
+    checkIds?.(ids);
     return { ids, offsets: this.offsets(text, ids) };
   }
 
@@ -112,6 +117,27 @@ function alignedLength(text: string, prefix: string): number {
     else break;
   }
   return t;
+}
+
+/**
+ * The library accepts a malformed vocabulary and then encodes to undefined ids; refuse it here.
+ * Unigram vocabularies are `[piece, score]` pairs, the others `{token: id}` maps.
+ */
+function checkVocab(vocab: unknown, type: unknown, file: string): void {
+  if (type === 'Unigram') {
+    if (!Array.isArray(vocab) || !vocab.every((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'number')) {
+      throw new InputError('"model.vocab" of a Unigram tokenizer must be a list of [piece, score] pairs', file);
+    }
+    return;
+  }
+  if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab)) {
+    throw new InputError(`"model.vocab" must be an object mapping tokens to ids, got ${Array.isArray(vocab) ? 'an array' : JSON.stringify(vocab)}`, file);
+  }
+  for (const [token, id] of Object.entries(vocab)) {
+    if (!Number.isSafeInteger(id) || (id as number) < 0) {
+      throw new InputError(`"model.vocab" gives token ${JSON.stringify(token)} the id ${JSON.stringify(id)}; ids must be non-negative integers`, file);
+    }
+  }
 }
 
 function readJson(file: string): unknown {

@@ -108,6 +108,14 @@ export class ModelWeights {
     }
   }
 
+  /**
+   * The named tensors must hold only finite values; checked when their file's data is first
+   * read (graph compile, conversion), so opening a model still reads headers only.
+   */
+  requireFinite(names: Iterable<string>): void {
+    for (const name of names) this.file(name).requireFinite(name);
+  }
+
   /** The dominant dtype, for `info`. */
   dtype(): string {
     const counts = new Map<string, number>();
