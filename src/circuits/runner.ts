@@ -9,6 +9,7 @@ import type { ArchSpec } from '../models/spec';
 
 export interface RunnerTokenizer {
   encode(text: string): { ids: number[]; offsets: [number, number][] };
+  encodeIds(text: string): number[];
   decode(ids: number[]): string;
   tokenString(id: number): string;
 }
@@ -32,5 +33,5 @@ export function encoderOf(runner: Pick<ModelRunner, 'tokenizer'>): EncodeFn {
   if (tokenizer === null) {
     throw new Error('This model has no tokenizer: give token ids (prompt_ids) instead of text');
   }
-  return (text) => tokenizer.encode(text).ids;
+  return (text) => tokenizer.encodeIds(text);
 }

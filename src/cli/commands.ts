@@ -24,11 +24,11 @@ const TASK_FLAGS = { ...MODEL_FLAGS, task: { type: 'string' }, n: { type: 'strin
 export function loadTask(engine: Engine, spec: string | undefined, n: number | undefined, seed: number): Task {
   if (!spec) throw new InputError('give the task with --task ioi|greater-than|FILE.jsonl');
   const tokenizer = engine.tokenizer;
-  const encode = tokenizer ? (text: string) => tokenizer.encode(text).ids : undefined;
+  const encode = tokenizer ? (text: string) => tokenizer.encodeIds(text) : undefined;
   let task: Task;
   if (spec === 'ioi' || spec === 'greater-than') {
     if (!encode) throw new InputError(`the built-in ${spec} task needs a model with a tokenizer; pass a JSONL file of token ids instead`);
-    const isSingleToken = (text: string) => tokenizer!.encode(text).ids.length === 1;
+    const isSingleToken = (text: string) => tokenizer!.encodeIds(text).length === 1;
     task =
       spec === 'ioi'
         ? generateIoiTask({ count: n ?? 100, seed, encode, isSingleToken })

@@ -409,8 +409,8 @@ export class Engine {
       const which = ids.length > 1 ? `prompt ${i + 1}: ` : '';
       if (row.length === 0) throw new InputError(`${which}the prompt is empty`);
       if (row.length > maxPositions) throw new InputError(`${which}the prompt has ${row.length} tokens, longer than the model's context of ${maxPositions}`);
-      const bad = row.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
-      if (bad !== undefined) throw new InputError(`${which}token id ${bad} is outside the vocabulary (0..${vocabSize - 1})`);
+      const bad = row.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
+      if (bad !== -1) throw new InputError(`${which}token id ${String(row[bad])} at position ${bad} is outside the vocabulary (0..${vocabSize - 1})`);
     });
   }
 

@@ -45,6 +45,7 @@ export function loadModelFolder(folder: string, beforeWeights?: (parameters: num
   const spec = specFromConfig(config, (n) => weights.has(n), configPath);
   const expected = expectedShapes(spec);
   weights.checkShapes(expected);
+  checkLayerCount(spec.nLayers, weights.names(), configPath);
   beforeWeights?.(parameterCount(weights));
   weights.requireFinite(expected.keys());
   const tokenizer = ModelTokenizer.open(resolved);
@@ -56,4 +57,16 @@ export function parameterCount(weights: ModelWeights): number {
   let total = 0;
   for (const name of weights.names()) total += weights.info(name).shape.reduce((a, b) => a * b, 1);
   return total;
+}
+
+/** The weights must not hold more blocks than the config says: extra layers would be silently ignored. */
+function checkLayerCount(nLayers: number, names: readonly string[], configPath: string): void {
+  let highest = -1;
+  for (const name of names) {
+    const match = /(?:^|\.)(?:h|layers)\.(\d+)\./.exec(name);
+    if (match) highest = Math.max(highest, Number(match[1]));
+  }
+  if (highest + 1 > nLayers) {
+    throw new InputError(`the config says ${nLayers} layers but the weights hold ${highest + 1}`, configPath);
+  }
 }

@@ -57,6 +57,11 @@ export class ModelTokenizer {
     return { ids, offsets: this.offsets(text, ids) };
   }
 
+  /** Ids only: no character offsets (they cost a decode per token). For task files and long text. */
+  encodeIds(text: string): number[] {
+    return this.tokenizer.encode(text).ids;
+  }
+
   decode(ids: readonly number[]): string {
     return this.tokenizer.decode([...ids], { skip_special_tokens: false, clean_up_tokenization_spaces: false });
   }

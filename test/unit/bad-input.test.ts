@@ -150,7 +150,7 @@ describe('bad prompts and targets', () => {
   it('an empty prompt', () => expectError(() => engine.encode(''), /the prompt is empty/));
   it('a prompt longer than the context', () => expectError(() => engine.encode('the war '.repeat(200)), /longer than the model's context of 128/));
   it('token ids outside the vocabulary', async () => {
-    await assert.rejects(engine.forward({ ids: [[1, 2, 99999]] }), /token id 99999 is outside the vocabulary/);
+    await assert.rejects(engine.forward({ ids: [[1, 2, 99999]] }), /token id 99999 at position 2 is outside the vocabulary/);
   });
   it('a target that is not one token', () => expectError(() => engine.tokenizer!.singleTokenId(' Maryland and'), /is not a single token: it encodes as/));
   it('a position out of range', async () => {
@@ -191,5 +191,13 @@ describe('resource limits', () => {
     } finally {
       await engine.dispose();
     }
+  });
+});
+
+describe('config and weights that disagree on depth', () => {
+  it('a config with fewer layers than the weights is refused, not silently truncated', () => {
+    const dir = copyModel('fewer-layers');
+    writeConfig(dir, { ...config(dir), n_layer: 3 });
+    expectError(() => loadModelFolder(dir), /config\.json: the config says 3 layers but the weights hold 4/);
   });
 });
