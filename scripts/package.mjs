@@ -43,5 +43,7 @@ const vsix = path.join(outDir, `circuit-lens-${target}-${version}.vsix`);
 const vsce = path.join(root, 'node_modules/@vscode/vsce/vsce');
 const extra = [];
 if (!fs.existsSync(path.join(root, 'LICENSE'))) extra.push('--skip-license');
-run(process.execPath, [vsce, 'package', '--target', target, '--ignoreFile', ignoreFile, '--allow-missing-repository', ...extra, '-o', vsix]);
+// The README's images are relative (docs/images, shipped in the package); there is no public
+// repository URL to rewrite them against.
+run(process.execPath, [vsce, 'package', '--target', target, '--ignoreFile', ignoreFile, '--allow-missing-repository', '--no-rewrite-relative-links', ...extra, '-o', vsix]);
 console.log(vsix);

@@ -471,6 +471,39 @@ export const circuitMetricsSchema = s.object({
 export type CircuitMetrics = Infer<typeof circuitMetricsSchema>;
 
 export const curvePointSchema = s.object({ x: s.anyNumber(), y: s.anyNumber() });
+
+// ── pruning (worker → host → webview) ──
+
+export const PRUNE_METHOD_CHOICES = ['attnlrp', 'cp-lrp', 'gradient', 'wanda', 'magnitude', 'random'] as const;
+export type PruneMethodChoice = (typeof PRUNE_METHOD_CHOICES)[number];
+export const PRUNE_SCOPE_CHOICES = ['rowwise', 'global'] as const;
+export type PruneScopeChoice = (typeof PRUNE_SCOPE_CHOICES)[number];
+
+const pruneSummaryShape = {
+  method: s.literal(...PRUNE_METHOD_CHOICES),
+  scope: s.literal(...PRUNE_SCOPE_CHOICES),
+  /** Requested fraction of the decoder-block linear weights set to zero. */
+  sparsity: s.number({ min: 0, max: 1 }),
+  achievedSparsity: s.number({ min: 0, max: 1 }),
+  prunedWeights: s.number({ int: true, min: 0 }),
+  totalWeights: s.number({ int: true, min: 0 }),
+  perplexityBefore: s.anyNumber(),
+  perplexityAfter: s.anyNumber(),
+  /** The text file perplexity is measured on (its first part) and calibration windows come from (the rest). */
+  text: s.string({ max: 4096 }),
+  evalTokens: s.number({ int: true, min: 0 }),
+  calibration: s.nullable(
+    s.object({
+      windows: s.number({ int: true, min: 0 }),
+      windowLength: s.number({ int: true, min: 0 }),
+      tokens: s.number({ int: true, min: 0 }),
+      explainedOutputs: s.number({ int: true, min: 0 }),
+    }),
+  ),
+};
+/** What a pruning run reports (shown in the panel next to its sparsity–perplexity curve). */
+export const pruneSummarySchema = s.object(pruneSummaryShape);
+export type PruneSummary = Infer<typeof pruneSummarySchema>;
 export const circuitSchema = s.object({
   id: s.string({ max: 128 }),
   title: s.string({ max: 512 }),
@@ -480,6 +513,11 @@ export const circuitSchema = s.object({
   prompt: s.optional(s.string({ max: 1 << 14 })),
   layers: s.number({ int: true, min: 0, max: 4096 }),
   heads: s.number({ int: true, min: 0, max: 4096 }),
+  /** Model widths, for the EAP-IG export (absent in circuits saved by older builds). */
+  dModel: s.optional(s.number({ int: true, min: 1, max: 1 << 20 })),
+  dMlp: s.optional(s.number({ int: true, min: 1, max: 1 << 22 })),
+  /** Task prompts the relevance was averaged over. */
+  examples: s.optional(s.number({ int: true, min: 0, max: 1 << 20 })),
   nodes: s.array(graphNodeSchema, { max: 1 << 15 }),
   edges: s.array(graphEdgeSchema, { max: 1 << 17 }),
   metrics: s.optional(circuitMetricsSchema),
@@ -491,6 +529,8 @@ export const circuitSchema = s.object({
   faithfulnessCurve: s.optional(s.array(curvePointSchema, { max: 4096 })),
   /** Perplexity as a function of sparsity (x = fraction pruned), from pruning runs. */
   sparsityCurve: s.optional(s.array(curvePointSchema, { max: 4096 })),
+  /** The pruning run the sparsity curve comes from. */
+  pruning: s.optional(pruneSummarySchema),
 });
 export type Circuit = Infer<typeof circuitSchema>;
 
@@ -596,20 +636,62 @@ export const Engine = {
     }),
     circuitMetricsSchema,
   ),
+  /**
+   * Unstructured pruning of the decoder-block linear weights (src/circuits/prune.ts). The text
+   * is split once: perplexity on its first part (at most 8,192 tokens), calibration windows from
+   * the rest, so the two never overlap. The pruned weights stay in the worker for `exportModel`.
+   */
   prune: new RequestType(
     'engine/prune',
-    s.object({ sparsity: s.number({ min: 0, max: 1 }), target: s.literal('heads', 'neurons', 'weights'), mode: modeSchema }),
-    s.object({ pruned: s.number({ int: true, min: 0 }), perplexityBefore: s.anyNumber(), perplexityAfter: s.anyNumber(), curve: s.optional(s.array(curvePointSchema, { max: 4096 })) }),
+    s.object({
+      /** A text file; default: the model folder's heldout.txt. */
+      text: s.optional(s.string({ min: 1, max: 4096 })),
+      method: s.literal(...PRUNE_METHOD_CHOICES),
+      scope: s.optional(s.literal(...PRUNE_SCOPE_CHOICES)),
+      sparsity: s.number({ min: 0, max: 1 }),
+      windows: s.optional(s.number({ int: true, min: 1, max: 4096 })),
+      windowLength: s.optional(s.number({ int: true, min: 2, max: 1 << 16 })),
+      /** Extra sparsities for the curve (the requested one and 0 are always measured). */
+      curve: s.optional(s.array(s.number({ min: 0, max: 1 }), { max: 32 })),
+    }),
+    s.object({ ...pruneSummaryShape, curve: s.array(curvePointSchema, { max: 64 }) }),
   ),
+  /**
+   * Model correction by differential relevance (src/circuits/correct.ts): removes the MLP
+   * neurons most relevant to the undesired task and least relevant to the general data. The
+   * corrected weights stay in the worker for `exportModel`.
+   */
   correct: new RequestType(
     'engine/correct',
-    s.object({ behaviour: s.string({ max: 256 }), mode: modeSchema, components: s.optional(s.number({ int: true, min: 1, max: 1 << 15 })) }),
-    s.object({ removed: s.array(componentIdSchema, { max: 1 << 15 }), before: s.anyNumber(), after: s.anyNumber(), perplexityBefore: s.anyNumber(), perplexityAfter: s.anyNumber() }),
+    s.object({
+      /** JSONL task of the undesired behaviour (rows marked `"context": "toxic"` when the file has a context field). */
+      undesired: s.string({ min: 1, max: 4096 }),
+      /** General data: a text file (next-token windows, perplexity) or a JSONL task (its targets, its metric). */
+      general: s.string({ min: 1, max: 4096 }),
+      neurons: s.number({ int: true, min: 1, max: 1 << 24 }),
+      mode: modeSchema,
+      windows: s.optional(s.number({ int: true, min: 1, max: 4096 })),
+    }),
+    s.object({
+      unit: s.literal('neurons'),
+      count: s.number({ int: true, min: 0 }),
+      totalComponents: s.number({ int: true, min: 0 }),
+      removed: s.array(componentIdSchema, { max: 1 << 20 }),
+      /** Metric name → value on the dense model and on the corrected one. */
+      before: s.record(s.anyNumber(), { maxKeys: 32 }),
+      after: s.record(s.anyNumber(), { maxKeys: 32 }),
+    }),
   ),
+  /** Writes the last pruned or corrected model as a Hugging Face folder (atomically; never into the source folder). */
   exportModel: new RequestType(
     'engine/exportModel',
-    s.object({ folder: s.string({ min: 1, max: 4096 }), ablate: s.array(componentIdSchema, { max: 1 << 15 }) }),
-    s.object({ folder: s.string({ max: 4096 }), files: s.array(s.string({ max: 4096 }), { max: 256 }) }),
+    s.object({ folder: s.string({ min: 1, max: 4096 }), overwrite: s.optional(s.boolean()) }),
+    s.object({
+      folder: s.string({ max: 4096 }),
+      files: s.array(s.string({ max: 4096 }), { max: 256 }),
+      kind: s.literal('prune', 'correct'),
+      zeroedWeights: s.number({ int: true, min: 0 }),
+    }),
   ),
   /** Test hook: a job that runs for `ms` milliseconds, reporting progress, honouring cancel only if `cooperative`. */
   sleep: new RequestType('engine/sleep', s.object({ ms: s.number({ int: true, min: 0, max: 600000 }), cooperative: s.boolean() }), s.void()),

@@ -45,6 +45,11 @@ export class ChartsView {
     const purple = css('--vscode-charts-purple', '#b180d7');
     const orange = css('--vscode-charts-orange', '#d18616');
 
+    if (circuit.task === 'pruning') {
+      this.sparsity(circuit, orange);
+      return;
+    }
+
     // Faithfulness vs size.
     const faith = this.section('Faithfulness vs circuit size', 'chart-faithfulness');
     if (circuit.faithfulnessCurve?.length) {
@@ -90,10 +95,31 @@ export class ChartsView {
     }
     heat.append(grid);
 
-    // Sparsity vs perplexity.
-    const sp = this.section('Sparsity vs perplexity', 'chart-sparsity');
-    if (circuit.sparsityCurve?.length) this.line(sp, circuit.sparsityCurve, 'fraction pruned', 'perplexity', orange);
-    else sp.append(el('p', { class: 'empty' }, 'No pruning run yet (Circuit Lens: Prune Model…).'));
+    this.sparsity(circuit, orange);
+  }
+
+  /** Sparsity vs perplexity, with the numbers as a table too (the chart is a canvas). */
+  private sparsity(circuit: Circuit, color: string): void {
+    const p = circuit.pruning;
+    const sp = this.section(p ? `Sparsity vs perplexity (${p.method}, ${p.scope === 'rowwise' ? 'row-wise' : 'global'})` : 'Sparsity vs perplexity', 'chart-sparsity');
+    const curve = circuit.sparsityCurve ?? [];
+    if (curve.length === 0) {
+      sp.append(el('p', { class: 'empty' }, 'No pruning run yet (Circuit Lens: Prune Model…).'));
+      return;
+    }
+    const pct = (x: number) => `${Math.round(x * 100)} %`;
+    this.line(sp, curve.map((q) => ({ x: pct(q.x), y: q.y })), 'fraction of weights pruned', 'perplexity', color);
+    const table = el('table', { class: 'curve', 'data-testid': 'sparsity-table', 'aria-label': 'Perplexity at each sparsity' });
+    const head = el('tr');
+    const row = el('tr');
+    head.append(el('th', { scope: 'row' }, 'sparsity'));
+    row.append(el('th', { scope: 'row' }, 'perplexity'));
+    for (const q of curve) {
+      head.append(el('th', { scope: 'col' }, pct(q.x)));
+      row.append(el('td', { class: 'num' }, Number.isFinite(q.y) ? (q.y >= 1000 ? q.y.toExponential(2) : q.y.toFixed(3)) : String(q.y)));
+    }
+    table.append(head, row);
+    sp.append(table);
   }
 
   private section(title: string, testId: string): HTMLElement {
@@ -111,7 +137,7 @@ export class ChartsView {
     return c;
   }
 
-  private line(parent: HTMLElement, points: readonly { x: number; y: number }[], xLabel: string, yLabel: string, color: string): void {
+  private line(parent: HTMLElement, points: readonly { x: number | string; y: number }[], xLabel: string, yLabel: string, color: string): void {
     this.charts.push(
       new Chart(this.canvas(parent, `${yLabel} against ${xLabel}`), {
         type: 'line',

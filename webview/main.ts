@@ -12,6 +12,7 @@ import {
   type GraphNode,
   type PanelState,
   panelStateSchema,
+  type PruneSummary,
   parseWith,
   ToWebview,
   toWebviewMessages,
@@ -178,17 +179,38 @@ function fmt(x: number | undefined): string {
   return Math.abs(x) >= 1e-3 || x === 0 ? x.toFixed(4) : x.toExponential(3);
 }
 
-function renderMetrics(m: CircuitMetrics | undefined): void {
+const metricItem = (label: string, value: string, testId: string) => {
+  const d = el('div', { class: 'metric' });
+  d.append(el('span', { class: 'metric-label' }, label), el('span', { class: 'metric-value', 'data-testid': testId }, value));
+  return d;
+};
+
+/** A circuit without heads or MLPs (a pruning run's record) has nothing to verify. */
+function hasComponents(c: Circuit | null): boolean {
+  return !!c && c.nodes.some((n) => n.kind === 'head' || n.kind === 'mlp');
+}
+
+function renderPruning(p: PruneSummary | undefined): void {
+  if (!p) return;
+  const row = el('div', { class: 'metrics-row', 'data-testid': 'pruning' });
+  row.append(
+    el('span', { class: 'metric-name' }, `pruning · ${p.method} ${p.scope === 'rowwise' ? 'row-wise' : 'global'}`),
+    metricItem('sparsity', `${(p.achievedSparsity * 100).toFixed(1)} %`, 'pruning-sparsity'),
+    metricItem('perplexity, dense', fmt(p.perplexityBefore), 'perplexity-before'),
+    metricItem('perplexity, pruned', fmt(p.perplexityAfter), 'perplexity-after'),
+    el('span', { class: 'muted', title: p.text }, `${p.evalTokens.toLocaleString('en-US')} tokens of ${p.text.split(/[\\/]/).pop() ?? p.text}`),
+  );
+  metrics.append(row);
+}
+
+function renderMetrics(m: CircuitMetrics | undefined, c: Circuit | null = null): void {
   metrics.replaceChildren();
   if (!m) {
-    metrics.append(el('span', { class: 'muted' }, 'Not verified yet — press Verify.'));
+    if (hasComponents(c) || !c?.pruning) metrics.append(el('span', { class: 'muted' }, 'Not verified yet — press Verify.'));
+    renderPruning(c?.pruning);
     return;
   }
-  const item = (label: string, value: string, testId: string) => {
-    const d = el('div', { class: 'metric' });
-    d.append(el('span', { class: 'metric-label' }, label), el('span', { class: 'metric-value', 'data-testid': testId }, value));
-    return d;
-  };
+  const item = metricItem;
   metrics.append(
     el('span', { class: 'metric-name' }, m.metric),
     item('full model', fmt(m.full), 'metric-full'),
@@ -197,6 +219,7 @@ function renderMetrics(m: CircuitMetrics | undefined): void {
     item('faithfulness', fmt(m.faithfulness), 'faithfulness'),
   );
   if (m.ablatedNodes?.length) metrics.append(el('span', { class: 'muted' }, `ablated: ${m.ablatedNodes.join(', ')}`));
+  renderPruning(c?.pruning);
 }
 
 function renderInspector(c: Circuit): void {
@@ -295,7 +318,7 @@ function render(): void {
   empty.hidden = c !== null;
   main.hidden = c === null;
   controls.hidden = c === null;
-  verifyBtn.setDisabled(!c || busy);
+  verifyBtn.setDisabled(!hasComponents(c) || busy);
   ring.hidden = !busy;
   ablatedCount.textContent = String(state.ablated.length);
   if (!c) {
@@ -317,10 +340,10 @@ function render(): void {
   const shown = graph.render(c, { topK: state.topK, threshold: state.threshold, ablated: new Set(state.ablated), pinned: new Set(state.pinned), selected: state.selected });
   nodeCount.textContent = String(shown.nodes);
   edgeCount.textContent = String(shown.edges);
-  renderMetrics(c.metrics);
+  renderMetrics(c.metrics, c);
   renderInspector(c);
   if (state.view === 'table') renderTable(c);
-  const chartsKey = `${c.id}|${state.view}`;
+  const chartsKey = `${c.id}|${state.view}|${c.pruning ? `${c.pruning.method}/${c.pruning.sparsity}/${c.pruning.perplexityAfter}` : ''}`;
   if (state.view === 'charts' && chartsKey !== lastChartsKey) charts.render(c);
   lastChartsKey = chartsKey;
   document.body.dataset['circuit'] = c.id;

@@ -52,6 +52,8 @@ export interface CorrectOptions {
   /** Metrics of a (corrected) model, reported at 0 and after each step. */
   readonly evaluate?: (engine: Engine) => Promise<Record<string, number>>;
   readonly log?: (line: string) => void;
+  /** Called after each attribution batch with (explained outputs done, total over both reference sets). */
+  readonly progress?: (done: number, total: number) => void;
 }
 
 export interface CorrectionStep {
@@ -128,9 +130,11 @@ export async function correct(engine: Engine, options: CorrectOptions): Promise<
   const upNames = [...new Set(engine.spec.layers.map((l) => l.up.weight))];
   const weights = unit === 'weights' ? upNames : [];
   log(`general reference: ${options.general.length} explained outputs`);
-  const gen = await attributionScores(engine, options.general, { mode, aggregation: generalAggregation, weights });
+  const totalRows = options.general.length + options.undesired.length;
+  const report = (offset: number) => (options.progress ? { progress: (done: number) => options.progress!(offset + done, totalRows) } : {});
+  const gen = await attributionScores(engine, options.general, { mode, aggregation: generalAggregation, weights, ...report(0) });
   log(`undesired reference: ${options.undesired.length} explained outputs`);
-  const und = await attributionScores(engine, options.undesired, { mode, aggregation: undesiredAggregation, weights });
+  const und = await attributionScores(engine, options.undesired, { mode, aggregation: undesiredAggregation, weights, ...report(options.general.length) });
 
   // Component list with ids, in one flat order.
   const ids: string[] = [];

@@ -214,6 +214,12 @@ export interface CurveOptions extends CalibrationOptions {
   readonly evalIds?: readonly number[];
   readonly ioi?: readonly TaskExample[];
   readonly log?: (line: string) => void;
+  /** Scores computed earlier (e.g. by `prune`), reused for the methods they were computed with. */
+  readonly scores?: WeightScores;
+  /** Perplexity of the dense model on `evalIds`, when already known. */
+  readonly densePerplexity?: number;
+  /** Called after each evaluated point with (points done, points total). */
+  readonly onPoint?: (done: number, total: number) => void;
 }
 
 /**
@@ -223,13 +229,20 @@ export interface CurveOptions extends CalibrationOptions {
 export async function sparsityCurves(engine: Engine, options: CurveOptions): Promise<{ dense: { perplexity?: number; ioi?: IoiResult }; rows: CurveRow[] }> {
   const log = options.log ?? (() => undefined);
   const dense = {
-    ...(options.evalIds && { perplexity: (await textPerplexity(engine, options.evalIds)).perplexity }),
+    ...(options.evalIds && { perplexity: options.densePerplexity ?? (await textPerplexity(engine, options.evalIds)).perplexity }),
     ...(options.ioi && { ioi: await ioiMetrics(engine, options.ioi) }),
   };
   const cache = new Map<string, { scores: WeightScores; seconds: number }>();
+  if (options.scores) {
+    const s = options.scores;
+    cache.set(`${s.method}|${s.aggregation ?? ''}|${s.target ?? ''}`, { scores: s, seconds: 0 });
+  }
+  const totalPoints = options.methods.length * options.sparsities.length;
+  let donePoints = 0;
   const rows: CurveRow[] = [];
   for (const m of options.methods) {
-    const key = `${m.method}|${m.aggregation ?? ''}|${m.target ?? ''}`;
+    const scored = m.method === 'magnitude' || m.method === 'random' || m.method === 'wanda';
+    const key = scored ? `${m.method}||` : `${m.method}|${m.aggregation ?? 'mean-abs'}|${m.target ?? 'logit'}`;
     let entry = cache.get(key);
     if (!entry) {
       const t0 = Date.now();
@@ -262,6 +275,7 @@ export async function sparsityCurves(engine: Engine, options: CurveOptions): Pro
       } finally {
         await pruned.dispose();
       }
+      options.onPoint?.(++donePoints, totalPoints);
     }
     rows.push({ label, method: m.method, scope: m.scope, points, scoreSeconds: entry.seconds });
   }

@@ -8,8 +8,16 @@
  * between steps stops early, and the host terminates the worker when a job does not stop within
  * a second (e.g. inside one long native call).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Target } from './api';
+import { correct as correctModel, undesiredOutputs } from '../circuits/correct';
+import { checkExportDestination, exportModel as writeModelFolder } from '../circuits/modelExport';
+import { calibrationWindows, nextTokenOutputs, prune as pruneWeights, weightScores, type ExplainedOutput } from '../circuits/prune';
+import { evaluate, ioiMetrics, loadTask, probabilityMetric, readTextIds, sparsityCurves, textPerplexity } from '../circuits/pruneEval';
+import type { TaskExample } from '../circuits/tasks';
+import { InputError } from '../models/errors';
 import { discoverCircuit } from '../circuits/discover';
 import { evaluateCircuit, faithfulnessCurve } from '../circuits/faithfulness';
 import { generateGreaterThanTask, generateIoiTask, yearSplitsAsTwoTokens } from '../circuits/generators';
@@ -59,6 +67,16 @@ const options = (workerData ?? {}) as { testHooks?: boolean };
 let engine: Engine | null = null;
 let loaded: LoadedModel | null = null;
 
+/** The last pruned or corrected weights of the loaded model (what Export Model writes). */
+interface ModelEdit {
+  readonly kind: 'prune' | 'correct';
+  readonly folder: string;
+  readonly weights: Map<string, Float32Array>;
+  /** Written to pruning.json. */
+  readonly description: Record<string, unknown>;
+}
+let edit: ModelEdit | null = null;
+
 function post(message: WorkerToHost): void {
   port?.postMessage(message);
 }
@@ -74,9 +92,6 @@ function checkCancelled(signal: AbortSignal): void {
 
 /** Circuit discovery and verification come from src/circuits/. */
 const CIRCUITS_AVAILABLE = true;
-const unavailable = (what: string): never => {
-  throw new JobError('unavailable', `${what} is not available yet in this build of Circuit Lens.`);
-};
 
 const handlers: { [K in keyof typeof Req]: Handler<K> } = {
   async load(params, ctx) {
@@ -84,6 +99,7 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
       const old = engine;
       engine = null;
       loaded = null;
+      edit = null;
       await old.dispose();
     }
     ctx.progress({ message: 'Loading model…' });
@@ -123,14 +139,14 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
   async verify(params, ctx) {
     return verify(params, ctx);
   },
-  async prune() {
-    return unavailable('Pruning');
+  async prune(params, ctx) {
+    return prune(params, ctx);
   },
-  async correct() {
-    return unavailable('Model correction');
+  async correct(params, ctx) {
+    return correct(params, ctx);
   },
-  async exportModel() {
-    return unavailable('Model export');
+  async exportModel(params, ctx) {
+    return exportModel(params, ctx);
   },
   async sleep(params, ctx) {
     if (!options.testHooks) throw new JobError('unavailable', 'engine/sleep is a test hook and is disabled');
@@ -153,6 +169,7 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
     if (engine) await engine.dispose();
     engine = null;
     loaded = null;
+    edit = null;
   },
 };
 
@@ -308,6 +325,9 @@ function toCircuit(graph: CircuitGraph, full: CircuitGraph, eng: Engine, params:
     mode: params.mode,
     layers: eng.spec.nLayers,
     heads: eng.spec.nHeads,
+    dModel: eng.spec.dModel,
+    dMlp: eng.spec.dMlp,
+    examples: graph.task.examples,
     nodes,
     edges,
     ...(m && m.full !== undefined && m.circuit !== undefined && m.faithfulness !== undefined
@@ -387,6 +407,178 @@ async function verify(params: EngineParams<'verify'>, ctx: JobContext): Promise<
     faithfulness: effective.faithfulness,
     ablatedNodes: [...params.ablate],
   };
+}
+
+// ───────────── pruning, correction, model export ─────────────
+
+/**
+ * The engine with a cancellation check before every call (and on the engines `withWeights`
+ * returns), so the long loops of src/circuits/ stop between engine calls once cancelled.
+ */
+function cancellable(eng: Engine, signal: AbortSignal): Engine {
+  return new Proxy(eng, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (prop !== 'dispose') checkCancelled(signal);
+        const out = (value as (...a: unknown[]) => unknown).apply(target, args);
+        return out instanceof Engine ? cancellable(out, signal) : out;
+      };
+    },
+  });
+}
+
+/** Tokens of the evaluation part of a pruning text (the README's perplexity: 64 windows of 128). */
+const EVAL_TOKENS = 64 * 128;
+const CURVE_SPARSITIES = [0.1, 0.3, 0.5, 0.7, 0.8];
+
+function modelFile(eng: Engine, name: string, what: string): string {
+  const file = path.join(eng.folder, name);
+  if (!fs.existsSync(file)) throw new JobError('input', `No ${what} was given and the model folder has no ${name}; choose a file.`);
+  return file;
+}
+
+async function prune(params: EngineParams<'prune'>, ctx: JobContext) {
+  const eng = requireEngine();
+  const run = cancellable(eng, ctx.signal);
+  const { method, sparsity } = params;
+  const scope = params.scope ?? 'rowwise';
+  const windows = params.windows ?? 32;
+  const windowLength = params.windowLength ?? 64;
+  const text = params.text ?? modelFile(eng, 'heldout.txt', 'text file');
+  ctx.progress({ message: `Tokenizing ${path.basename(text)}…`, fraction: 0 });
+  const ids = readTextIds(eng, text);
+  // Perplexity on the first part, calibration windows from the rest: they never overlap.
+  const needsCalib = method !== 'magnitude' && method !== 'random';
+  const calibTokens = needsCalib ? windows * windowLength : 0;
+  const evalCount = Math.min(EVAL_TOKENS, ids.length - calibTokens);
+  if (evalCount < 2) {
+    throw new JobError(
+      'input',
+      `${path.basename(text)} has ${ids.length} tokens: too few for ${windows} calibration windows of ${windowLength} tokens plus text to measure perplexity on. Choose a longer text or fewer windows.`,
+    );
+  }
+  const evalIds = ids.slice(0, evalCount);
+  const calibIds = needsCalib ? ids.slice(evalCount) : null;
+  ctx.progress({ message: 'Measuring the dense perplexity…', fraction: 0.02 });
+  const dense = (await textPerplexity(run, evalIds)).perplexity;
+  ctx.progress({ message: `Scoring weights (${method})…`, fraction: 0.05 });
+  const scores = await weightScores(run, calibIds, {
+    method,
+    windows,
+    windowLength,
+    progress: (done, total) => ctx.progress({ message: `Scoring weights: ${done}/${total} explained outputs…`, fraction: 0.05 + (0.6 * done) / Math.max(1, total) }),
+  });
+  const result = await pruneWeights(run, { method, scope, sparsity, scores });
+  const sparsities = [...new Set([...(params.curve ?? CURVE_SPARSITIES), sparsity])].filter((x) => x > 0).sort((a, b) => a - b);
+  ctx.progress({ message: 'Measuring perplexity against sparsity…', fraction: 0.65 });
+  const curves = await sparsityCurves(run, {
+    methods: [{ method, scope }],
+    sparsities,
+    calibIds: calibIds ?? [],
+    evalIds,
+    scores,
+    densePerplexity: dense,
+    onPoint: (done, total) => ctx.progress({ message: `Perplexity at ${done}/${total} sparsities…`, fraction: 0.65 + (0.35 * done) / Math.max(1, total) }),
+  });
+  const points = curves.rows[0]!.points;
+  const after = points.find((p) => p.sparsity === sparsity)?.perplexity ?? dense;
+  const { perTensor, ...report } = result.report;
+  const summary = {
+    method,
+    scope,
+    sparsity,
+    achievedSparsity: report.achievedSparsity,
+    prunedWeights: report.prunedWeights,
+    totalWeights: report.totalWeights,
+    perplexityBefore: dense,
+    perplexityAfter: after,
+    text,
+    evalTokens: evalIds.length,
+    calibration: report.calibration ? { ...report.calibration } : null,
+  };
+  edit = {
+    kind: 'prune',
+    folder: eng.folder,
+    weights: result.weights,
+    description: { purpose: 'compression', ...report, per_tensor: perTensor, evaluation: { text, tokens: evalIds.length, perplexity_dense: dense, perplexity: after } },
+  };
+  ctx.log(`pruned ${report.prunedWeights} of ${report.totalWeights} weights (${method}/${scope}); perplexity ${dense.toFixed(4)} → ${after.toFixed(4)}`);
+  return { ...summary, curve: [{ x: 0, y: dense }, ...points.map((p) => ({ x: p.sparsity, y: p.perplexity ?? Number.NaN }))] };
+}
+
+async function correct(params: EngineParams<'correct'>, ctx: JobContext) {
+  const eng = requireEngine();
+  const run = cancellable(eng, ctx.signal);
+  ctx.progress({ message: 'Reading the task files…', fraction: 0 });
+  const task = loadTask(eng, params.undesired);
+  // toxic.jsonl holds matched controls too: only the rows marked toxic are undesired.
+  const undesired: TaskExample[] = task.examples.some((e) => e.meta.context !== undefined) ? task.examples.filter((e) => e.meta.context === 'toxic') : [...task.examples];
+  if (undesired.length === 0) throw new InputError('no undesired rows (rows with "context": "toxic", or any row without a context field)', params.undesired);
+  const isProb = undesired[0]!.goodTokens !== undefined;
+  let general: ExplainedOutput[];
+  let generalMetrics: (e: Engine) => Promise<Record<string, number>>;
+  if (/\.jsonl$/i.test(params.general)) {
+    const generalTask = loadTask(eng, params.general);
+    general = undesiredOutputs(generalTask.examples);
+    generalMetrics = async (e) => {
+      const values = (await evaluate(e, { task: generalTask })).task?.values ?? {};
+      return Object.fromEntries(Object.entries(values).map(([k, v]) => [`general_${k}`, v]));
+    };
+  } else {
+    const windows = params.windows ?? 16;
+    const windowLength = 64;
+    const ids = readTextIds(eng, params.general);
+    if (ids.length <= windows * windowLength + 1) {
+      throw new InputError(`the general text has ${ids.length} tokens; ${windows} windows of ${windowLength} tokens plus text for perplexity need more`, params.general);
+    }
+    // Reference windows from the end of the text, perplexity on the rest (as the CLI does).
+    const calibIds = ids.slice(ids.length - windows * windowLength);
+    const evalIds = ids.slice(0, ids.length - windows * windowLength).slice(0, EVAL_TOKENS);
+    general = nextTokenOutputs(calibrationWindows(calibIds, { windows, windowLength }));
+    generalMetrics = async (e) => ({ general_perplexity: (await textPerplexity(e, evalIds)).perplexity });
+  }
+  const metricName = isProb ? 'undesired_probability' : 'undesired_logit_diff';
+  let evaluations = 0;
+  const result = await correctModel(run, {
+    undesired: undesiredOutputs(undesired),
+    general,
+    unit: 'neurons',
+    count: params.neurons,
+    mode: params.mode,
+    steps: [params.neurons],
+    progress: (done, total) => ctx.progress({ message: `Scoring neurons: ${done}/${total} explained outputs…`, fraction: (0.8 * done) / Math.max(1, total) }),
+    evaluate: async (e) => {
+      ctx.progress({ message: evaluations++ === 0 ? 'Evaluating the dense model…' : 'Evaluating the corrected model…', fraction: evaluations === 1 ? 0.8 : 0.9 });
+      return {
+        [metricName]: isProb ? await probabilityMetric(e, undesired) : (await ioiMetrics(e, undesired)).logitDiff,
+        ...(await generalMetrics(e)),
+      };
+    },
+  });
+  const before = result.steps[0]?.metrics ?? {};
+  const after = result.steps[result.steps.length - 1]?.metrics ?? {};
+  edit = {
+    kind: 'correct',
+    folder: eng.folder,
+    weights: result.weights,
+    description: { purpose: 'correction', unit: result.unit, count: result.count, undesired: params.undesired, general: params.general, settings: result.settings, steps: result.steps, removed: result.removed },
+  };
+  ctx.log(`correction removed ${result.count} neurons: ${Object.keys(before).map((k) => `${k} ${before[k]!.toFixed(4)} → ${(after[k] ?? Number.NaN).toFixed(4)}`).join(', ')}`);
+  return { unit: 'neurons' as const, count: result.count, totalComponents: result.totalComponents, removed: result.removed.map((r) => r.id), before, after };
+}
+
+async function exportModel(params: EngineParams<'exportModel'>, ctx: JobContext) {
+  const eng = requireEngine();
+  if (!edit || edit.folder !== eng.folder) {
+    throw new JobError('input', 'Nothing to export: run Prune Model… or Correct Model… on the loaded model first (the result is kept until another model is loaded or the engine restarts).');
+  }
+  checkExportDestination(eng, params.folder, params.overwrite === true);
+  checkCancelled(ctx.signal);
+  ctx.progress({ message: `Writing ${path.basename(params.folder)}…` });
+  const r = await writeModelFolder(eng, edit.weights, params.folder, { overwrite: params.overwrite === true, pruning: edit.description });
+  return { folder: r.folder, files: r.files, kind: edit.kind, zeroedWeights: r.zeroedWeights };
 }
 
 function toWireError(err: unknown): WireError {

@@ -2,13 +2,14 @@
  * Every command of Circuit Lens (category "Circuit Lens"), built by one factory so each id has
  * exactly one implementation and works — or says why not — whether or not a model is loaded.
  */
+import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ExecutionProviderSetting } from '../engine/api';
-import { type Circuit, type CircuitMetrics, EXECUTION_PROVIDERS, type TargetChoice } from '../protocol';
+import { type Circuit, type CircuitMetrics, type EngineResult, EXECUTION_PROVIDERS, PRUNE_METHOD_CHOICES, type PruneMethodChoice, type TargetChoice } from '../protocol';
 import type { Ctx } from './ctx';
-import { exportCircuit, type ExportFormat } from './exporters';
+import { exportCircuit, type ExportFormat, isPruningRecord, type ModelDims } from './exporters';
 import type { Heatmap } from './heatmap';
 import { CircuitPanel, type PanelHandlers } from './panel';
 import type { CircuitStore, SavedCircuit } from './views';
@@ -39,6 +40,8 @@ export interface Services {
 }
 
 type Cmd = (...args: unknown[]) => unknown;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function panelHandlers(ctx: Ctx): PanelHandlers {
   return {
@@ -71,7 +74,56 @@ async function verify(ctx: Ctx, circuit: Circuit, ablate: string[]): Promise<Cir
   return metrics;
 }
 
+/** Default prompts for a Neuronpedia graph of a built-in task's circuit. */
+const TASK_PROMPTS: Record<string, string> = {
+  ioi: 'When Mary and John went to the store, John gave a drink to',
+  'greater-than': 'The war lasted from the year 1732 to the year 17',
+};
+
+/**
+ * Model widths for the export: the circuit's own, or the loaded model's when it has the
+ * circuit's shape (circuits saved by older builds do not record them).
+ */
+async function dimsFor(ctx: Ctx, circuit: Circuit, needModel: boolean): Promise<ModelDims | undefined> {
+  const model = needModel || circuit.dModel === undefined || circuit.dMlp === undefined ? await ctx.ensureModel() : ctx.model ?? undefined;
+  if (needModel && !model) return undefined;
+  if (model && (model.info.layers !== circuit.layers || model.info.heads !== circuit.heads) && (needModel || circuit.dModel === undefined)) {
+    await ctx.showError(
+      `Circuit Lens: the circuit ${circuit.title} has ${circuit.layers} layers × ${circuit.heads} heads, the loaded model ${model.info.layers} × ${model.info.heads}. Load the model it was discovered on (${circuit.model}).`,
+    );
+    return undefined;
+  }
+  const dModel = circuit.dModel ?? model?.info.dModel;
+  const dMlp = circuit.dMlp ?? model?.info.dMlp;
+  return dModel && dMlp ? { dModel, dMlp } : undefined;
+}
+
 async function exportToFile(ctx: Ctx, circuit: Circuit, format: ExportFormat, nodes?: string[]): Promise<void> {
+  if (isPruningRecord(circuit)) {
+    void vscode.window.showInformationMessage('Circuit Lens: a pruning run has no circuit to export; use Export Model… to write the pruned model.');
+    return;
+  }
+  let prompt: { text: string; attribution: EngineResult<'attributePrompt'> } | undefined;
+  if (format === 'neuronpedia') {
+    const text = await vscode.window.showInputBox({
+      title: 'Circuit Lens: Neuronpedia graph',
+      prompt: 'A Neuronpedia graph shows the circuit on one prompt: its tokens become the input nodes and its top next token the logit node',
+      value: circuit.prompt ?? TASK_PROMPTS[circuit.task] ?? '',
+      validateInput: (v) => (v.trim() ? undefined : 'Enter a prompt'),
+    });
+    if (!text) return;
+    const dims = await dimsFor(ctx, circuit, true);
+    if (!dims) return;
+    const mode = circuit.mode;
+    const attribution = await ctx.runJob('Attributing the prompt for the Neuronpedia graph', (opts) => ctx.client.attributePrompt({ text, mode, target: 'top1', topNext: 1 }, opts));
+    if (!attribution) return;
+    prompt = { text, attribution };
+  }
+  const dims = await dimsFor(ctx, circuit, false);
+  if (!dims) {
+    void vscode.window.showInformationMessage('Circuit Lens: load the model this circuit was discovered on, then export again (its d_model is needed).');
+    return;
+  }
   const suffix = format === 'circuit-lens' ? 'circuit' : format;
   const uri = await vscode.window.showSaveDialog({
     title: 'Export Circuit',
@@ -79,10 +131,233 @@ async function exportToFile(ctx: Ctx, circuit: Circuit, format: ExportFormat, no
     filters: { JSON: ['json'] },
   });
   if (!uri) return;
-  const data = exportCircuit(circuit, format, nodes);
+  let data: unknown;
+  try {
+    data = exportCircuit(circuit, format, dims, nodes, prompt);
+  } catch (err) {
+    await ctx.reportError('Export Circuit', err);
+    return;
+  }
   await vscode.workspace.fs.writeFile(uri, Buffer.from(JSON.stringify(data, null, 1)));
   ctx.log.info(`exported ${circuit.id} as ${format} to ${uri.fsPath}`);
   void vscode.window.showInformationMessage(`Circuit exported to ${path.basename(uri.fsPath)}`);
+}
+
+// ── pruning, correction, model export ──
+
+const PRUNE_METHOD_INFO: Record<PruneMethodChoice, string> = {
+  attnlrp: 'AttnLRP weight relevance R_W = W ⊙ g̃_W on calibration text (SparC³)',
+  'cp-lrp': 'CP-LRP weight relevance (gives q/k weights no relevance: prunes them first)',
+  gradient: '|W ⊙ ∇W| on calibration text',
+  wanda: '|W| · ‖X‖₂ of the layer inputs on calibration text (Wanda)',
+  magnitude: '|W|, no calibration',
+  random: 'seeded random scores (sanity baseline)',
+};
+
+type FilePick = vscode.QuickPickItem & { file?: string; browse?: boolean };
+
+/** A file from the model folder, the workspace, or a browse dialog. */
+async function pickFile(
+  ctx: Ctx,
+  opts: { title: string; placeHolder: string; modelFiles: readonly string[]; glob: string; filters: Record<string, string[]>; key: string },
+): Promise<string | undefined> {
+  const items: FilePick[] = [];
+  const model = ctx.model;
+  const last = ctx.extension.workspaceState.get<string>(opts.key);
+  if (last && fsSync.existsSync(last)) items.push({ label: `$(history) ${path.basename(last)}`, description: last, file: last });
+  if (model) {
+    for (const name of opts.modelFiles) {
+      const file = path.join(model.info.folder, name);
+      if (fsSync.existsSync(file) && file !== last) items.push({ label: `$(beaker) ${name}`, description: `of ${path.basename(model.info.folder)}`, file });
+    }
+  }
+  const found = await vscode.workspace.findFiles(opts.glob, '**/{node_modules,.git,.e2e}/**', 50);
+  if (found.length) {
+    items.push({ label: 'Workspace', kind: vscode.QuickPickItemKind.Separator });
+    for (const uri of found.sort((a, b) => a.fsPath.localeCompare(b.fsPath))) {
+      if (uri.fsPath !== last) items.push({ label: `$(file) ${vscode.workspace.asRelativePath(uri)}`, file: uri.fsPath });
+    }
+  }
+  items.push({ label: '$(folder-opened) Browse…', browse: true });
+  const pick = await vscode.window.showQuickPick(items, { title: opts.title, placeHolder: opts.placeHolder, matchOnDescription: true });
+  if (!pick) return undefined;
+  let file = pick.file;
+  if (pick.browse) {
+    const uris = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: false, canSelectMany: false, filters: opts.filters, title: opts.title, ...(defaultUri('') ? { defaultUri: defaultUri('')! } : {}) });
+    file = uris?.[0]?.fsPath;
+  }
+  if (file) await ctx.extension.workspaceState.update(opts.key, file);
+  return file;
+}
+
+/** Arguments of Prune Model… when run programmatically (each one skips its prompt). */
+interface PruneArgs {
+  method?: PruneMethodChoice;
+  sparsity?: number;
+  text?: string;
+}
+
+function fmtPpl(x: number): string {
+  return Number.isFinite(x) ? (x >= 1000 ? x.toExponential(2) : x.toFixed(3)) : String(x);
+}
+
+/** Shows a pruning run's curve in the panel: on the circuit shown there, or on its own record. */
+function showPruning(ctx: Ctx, r: EngineResult<'prune'>): void {
+  const { curve, ...summary } = r;
+  const shown = CircuitPanel.current?.circuit;
+  const model = ctx.model?.info;
+  const name = path.basename(model?.folder ?? 'model');
+  const title = `Pruning: ${r.method} ${r.scope === 'rowwise' ? 'row-wise' : 'global'} ${(r.sparsity * 100).toFixed(0)} % · ${name}`;
+  const circuit: Circuit =
+    shown && !isPruningRecord(shown)
+      ? { ...shown, sparsityCurve: curve, pruning: summary }
+      : {
+          id: `pruning-${r.method}-${name}-${Date.now().toString(36)}`,
+          title,
+          task: 'pruning',
+          model: model?.folder ?? '',
+          mode: ctx.config.mode,
+          layers: model?.layers ?? 0,
+          heads: model?.heads ?? 0,
+          nodes: [],
+          edges: [],
+          sparsityCurve: curve,
+          pruning: summary,
+        };
+  CircuitPanel.showCircuit(ctx, circuit, panelHandlers(ctx), 'charts');
+  if (!isPruningRecord(circuit)) ctx.setCircuit(circuit);
+}
+
+async function pruneModel(ctx: Ctx, args: PruneArgs): Promise<EngineResult<'prune'> | undefined> {
+  if (!(await ctx.ensureModel())) return undefined;
+  let method = args.method;
+  if (!method) {
+    const lastMethod = ctx.extension.workspaceState.get<string>('circuitLens.lastPruneMethod');
+    const order = [...PRUNE_METHOD_CHOICES].sort((a, b) => Number(b === lastMethod) - Number(a === lastMethod));
+    const pick = await vscode.window.showQuickPick(
+      order.map((m) => ({ label: m, description: PRUNE_METHOD_INFO[m], m })),
+      { title: 'Circuit Lens: Prune Model (1/3)', placeHolder: 'How to score the weights (the lowest-scoring are set to zero)' },
+    );
+    if (!pick) return undefined;
+    method = pick.m;
+    await ctx.extension.workspaceState.update('circuitLens.lastPruneMethod', method);
+  }
+  let sparsity = args.sparsity;
+  if (sparsity === undefined) {
+    const value = await vscode.window.showInputBox({
+      title: 'Circuit Lens: Prune Model (2/3)',
+      prompt: `Fraction of the decoder-block linear weights to set to zero (${ctx.config.pruneScope === 'rowwise' ? 'the same fraction in every output row' : 'one global ranking'}; circuitLens.pruning.scope)`,
+      value: '0.5',
+      validateInput: (v) => (/^(0(\.\d+)?|1(\.0*)?|\.\d+)$/.test(v.trim()) ? undefined : 'A number between 0 and 1, e.g. 0.5'),
+    });
+    if (value === undefined) return undefined;
+    sparsity = Number(value.trim());
+  }
+  let text = args.text;
+  if (!text) {
+    text = await pickFile(ctx, {
+      title: 'Circuit Lens: Prune Model (3/3)',
+      placeHolder: 'Text for perplexity (its first 8,192 tokens) and calibration windows (the rest)',
+      modelFiles: ['heldout.txt'],
+      glob: '**/*.txt',
+      filters: { Text: ['txt', 'md'] },
+      key: 'circuitLens.lastPruneText',
+    });
+    if (!text) return undefined;
+  }
+  const params = { method, sparsity, text, scope: ctx.config.pruneScope, windows: ctx.config.pruneWindows };
+  const r = await ctx.runJob(`Pruning ${(sparsity * 100).toFixed(0)} % of the weights (${method})`, (opts) => ctx.client.prune(params, opts));
+  if (!r) return undefined;
+  ctx.log.info(`prune ${method}/${r.scope} ${r.sparsity}: ${r.prunedWeights} of ${r.totalWeights} weights; perplexity ${r.perplexityBefore} → ${r.perplexityAfter} on ${r.evalTokens} tokens of ${r.text}`);
+  showPruning(ctx, r);
+  void vscode.window
+    .showInformationMessage(
+      `Pruned ${(r.achievedSparsity * 100).toFixed(1)} % of the weights (${method}, ${r.scope}): perplexity ${fmtPpl(r.perplexityBefore)} → ${fmtPpl(r.perplexityAfter)}`,
+      'Export Model…',
+    )
+    .then((a) => a && vscode.commands.executeCommand(CommandId.ExportModel));
+  return r;
+}
+
+/** Arguments of Correct Model… when run programmatically. */
+interface CorrectArgs {
+  undesired?: string;
+  general?: string;
+  neurons?: number;
+}
+
+async function correctModel(ctx: Ctx, args: CorrectArgs): Promise<EngineResult<'correct'> | undefined> {
+  if (!(await ctx.ensureModel())) return undefined;
+  const undesired =
+    args.undesired ??
+    (await pickFile(ctx, {
+      title: 'Circuit Lens: Correct Model (1/3)',
+      placeHolder: 'The undesired behaviour: a JSONL task (e.g. toxic.jsonl; rows with "context": "toxic" are used)',
+      modelFiles: ['toxic.jsonl'],
+      glob: '**/*.jsonl',
+      filters: { 'JSONL task': ['jsonl'] },
+      key: 'circuitLens.lastUndesired',
+    }));
+  if (!undesired) return undefined;
+  const general =
+    args.general ??
+    (await pickFile(ctx, {
+      title: 'Circuit Lens: Correct Model (2/3)',
+      placeHolder: 'General data to preserve: a text (perplexity) or a JSONL task (its metric)',
+      modelFiles: ['heldout.txt'],
+      glob: '**/*.{txt,jsonl}',
+      filters: { 'Text or JSONL task': ['txt', 'jsonl'] },
+      key: 'circuitLens.lastGeneral',
+    }));
+  if (!general) return undefined;
+  let neurons = args.neurons;
+  if (neurons === undefined) {
+    const value = await vscode.window.showInputBox({
+      title: 'Circuit Lens: Correct Model (3/3)',
+      prompt: 'MLP neurons to remove (most relevant to the undesired task, least to the general data)',
+      value: '48',
+      validateInput: (v) => (/^[1-9]\d{0,7}$/.test(v.trim()) ? undefined : 'A positive whole number'),
+    });
+    if (value === undefined) return undefined;
+    neurons = Number(value.trim());
+  }
+  const params = { undesired, general, neurons, mode: ctx.config.mode };
+  const r = await ctx.runJob(`Correcting the model (${neurons} neurons)`, (opts) => ctx.client.correct(params, opts));
+  if (!r) return undefined;
+  const changes = Object.keys(r.before).map((k) => `${k.replace(/_/g, ' ')} ${fmtPpl(r.before[k]!)} → ${fmtPpl(r.after[k] ?? Number.NaN)}`);
+  ctx.log.info(`correct: removed ${r.removed.join(', ')}; ${changes.join(', ')}`);
+  void vscode.window
+    .showInformationMessage(`Removed ${r.count} of ${r.totalComponents} MLP neurons: ${changes.join(', ')}`, 'Export Model…')
+    .then((a) => a && vscode.commands.executeCommand(CommandId.ExportModel));
+  return r;
+}
+
+async function exportModel(ctx: Ctx, target?: string): Promise<EngineResult<'exportModel'> | undefined> {
+  const model = await ctx.ensureModel();
+  if (!model) return undefined;
+  let folder = target;
+  if (!folder) {
+    const uri = await vscode.window.showSaveDialog({
+      title: 'Circuit Lens: export the pruned or corrected model as a new folder',
+      saveLabel: 'Export Model',
+      defaultUri: defaultUri(`${path.basename(model.info.folder)}-edited`),
+    });
+    folder = uri?.fsPath;
+  }
+  if (!folder) return undefined;
+  let overwrite = false;
+  if (fsSync.existsSync(folder)) {
+    const answer = await vscode.window.showWarningMessage(`${folder} exists. Replace it with the exported model?`, { modal: true }, 'Replace');
+    if (answer !== 'Replace') return undefined;
+    overwrite = true;
+  }
+  const dest = folder;
+  const r = await ctx.runJob('Exporting the model', (opts) => ctx.client.exportModel({ folder: dest, overwrite }, opts));
+  if (r) {
+    ctx.log.info(`exported the ${r.kind === 'prune' ? 'pruned' : 'corrected'} model to ${r.folder}: ${r.files.join(', ')} (${r.zeroedWeights} weights zeroed)`);
+    void vscode.window.showInformationMessage(`Model exported to ${r.folder} (${r.files.length} files, ${r.zeroedWeights.toLocaleString('en-US')} weights zeroed)`);
+  }
+  return r;
 }
 
 /** The prompt to attribute: the selection, or the current line when nothing is selected. */
@@ -154,8 +429,9 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
 
   const pickCircuit = async (arg: unknown): Promise<Circuit | undefined> => {
     if (arg && typeof arg === 'object' && 'circuit' in arg) return (arg as SavedCircuit).circuit;
-    if (CircuitPanel.current?.circuit) return CircuitPanel.current.circuit;
-    if (ctx.currentCircuit) return ctx.currentCircuit;
+    const shown = CircuitPanel.current?.circuit;
+    if (shown && !isPruningRecord(shown)) return shown;
+    if (ctx.currentCircuit && !isPruningRecord(ctx.currentCircuit)) return ctx.currentCircuit;
     const saved = await services.store.list();
     if (saved.length === 0) {
       const go = await vscode.window.showInformationMessage('Circuit Lens: no circuit yet. Discover one first.', 'Discover Circuit…');
@@ -224,7 +500,7 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
     },
     [CommandId.VerifyCircuit]: async (arg) => {
       const panel = CircuitPanel.current;
-      if (panel?.circuit && !(arg && typeof arg === 'object' && 'circuit' in arg)) {
+      if (panel?.circuit && !isPruningRecord(panel.circuit) && !(arg && typeof arg === 'object' && 'circuit' in arg)) {
         await panel.verify();
         return;
       }
@@ -237,29 +513,8 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
         );
       }
     },
-    [CommandId.PruneModel]: async () => {
-      const value = await vscode.window.showInputBox({
-        title: 'Circuit Lens: Prune Model',
-        prompt: 'Fraction of attention heads to prune, by relevance (0–1)',
-        value: '0.25',
-        validateInput: (v) => (/^(0(\.\d+)?|1(\.0+)?)$/.test(v.trim()) ? undefined : 'A number between 0 and 1'),
-      });
-      if (value === undefined) return;
-      if (!(await ctx.ensureModel())) return;
-      const r = await ctx.runJob('Pruning model', (opts) => ctx.client.prune({ sparsity: Number(value), target: 'heads', mode: ctx.config.mode }, opts));
-      if (r) void vscode.window.showInformationMessage(`Pruned ${r.pruned} components: perplexity ${r.perplexityBefore.toFixed(2)} → ${r.perplexityAfter.toFixed(2)}`);
-    },
-    [CommandId.CorrectModel]: async () => {
-      const behaviour = await vscode.window.showInputBox({
-        title: 'Circuit Lens: Correct Model',
-        prompt: 'Behaviour to remove (a task name such as "toxic", or a prompt file)',
-        value: 'toxic',
-      });
-      if (!behaviour) return;
-      if (!(await ctx.ensureModel())) return;
-      const r = await ctx.runJob('Correcting model', (opts) => ctx.client.correct({ behaviour, mode: ctx.config.mode }, opts));
-      if (r) void vscode.window.showInformationMessage(`Removed ${r.removed.length} components: behaviour ${r.before.toFixed(3)} → ${r.after.toFixed(3)}, perplexity ${r.perplexityBefore.toFixed(2)} → ${r.perplexityAfter.toFixed(2)}`);
-    },
+    [CommandId.PruneModel]: (args?: unknown) => pruneModel(ctx, isObject(args) ? (args as PruneArgs) : {}),
+    [CommandId.CorrectModel]: (args?: unknown) => correctModel(ctx, isObject(args) ? (args as CorrectArgs) : {}),
     [CommandId.ExportCircuit]: async (arg) => {
       const circuit = await pickCircuit(arg);
       if (!circuit) return;
@@ -273,15 +528,7 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
       );
       if (format) await exportToFile(ctx, circuit, format.format, undefined);
     },
-    [CommandId.ExportModel]: async () => {
-      if (!(await ctx.ensureModel())) return;
-      const uris = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Export Here', title: 'Circuit Lens: export the (pruned) model to a folder' });
-      const folder = uris?.[0]?.fsPath;
-      if (!folder) return;
-      const ablate = [...(CircuitPanel.current?.ablated ?? [])];
-      const r = await ctx.runJob('Exporting model', (opts) => ctx.client.exportModel({ folder, ablate }, opts));
-      if (r) void vscode.window.showInformationMessage(`Model exported to ${r.folder} (${r.files.length} files)`);
-    },
+    [CommandId.ExportModel]: (folder?: unknown) => exportModel(ctx, typeof folder === 'string' ? folder : undefined),
     [CommandId.DeleteCircuit]: async (arg) => {
       if (arg && typeof arg === 'object' && 'file' in arg) await services.store.remove(arg as SavedCircuit);
     },

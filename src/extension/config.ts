@@ -52,6 +52,13 @@ export class Config {
   get prompts(): number {
     return int(this.c.get('circuits.prompts'), 32, 1, 10000);
   }
+  get pruneScope(): 'rowwise' | 'global' {
+    return pick(this.c.get('pruning.scope'), ['rowwise', 'global'] as const, 'rowwise');
+  }
+  /** Calibration windows of 64 tokens for pruning scores. */
+  get pruneWindows(): number {
+    return int(this.c.get('pruning.windows'), 32, 1, 4096);
+  }
   get testHooks(): boolean {
     return this.c.get('developer.testHooks') === true;
   }

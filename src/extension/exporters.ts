@@ -1,63 +1,104 @@
 /**
- * Circuit → file formats for sharing: our own JSON, EAP-IG / MIB circuit JSON and the
- * Neuronpedia / circuit-tracer attribution-graph JSON (see shared notes, ecosystem §6).
- * A `nodes` subset exports the sub-graph they induce.
+ * Circuit → file, for the Export Circuit… command and the panel's export menu. The formats are
+ * the CLI's (src/circuits/export.ts, src/circuits/graph.ts): the panel's circuit is converted to
+ * a `CircuitGraph` and written as
+ * - `circuit-lens`: the circuit graph JSON of the README (what `circuit-lens verify|export --circuit` read),
+ * - `eap-ig`: `toEapIgJson`,
+ * - `neuronpedia`: `toNeuronpediaJson`, drawn on one prompt (its tokens, target and token relevance
+ *   come from the engine, as in `circuit-lens export --format neuronpedia --prompt …`).
+ * Every document is checked by its validator before it is written.
+ * A `nodes` subset exports the sub-graph they induce (`input` and `logits` always stay).
  */
-import type { Circuit } from '../protocol';
+import { toEapIgJson, toNeuronpediaJson, validateEapIgJson, validateNeuronpediaJson } from '../circuits/export';
+import { CIRCUIT_GRAPH_VERSION, edgeId, validateCircuitGraph, type CircuitGraph, type CircuitNode, type Granularity } from '../circuits/graph';
+import { METRIC_NAMES, type MetricName } from '../circuits/tasks';
+import type { Circuit, PromptAttribution } from '../protocol';
 
 export type ExportFormat = 'circuit-lens' | 'neuronpedia' | 'eap-ig';
 
-const GENERATOR = { name: 'Circuit Lens', version: '0.1.0', url: 'https://github.com/circuit-lens/circuit-lens' };
-
-export function subgraph(circuit: Circuit, nodes?: readonly string[]): Circuit {
-  if (!nodes || nodes.length === 0) return circuit;
-  const keep = new Set(nodes);
-  return {
-    ...circuit,
-    title: `${circuit.title} (sub-graph)`,
-    nodes: circuit.nodes.filter((n) => keep.has(n.id)),
-    edges: circuit.edges.filter((e) => keep.has(e.source) && keep.has(e.target)),
-  };
+/** Model widths the circuit itself does not record (circuits saved by older builds). */
+export interface ModelDims {
+  readonly dModel: number;
+  readonly dMlp: number;
 }
 
-export function exportCircuit(circuit: Circuit, format: ExportFormat, nodes?: readonly string[]): unknown {
-  const c = subgraph(circuit, nodes);
-  switch (format) {
-    case 'circuit-lens':
-      return { format: 'circuit-lens/circuit@1', generator: GENERATOR, ...c };
-    case 'eap-ig': {
-      const inGraph = new Set(c.nodes.map((n) => n.id));
-      const outNodes: Record<string, { in_graph: boolean; score: number }> = {};
-      for (const n of c.nodes) outNodes[n.id] = { in_graph: true, score: n.relevance };
-      for (const id of ['input', 'logits']) if (!outNodes[id]) outNodes[id] = { in_graph: inGraph.has(id), score: 0 };
-      const edges: Record<string, { score: number; in_graph: boolean }> = {};
-      for (const e of c.edges) edges[`${e.source}->${e.target}`] = { score: e.weight, in_graph: true };
-      return { cfg: { n_layers: c.layers, n_heads: c.heads, parallel_attn_mlp: false }, nodes: outNodes, edges };
-    }
-    case 'neuronpedia': {
-      const layerOf = (id: string) => c.nodes.find((n) => n.id === id)?.layer ?? 0;
-      return {
-        metadata: {
-          slug: c.id,
-          scan: c.model.split(/[\\/]/).pop() ?? c.model,
-          prompt: c.prompt ?? c.task,
-          prompt_tokens: [],
-          schema_version: 1,
-          info: { description: c.title, generator: GENERATOR, create_time_ms: Date.now() },
-        },
-        qParams: { pinnedIds: [], supernodes: [], linkType: 'both', clickedId: '', sg_pos: '' },
-        nodes: c.nodes.map((n) => ({
-          node_id: n.id,
-          jsNodeId: n.id,
-          feature: n.head ?? null,
-          layer: n.kind === 'input' ? 'E' : n.kind === 'logits' ? 'Lgt' : n.layer,
-          ctx_idx: 0,
-          feature_type: n.kind === 'head' ? 'attention head' : n.kind === 'mlp' ? 'mlp' : n.kind === 'input' ? 'embedding' : 'logit',
-          clerp: n.label ?? n.id,
-          influence: n.relevance,
-        })),
-        links: c.edges.map((e) => ({ source: e.source, target: e.target, weight: e.weight, layer_gap: layerOf(e.target) - layerOf(e.source) })),
-      };
-    }
+/** A circuit record for a pruning run (no components): not exportable, not verifiable. */
+export function isPruningRecord(circuit: Circuit): boolean {
+  return circuit.task === 'pruning';
+}
+
+/** The panel's circuit as the CLI's circuit graph (restricted to `nodes` when given). */
+export function toCircuitGraph(circuit: Circuit, dims: ModelDims, nodes?: readonly string[]): CircuitGraph {
+  const keep = nodes && nodes.length > 0 ? new Set([...nodes, 'input', 'logits']) : null;
+  const kept = circuit.nodes.filter((n) => !keep || keep.has(n.id));
+  const ids = new Set(kept.map((n) => n.id));
+  const graphNodes: CircuitNode[] = kept.map((n) => ({
+    id: n.id,
+    kind: n.kind,
+    layer: n.kind === 'input' ? -1 : n.kind === 'logits' ? circuit.layers : n.layer,
+    ...(n.head !== undefined ? { head: n.head } : {}),
+    relevance: n.relevance,
+  }));
+  for (const [id, kind, layer] of [
+    ['input', 'input', -1],
+    ['logits', 'logits', circuit.layers],
+  ] as const) {
+    if (!ids.has(id)) graphNodes[kind === 'input' ? 'unshift' : 'push']({ id, kind, layer, relevance: 0 });
   }
+  const edges = circuit.edges
+    .filter((e) => ids.has(e.source) && ids.has(e.target))
+    .map((e) => ({ id: edgeId(e.source, e.target), source: e.source, target: e.target, relevance: e.weight }));
+  const components = graphNodes.filter((n) => n.kind === 'head' || n.kind === 'mlp').length;
+  const candidates = circuit.nodes.filter((n) => n.kind === 'head' || n.kind === 'mlp').length;
+  const granularity: Granularity = graphNodes.some((n) => n.kind === 'mlp') ? 'heads+mlps' : 'heads';
+  const named = circuit.metrics?.metric as MetricName | undefined;
+  const metric: MetricName = named && METRIC_NAMES.includes(named) ? named : circuit.task === 'greater-than' ? 'prob_diff' : 'logit_diff';
+  const m = circuit.metrics;
+  const graph = {
+    version: CIRCUIT_GRAPH_VERSION,
+    model: { name: circuit.model.split(/[\\/]/).pop() || circuit.model, nLayers: circuit.layers, nHeads: circuit.heads, dModel: dims.dModel, dMlp: dims.dMlp },
+    task: { name: circuit.task, metric, examples: circuit.examples ?? 0 },
+    method: { name: circuit.mode },
+    granularity,
+    nodes: graphNodes,
+    edges,
+    selection: { level: 'node', rule: 'top-k', value: components, absolute: true, candidates, kept: components, removedForConnectivity: 0 },
+    ...(m && !keep ? { metrics: { metric, full: m.full, circuit: m.circuit, faithfulness: m.faithfulness } } : {}),
+  };
+  // Round-trip through the CLI's reader: what is written is what `--circuit` accepts.
+  return validateCircuitGraph(JSON.parse(JSON.stringify(graph)), circuit.id);
+}
+
+/** The document for `format` (validated); `prompt` is needed for Neuronpedia graphs. */
+export function exportCircuit(
+  circuit: Circuit,
+  format: ExportFormat,
+  dims: ModelDims,
+  nodes?: readonly string[],
+  prompt?: { readonly text: string; readonly attribution: PromptAttribution },
+): unknown {
+  const graph = toCircuitGraph(circuit, dims, nodes);
+  let json: unknown;
+  let problems: string[] = [];
+  if (format === 'circuit-lens') {
+    json = graph;
+  } else if (format === 'eap-ig') {
+    json = toEapIgJson(graph);
+    problems = validateEapIgJson(json);
+  } else {
+    if (!prompt) throw new Error('a Neuronpedia graph is drawn on one prompt: no prompt given');
+    const a = prompt.attribution;
+    json = toNeuronpediaJson(graph, {
+      slug: circuit.id.replace(/[^A-Za-z0-9_-]+/g, '-'),
+      prompt: prompt.text,
+      promptIds: a.tokens.map((t) => t.id),
+      promptTokens: a.tokens.map((t) => t.text),
+      target: { id: a.target.token, text: a.target.text, ...(a.topNext[0]?.id === a.target.token ? { probability: a.topNext[0].prob } : {}) },
+      tokenRelevance: a.tokens.map((t) => t.relevance),
+      description: circuit.title,
+    });
+    problems = validateNeuronpediaJson(json);
+  }
+  if (problems.length > 0) throw new Error(`the exported ${format} JSON does not validate: ${problems.slice(0, 5).join('; ')}`);
+  return json;
 }

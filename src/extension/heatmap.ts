@@ -4,13 +4,18 @@
  * `contributes.colors` so themes can override them), a hover per token with the exact numbers,
  * and a CodeLens above the prompt naming the explained target and the top next tokens.
  *
- * Sign is never shown by colour alone: positive tokens get a solid underline, negative a dashed
- * one, and the hover spells out the value.
+ * Colour is never the only carrier: the hover of every token spells out its relevance, sign,
+ * rank and share, and the few top-ranked tokens (`OUTLINED`) get a thin outline — solid when
+ * they support the target, dashed when they oppose it — so the strongest evidence and its sign
+ * read without colour. Other tokens get no border (an underline on every token merged into one
+ * line under the whole prompt).
  */
 import * as vscode from 'vscode';
 import type { PromptAttribution, TokenRelevance } from '../protocol';
 
 export const BUCKETS = 10;
+/** Tokens with the largest |relevance| that get an outline. */
+export const OUTLINED = 3;
 
 /** Which bucket (1..BUCKETS) a relevance falls in, relative to the largest |relevance|; 0 = none. */
 export function bucketOf(relevance: number, maxAbs: number): number {
@@ -46,6 +51,8 @@ interface Applied {
 export class Heatmap implements vscode.HoverProvider, vscode.CodeLensProvider, vscode.Disposable {
   private readonly positive: vscode.TextEditorDecorationType[] = [];
   private readonly negative: vscode.TextEditorDecorationType[] = [];
+  /** Outlines of the top-ranked tokens: [supports, opposes]. */
+  private readonly outline: [vscode.TextEditorDecorationType, vscode.TextEditorDecorationType];
   private readonly byUri = new Map<string, Applied>();
   private readonly lensEmitter = new vscode.EventEmitter<void>();
   readonly onDidChangeCodeLenses = this.lensEmitter.event;
@@ -56,6 +63,7 @@ export class Heatmap implements vscode.HoverProvider, vscode.CodeLensProvider, v
       this.positive.push(this.makeType('positive', i));
       this.negative.push(this.makeType('negative', i));
     }
+    this.outline = [this.makeOutline('positive'), this.makeOutline('negative')];
     this.disposables.push(
       this.lensEmitter,
       vscode.window.onDidChangeVisibleTextEditors((editors) => editors.forEach((e) => this.render(e))),
@@ -74,12 +82,19 @@ export class Heatmap implements vscode.HoverProvider, vscode.CodeLensProvider, v
     const color = new vscode.ThemeColor(`circuitLens.relevance.${sign}${bucket}`);
     return vscode.window.createTextEditorDecorationType({
       backgroundColor: color,
-      borderColor: new vscode.ThemeColor(`circuitLens.relevance.${sign}${BUCKETS}`),
-      borderStyle: sign === 'positive' ? 'solid' : 'dashed',
-      borderWidth: '0 0 1px 0',
       borderRadius: '2px',
       rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
       ...(bucket >= 6 ? { overviewRulerColor: color, overviewRulerLane: vscode.OverviewRulerLane.Center } : {}),
+    });
+  }
+
+  private makeOutline(sign: 'positive' | 'negative'): vscode.TextEditorDecorationType {
+    return vscode.window.createTextEditorDecorationType({
+      borderColor: new vscode.ThemeColor(`circuitLens.relevance.${sign}${BUCKETS}`),
+      borderStyle: sign === 'positive' ? 'solid' : 'dashed',
+      borderWidth: '1px',
+      borderRadius: '3px',
+      rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
     });
   }
 
@@ -112,16 +127,20 @@ export class Heatmap implements vscode.HoverProvider, vscode.CodeLensProvider, v
     const applied = this.byUri.get(editor.document.uri.toString());
     const pos: vscode.Range[][] = this.positive.map(() => []);
     const neg: vscode.Range[][] = this.negative.map(() => []);
+    const outlined: [vscode.Range[], vscode.Range[]] = [[], []];
     if (applied) {
       const maxAbs = Math.max(0, ...applied.result.tokens.map((t) => Math.abs(t.relevance)));
-      for (const t of applied.result.tokens) {
+      applied.result.tokens.forEach((t, i) => {
         const b = bucketOf(t.relevance, maxAbs);
-        if (b === 0 || t.end <= t.start) continue;
-        (t.relevance > 0 ? pos : neg)[b - 1]!.push(this.rangeOf(editor.document, applied, t));
-      }
+        if (b === 0 || t.end <= t.start) return;
+        const range = this.rangeOf(editor.document, applied, t);
+        (t.relevance > 0 ? pos : neg)[b - 1]!.push(range);
+        if ((applied.ranks.get(i) ?? Infinity) <= OUTLINED) outlined[t.relevance > 0 ? 0 : 1].push(range);
+      });
     }
     this.positive.forEach((type, i) => editor.setDecorations(type, pos[i]!));
     this.negative.forEach((type, i) => editor.setDecorations(type, neg[i]!));
+    this.outline.forEach((type, i) => editor.setDecorations(type, outlined[i]!));
   }
 
   private rangeOf(doc: vscode.TextDocument, applied: Applied, t: TokenRelevance): vscode.Range {
@@ -145,7 +164,7 @@ export class Heatmap implements vscode.HoverProvider, vscode.CodeLensProvider, v
     md.appendMarkdown(`| id | ${t.id} |\n`);
     md.appendMarkdown(`| position | ${index} |\n`);
     md.appendMarkdown(`| relevance | ${formatRelevance(t.relevance)} (${t.relevance >= 0 ? 'supports' : 'opposes'} the target) |\n`);
-    md.appendMarkdown(`| rank | ${applied.ranks.get(index)} of ${r.tokens.length} by \\|relevance\\| |\n`);
+    md.appendMarkdown(`| rank | ${applied.ranks.get(index)} of ${r.tokens.length} by \\|relevance\\|${(applied.ranks.get(index) ?? Infinity) <= OUTLINED ? ` (top ${OUTLINED}: outlined, ${t.relevance >= 0 ? 'solid' : 'dashed'})` : ''} |\n`);
     md.appendMarkdown(`| share | ${share.toFixed(1)}% of total \\|relevance\\| |\n\n`);
     md.appendMarkdown(`${describeTarget(r)} · ${r.mode}\n\n`);
     md.appendMarkdown(`Top next: ${r.topNext.map((n) => `${visibleToken(n.text)} ${(100 * n.prob).toFixed(1)}%`).join(' · ')}\n\n`);
@@ -174,7 +193,7 @@ export class Heatmap implements vscode.HoverProvider, vscode.CodeLensProvider, v
   }
 
   dispose(): void {
-    for (const t of [...this.positive, ...this.negative]) t.dispose();
+    for (const t of [...this.positive, ...this.negative, ...this.outline]) t.dispose();
     while (this.disposables.length) this.disposables.pop()?.dispose();
   }
 }

@@ -75,6 +75,14 @@ export class CircuitPanel implements vscode.Disposable {
     return CircuitPanel.current;
   }
 
+  /** Opens (or reveals) the panel showing `circuit`, keeping the panel's selection when it is the same circuit. */
+  static showCircuit(ctx: Ctx, circuit: Circuit, handlers: PanelHandlers, view?: PanelState['view']): CircuitPanel {
+    const panel = CircuitPanel.show(ctx, circuit, handlers);
+    const state = panel.state.circuit?.id === circuit.id ? panel.state : defaultState(circuit, ctx);
+    panel.setState({ ...state, circuit, ...(view ? { view } : {}) });
+    return panel;
+  }
+
   static revive(ctx: Ctx, panel: vscode.WebviewPanel, saved: unknown, handlers: PanelHandlers): CircuitPanel {
     let state = defaultState(ctx.currentCircuit, ctx);
     if (saved !== undefined && saved !== null) {

@@ -20,6 +20,7 @@ import {
   openFile,
   openWorkbench,
   packageVsix,
+  pickQuickItem,
   runCommand,
   screenshot,
   startCodeServer,
@@ -98,7 +99,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     fs.rmSync(workspace, { recursive: true, force: true });
     fs.mkdirSync(workspace, { recursive: true });
     fs.writeFileSync(path.join(workspace, 'prompt.txt'), `${PROMPT}\nThe war lasted from the year 1732 to the year 17\n`);
-    server = await startCodeServer(vsix, workspace, { 'workbench.colorTheme': 'Default Dark Modern', 'workbench.preferredDarkColorTheme': 'Default Dark Modern', 'workbench.preferredLightColorTheme': 'Default Light Modern', 'circuitLens.developer.testHooks': true, 'circuitLens.circuits.prompts': 16, 'git.enabled': false, 'git.openRepositoryInParentFolders': 'never' });
+    server = await startCodeServer(vsix, workspace, { 'workbench.colorTheme': 'Default Dark Modern', 'workbench.preferredDarkColorTheme': 'Default Dark Modern', 'workbench.preferredLightColorTheme': 'Default Light Modern', 'circuitLens.developer.testHooks': true, 'circuitLens.circuits.prompts': 16, 'circuitLens.pruning.windows': 8, 'git.enabled': false, 'git.openRepositoryInParentFolders': 'never' });
     // Seed a saved circuit so panel tests do not depend on discovery.
     const store = path.join(server.userDataDir, 'User', 'globalStorage', 'circuit-lens.circuit-lens', 'circuits');
     fs.mkdirSync(store, { recursive: true });
@@ -179,11 +180,13 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     await goTo(page, 1, 6);
     await runCommand(page, 'Show or Focus Hover');
     await hoverText();
+    await page.waitForTimeout(800); // the hover fades in
     await screenshot(page, 'heatmap-dark');
     await setTheme(LIGHT);
     await goTo(page, 1, 6);
     await runCommand(page, 'Show or Focus Hover');
     await hoverText();
+    await page.waitForTimeout(800);
     await screenshot(page, 'heatmap-light');
     await setTheme(DARK);
     await page.keyboard.press('Escape');
@@ -213,7 +216,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     await runCommand(page, 'Circuit Lens: Open Circuit Graph');
     const pick = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Fixture circuit' }).first();
     const picked = await pick.waitFor({ state: 'visible', timeout: 5000 }).then(() => true, () => false);
-    if (picked) await pick.click();
+    if (picked) await pickQuickItem(page, 'Fixture', 'Fixture circuit');
     frame = await webviewFrame(page, '[data-testid="node-count"]');
     await until('the fixture circuit in the panel', async () => (await frame.textContent('[data-testid="title"]'))?.includes('Fixture circuit'));
     assert.equal(await frame.textContent('[data-testid="node-count"]'), '5');
@@ -261,7 +264,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
 
   it('discovers the IOI circuit, verifies it, ablates a node and sees the metric change', async (t) => {
     await runCommand(page, 'Circuit Lens: Discover Circuit…');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Indirect object identification' }).first().click();
+    await pickQuickItem(page, 'Indirect object', 'Indirect object identification');
     const outcome = await until(
       'discovery result',
       async () => {
@@ -289,7 +292,13 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     }, 5 * 60_000);
     assert.ok(Number.isFinite(faith1));
     const ablated1 = await f.textContent('[data-testid="metric-ablated"]');
+    // For the README: heatmap and circuit side by side, without the side bar or progress toasts.
+    await until('no toasts', async () => (await page.locator('.notifications-toasts .notification-toast').count()) === 0, 15_000).catch(() => undefined);
+    await runCommand(page, 'View: Close Primary Side Bar');
+    await page.keyboard.press('Escape');
+    await page.waitForTimeout(1500);
     await screenshot(page, 'ioi-panel-dark');
+    await runCommand(page, 'View: Toggle Primary Side Bar Visibility');
     // Ablate the most relevant head through the table, then verify again.
     await f.locator('[data-testid="view-select"]').evaluate((e) => {
       (e as HTMLElement & { value: string }).value = 'table';
@@ -304,5 +313,41 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
       return v && v !== ablated1 && v !== '—' ? v : undefined;
     }, 5 * 60_000);
     assert.notEqual(ablated2, ablated1);
+  });
+
+  it('prunes the embedded model to 50 % and shows perplexity before/after and the sparsity curve', async () => {
+    const pickRow = (filter: string, row: string) => pickQuickItem(page, filter, row);
+    await runCommand(page, 'Circuit Lens: Prune Model…');
+    await until('the method picker', async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes('Prune Model (1/3)'), 20_000);
+    await pickRow('attnlrp', 'attnlrp');
+    await until('the sparsity box', async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes('Prune Model (2/3)'), 20_000);
+    await page.locator('.quick-input-widget input.input').fill('0.5');
+    await page.keyboard.press('Enter');
+    await until('the text picker', async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes('Prune Model (3/3)'), 20_000);
+    await pickRow('heldout', 'heldout.txt');
+    // The notification: "Pruned 50.0 % of the weights (attnlrp, rowwise): perplexity 5.150 → x.xxx".
+    const note = await until(
+      'the pruning result',
+      async () => (await notificationTexts(page)).find((n) => /Pruned .*perplexity/.test(n) || /Prun.*failed/.test(n)),
+      5 * 60_000,
+      1000,
+    );
+    const m = /Pruned 50\.0 % of the weights \(attnlrp, rowwise\): perplexity ([0-9.]+) → ([0-9.]+)/.exec(note);
+    assert.ok(m, note);
+    // Dense perplexity on the first 8,192 tokens of heldout.txt (README: 5.150).
+    assert.equal(m[1], '5.150');
+    const after = Number(m[2]);
+    assert.ok(after > 5 && after < 20, note);
+    // The panel shows the same numbers and draws the curve.
+    const f = await webviewFrame(page, '[data-testid="perplexity-after"]');
+    assert.equal(Number(await f.textContent('[data-testid="perplexity-after"]')).toFixed(3), after.toFixed(3));
+    assert.equal(Number(await f.textContent('[data-testid="perplexity-before"]')).toFixed(3), '5.150');
+    await f.locator('[data-testid="chart-sparsity"] canvas').waitFor({ state: 'visible', timeout: 20_000 });
+    const cells = await f.locator('[data-testid="sparsity-table"] td').allInnerTexts();
+    assert.ok(cells.length >= 6, `curve cells: ${cells.join(' ')}`);
+    assert.equal(cells[0], '5.150');
+    assert.ok(cells.some((c) => Number(c).toFixed(3) === after.toFixed(3)));
+    await f.locator('[data-testid="chart-sparsity"]').scrollIntoViewIfNeeded();
+    await screenshot(page, 'pruning-dark');
   });
 });

@@ -63,8 +63,16 @@ export interface CodeServer {
   stop(): Promise<void>;
 }
 
+export interface StartOptions {
+  /**
+   * Keep workspace trust on (code-server's default) and open the workspace untrusted, in
+   * Restricted Mode, without the startup prompt. Default: trust disabled (everything trusted).
+   */
+  readonly untrusted?: boolean;
+}
+
 /** A fresh user-data dir with the VSIX installed, and code-server serving `workspace`. */
-export async function startCodeServer(vsix: string, workspace: string, settings: Record<string, unknown>): Promise<CodeServer> {
+export async function startCodeServer(vsix: string, workspace: string, settings: Record<string, unknown>, options: StartOptions = {}): Promise<CodeServer> {
   const userDataDir = path.join(e2eDir, `user-${process.pid}`);
   fs.rmSync(userDataDir, { recursive: true, force: true });
   const extDir = path.join(userDataDir, 'ext');
@@ -74,7 +82,9 @@ export async function startCodeServer(vsix: string, workspace: string, settings:
     'workbench.startupEditor': 'none',
     'workbench.welcomePage.walkthroughs.openOnInstall': false,
     'workbench.tips.enabled': false,
-    'security.workspace.trust.enabled': false,
+    ...(options.untrusted
+      ? { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.banner': 'never' }
+      : { 'security.workspace.trust.enabled': false }),
     'extensions.autoCheckUpdates': false,
     'extensions.autoUpdate': false,
     'telemetry.telemetryLevel': 'off',
@@ -84,6 +94,10 @@ export async function startCodeServer(vsix: string, workspace: string, settings:
     ...settings,
   };
   fs.writeFileSync(settingsFile, JSON.stringify(current, null, 1));
+  // Machine-scoped settings of the code-server host (e.g. circuitLens.model.path) are read from here.
+  fs.mkdirSync(path.join(userDataDir, 'Machine'), { recursive: true });
+  const machine = Object.fromEntries(Object.entries(settings).filter(([key]) => key.startsWith('circuitLens.')));
+  fs.writeFileSync(path.join(userDataDir, 'Machine', 'settings.json'), JSON.stringify(machine, null, 1));
   log(`installing ${path.basename(vsix)} into code-server…`);
   execFileSync(codeServerBin, ['--user-data-dir', userDataDir, '--extensions-dir', extDir, '--install-extension', vsix], { stdio: ['ignore', 'ignore', 'inherit'] });
   const port = await freePort();
@@ -91,7 +105,11 @@ export async function startCodeServer(vsix: string, workspace: string, settings:
   const out = fs.openSync(logFile, 'a');
   const proc: ChildProcess = spawn(
     codeServerBin,
-    ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', '--user-data-dir', userDataDir, '--extensions-dir', extDir, workspace],
+    [
+      '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check',
+      ...(options.untrusted ? [] : ['--disable-workspace-trust']),
+      '--disable-getting-started-override', '--user-data-dir', userDataDir, '--extensions-dir', extDir, workspace,
+    ],
     // Its own process group, so stop() also ends the server's helpers (file watchers, extension host).
     { stdio: ['ignore', out, out], detached: true },
   );
@@ -194,6 +212,30 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
       }
       const label = (await row.getAttribute('aria-label')) ?? (await row.innerText());
       if (!label.includes(title)) return false;
+      await page.keyboard.press('Enter');
+      return true;
+    },
+    timeoutMs,
+    500,
+  );
+}
+
+/**
+ * Picks a row of the open quick pick by filtering and pressing Enter. Typing is steadier than
+ * clicking: a notification or the panel taking focus can make a row momentarily not clickable.
+ */
+export async function pickQuickItem(page: Page, filter: string, rowText: string, timeoutMs = 30_000): Promise<void> {
+  await until(
+    `quick pick row "${rowText}"`,
+    async () => {
+      const input = page.locator('.quick-input-widget input.input');
+      try {
+        await input.waitFor({ state: 'visible', timeout: 5000 });
+        await input.fill(filter);
+        await page.locator('.quick-input-list .monaco-list-row', { hasText: rowText }).first().waitFor({ state: 'visible', timeout: 3000 });
+      } catch {
+        return false;
+      }
       await page.keyboard.press('Enter');
       return true;
     },

@@ -1,0 +1,75 @@
+/**
+ * Circuit Lens in an untrusted workspace (code-server with workspace trust on, the folder opened
+ * in Restricted Mode): a model folder inside the workspace is loaded only after the user agrees
+ * in a modal dialog; declining leaves no model loaded.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { type CodeServer, e2eDir, ensureInstalled, launchBrowser, openFile, openWorkbench, packageVsix, root, runCommand, startCodeServer, until } from './harness';
+
+const PROMPT = 'When Mary and John went to the store, John gave a drink to';
+
+let server: CodeServer;
+let browser: Browser;
+let page: Page;
+let modelDir: string;
+
+/** The modal consent dialog (VS Code renders modal messages as `.monaco-dialog-box`). */
+const dialog = () => page.locator('.monaco-dialog-box');
+
+describe('Circuit Lens in an untrusted workspace', { timeout: 10 * 60_000 }, () => {
+  before(async () => {
+    ensureInstalled();
+    const vsix = packageVsix();
+    const workspace = path.join(e2eDir, 'workspace-untrusted');
+    fs.rmSync(workspace, { recursive: true, force: true });
+    fs.mkdirSync(workspace, { recursive: true });
+    fs.writeFileSync(path.join(workspace, 'prompt.txt'), `${PROMPT}\n`);
+    // A model folder that comes with the (untrusted) workspace.
+    modelDir = path.join(workspace, 'models', 'downloaded-gpt2');
+    fs.mkdirSync(modelDir, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt']) {
+      fs.copyFileSync(path.join(root, 'models', 'tiny-ioi-gpt2', f), path.join(modelDir, f));
+    }
+    server = await startCodeServer(vsix, workspace, { 'circuitLens.model.path': modelDir, 'git.enabled': false, 'workbench.colorTheme': 'Default Dark Modern' }, { untrusted: true });
+    browser = await launchBrowser();
+    page = await openWorkbench(browser, server);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('opens the workspace in Restricted Mode', async () => {
+    await until('the Restricted Mode indicator', async () => (await page.locator('.statusbar-item', { hasText: 'Restricted Mode' }).count()) > 0, 60_000);
+  });
+
+  it('asks before loading a workspace model and does not load it when declined', async () => {
+    await openFile(page, 'prompt.txt');
+    await runCommand(page, 'Circuit Lens: Attribute Prompt');
+    await dialog().waitFor({ state: 'visible', timeout: 60_000 });
+    const text = await dialog().innerText();
+    assert.match(text, /comes from this untrusted workspace/);
+    assert.ok(text.includes(modelDir), text);
+    await dialog().locator('.monaco-button', { hasText: 'Cancel' }).click();
+    await dialog().waitFor({ state: 'hidden', timeout: 10_000 });
+    // Nothing loads: the status bar keeps "No model" and no heatmap appears.
+    await page.waitForTimeout(3000);
+    assert.equal(await page.locator('.statusbar-item', { hasText: 'downloaded-gpt2' }).count(), 0);
+    assert.ok((await page.locator('.statusbar-item', { hasText: 'No model' }).count()) > 0);
+    assert.equal(await page.locator('.monaco-editor .view-overlays .cdr[class*="TextEditorDecorationType"]').count(), 0);
+  });
+
+  it('loads it once the user agrees', async () => {
+    await openFile(page, 'prompt.txt');
+    await runCommand(page, 'Circuit Lens: Attribute Prompt');
+    await dialog().waitFor({ state: 'visible', timeout: 60_000 });
+    await dialog().locator('.monaco-button', { hasText: 'Load Model' }).click();
+    await until('the model in the status bar', async () => (await page.locator('.statusbar-item', { hasText: 'downloaded-gpt2' }).count()) > 0, 60_000);
+    await until('the heatmap', async () => (await page.locator('.monaco-editor .view-overlays .cdr[class*="TextEditorDecorationType"]').count()) >= 5, 60_000);
+  });
+});
