@@ -106,6 +106,7 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
     const next = await Engine.load(params.folder, {
       ...(params.executionProvider !== undefined ? { executionProvider: params.executionProvider } : {}),
       ...(params.threads !== undefined && params.threads > 0 ? { threads: params.threads } : {}),
+      ...(params.memoryShare !== undefined ? { memory: { share: params.memoryShare } } : {}),
       log: (m) => ctx.log(m),
     });
     if (ctx.signal.aborted) {

@@ -27,6 +27,12 @@ export class Config {
     return pick(this.c.get('engine.executionProvider'), EXECUTION_PROVIDERS, 'auto');
   }
   /** 0 = let ONNX Runtime decide. */
+  /** Share of free memory a model or a run may take before the engine refuses it (memory.ts). */
+  get memoryShare(): number {
+    const v = this.c.get<number>('engine.memoryShare');
+    return typeof v === 'number' && v >= 0.05 && v <= 1 ? v : 0.8;
+  }
+
   get threads(): number {
     return int(this.c.get('engine.threads'), 0, 0, 256);
   }

@@ -167,7 +167,7 @@ export class Ctx implements vscode.Disposable {
     if (!embedded && !(await this.consentToLoad(folder))) return undefined;
     const name = path.basename(folder);
     const run = this.runJob(`Loading model ${name}`, (opts) =>
-      this.client.load({ folder, executionProvider: this.config.executionProvider, threads: this.config.threads }, opts),
+      this.client.load({ folder, executionProvider: this.config.executionProvider, threads: this.config.threads, memoryShare: this.config.memoryShare }, opts),
     );
     this.loading = run.then((m) => {
       if (!m) throw new Error('not loaded');
