@@ -38,6 +38,8 @@ async function main(): Promise<void> {
   const methods: CurveMethod[] = [];
   for (const scope of ['rowwise', 'global'] as const) {
     for (const method of ['attnlrp', 'cp-lrp', 'wanda', 'gradient', 'magnitude', 'random'] as const) methods.push({ method, scope, label: `${method} (${scope})` });
+    // PXP's per-token |R|: every explained position its own sample (window-length times slower).
+    methods.push({ method: 'attnlrp', scope, samples: 'position', label: `attnlrp, per position (${scope})` });
   }
   const sparsities = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
   const curves = await sparsityCurves(engine, { methods, sparsities, calibIds, evalIds, ioi, windows: 32, windowLength: 64, log });

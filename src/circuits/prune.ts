@@ -33,7 +33,7 @@
  * - `signed-mean`: (1/n) Σ R(x), ranked as is (negative = pruned first).
  */
 
-import type { Composite, Target } from '../engine/api';
+import type { Attribution, Composite, Target } from '../engine/api';
 import type { Engine } from '../engine/engine';
 import type { ArchSpec, LinearRef } from '../models/spec';
 import { Random } from './prng';
@@ -105,7 +105,16 @@ export interface CalibrationOptions {
   readonly windows?: number;
   /** Explained outputs per attribution batch (default 16: larger batches get slower per row on CPU). */
   readonly batchRows?: number;
+  /**
+   * What one reference sample is. `sequence` (default, SparC³): a window, all its positions
+   * explained in one backward pass, |R| taken per window. `position` (PXP's per-token |R|): each
+   * explained position on its own, one backward pass each — window-length times slower.
+   */
+  readonly samples?: SampleUnit;
 }
+
+export type SampleUnit = 'sequence' | 'position';
+export const SAMPLE_UNITS: readonly SampleUnit[] = ['sequence', 'position'];
 
 /** Consecutive non-overlapping windows of the calibration stream (the last partial window is dropped). */
 export function calibrationWindows(ids: readonly number[], options: CalibrationOptions = {}): number[][] {
@@ -118,17 +127,27 @@ export function calibrationWindows(ids: readonly number[], options: CalibrationO
   return windows;
 }
 
-/** One explained output: a row of the attribution batch. */
-export interface ExplainedOutput {
-  readonly ids: readonly number[];
-  readonly target: Target;
+/**
+ * One reference sample, a row of the attribution batch: either one explained output (`target`),
+ * or a whole sequence explained in one backward pass (`next[t]` is explained at position t).
+ */
+export type ExplainedOutput =
+  | { readonly ids: readonly number[]; readonly target: Target }
+  | { readonly ids: readonly number[]; readonly next: readonly number[]; readonly contrastive: boolean };
+
+/**
+ * The true next token at every position of every window (position t explains token t+1). Each
+ * window is one sample: SparC³'s reference samples are sequences, and explaining all positions
+ * at once costs one backward pass instead of one per position.
+ */
+export function nextTokenOutputs(windows: readonly (readonly number[])[], kind: CalibTarget = 'logit', samples: SampleUnit = 'sequence'): ExplainedOutput[] {
+  if (samples === 'sequence') return windows.map((w) => ({ ids: w, next: w.slice(1), contrastive: kind === 'contrastive' }));
+  return windows.flatMap((w) => w.slice(1).map((token, t) => ({ ids: w, target: { kind, position: t, token } })));
 }
 
-/** The true next token at every position of every window (position t explains token t+1). */
-export function nextTokenOutputs(windows: readonly (readonly number[])[], kind: CalibTarget = 'logit'): ExplainedOutput[] {
-  const rows: ExplainedOutput[] = [];
-  for (const w of windows) for (let t = 0; t + 1 < w.length; t++) rows.push({ ids: w, target: { kind, position: t, token: w[t + 1]! } });
-  return rows;
+/** How many logits the samples explain (a sequence counts each position). */
+export function explainedCount(rows: readonly ExplainedOutput[]): number {
+  return rows.reduce((n, r) => n + ('next' in r ? r.next.length : 1), 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -195,7 +214,7 @@ export async function attributionScores(engine: Engine, rows: readonly Explained
   const { nLayers: L, nHeads: H } = engine.spec;
   for (let start = 0; start < rows.length; start += batch) {
     const chunk = rows.slice(start, start + batch);
-    const result = await engine.attribute({ ids: chunk.map((r) => r.ids), targets: chunk.map((r) => r.target), mode: options.mode, weights: weightNames, neurons: true });
+    const result = await attributeChunk(engine, chunk, options.mode, weightNames);
     for (const a of result) {
       for (const name of weightNames) wAgg.add(name, a.weightRelevance[name]!);
       for (let l = 0; l < L; l++) {
@@ -214,8 +233,33 @@ export async function attributionScores(engine: Engine, rows: readonly Explained
     weights: wAgg.result(),
     neurons: Array.from({ length: L }, (_, l) => n.get(`n${l}`) ?? new Float32Array(engine.spec.dMlp)),
     heads: Array.from({ length: L }, (_, l) => h.get(`h${l}`) ?? new Float32Array(H)),
-    explainedOutputs: rows.length,
+    explainedOutputs: explainedCount(rows),
   };
+}
+
+/** Attributes a chunk of samples, sending sequences and single targets to their own graphs. */
+async function attributeChunk(engine: Engine, chunk: readonly ExplainedOutput[], mode: Composite, weights: string[]): Promise<Attribution[]> {
+  const out: Attribution[] = new Array(chunk.length);
+  const single = chunk.map((r, i) => [r, i] as const).filter(([r]) => 'target' in r);
+  const sequences = chunk.map((r, i) => [r, i] as const).filter(([r]) => 'next' in r);
+  for (const contrastive of [false, true]) {
+    const group = sequences.filter(([r]) => 'next' in r && r.contrastive === contrastive);
+    if (group.length === 0) continue;
+    const result = await engine.attributeSequence({
+      ids: group.map(([r]) => r.ids),
+      targets: group.map(([r]) => ('next' in r ? r.next : [])),
+      mode,
+      contrastive,
+      weights,
+      neurons: true,
+    });
+    group.forEach(([, i], k) => (out[i] = result[k]!));
+  }
+  if (single.length > 0) {
+    const result = await engine.attribute({ ids: single.map(([r]) => r.ids), targets: single.map(([r]) => ('target' in r ? r.target : (undefined as never))), mode, weights, neurons: true });
+    single.forEach(([, i], k) => (out[i] = result[k]!));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,6 +281,8 @@ export interface WeightScores {
   readonly calibration: { readonly windows: number; readonly windowLength: number; readonly tokens: number; readonly explainedOutputs: number } | null;
   readonly aggregation: Aggregation | null;
   readonly target: CalibTarget | null;
+  /** The reference-sample unit for attribution scores (absent for the other methods). */
+  readonly samples?: SampleUnit;
 }
 
 /** Scores every decoder-block linear weight with `method` on the calibration token stream. */
@@ -291,7 +337,7 @@ export async function weightScores(engine: Engine, calibIds: readonly number[] |
   }
   const aggregation = options.aggregation ?? 'mean-abs';
   const target = options.target ?? 'logit';
-  const rows = nextTokenOutputs(windows, target);
+  const rows = nextTokenOutputs(windows, target, options.samples);
   const rel = await attributionScores(engine, rows, {
     mode: method,
     aggregation,
@@ -299,7 +345,7 @@ export async function weightScores(engine: Engine, calibIds: readonly number[] |
     ...(options.batchRows !== undefined && { batchRows: options.batchRows }),
     ...(options.progress !== undefined && { progress: options.progress }),
   });
-  return { method, tensors, scores: rel.weights, calibration: { ...calibration, explainedOutputs: rows.length }, aggregation, target };
+  return { method, tensors, scores: rel.weights, calibration: { ...calibration, explainedOutputs: explainedCount(rows) }, aggregation, target, samples: options.samples ?? 'sequence' };
 }
 
 // ---------------------------------------------------------------------------------------------

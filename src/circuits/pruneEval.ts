@@ -21,6 +21,7 @@ import {
   type PruneMethod,
   type PruneScope,
   type WeightScores,
+  type SampleUnit,
 } from './prune';
 import { loadTaskFile, splitTaskBy, type Task, type TaskExample } from './tasks';
 
@@ -187,6 +188,7 @@ export interface CurveMethod {
   readonly scope: PruneScope;
   readonly aggregation?: Aggregation;
   readonly target?: CalibTarget;
+  readonly samples?: SampleUnit;
   /** Row label (default `method/scope`). */
   readonly label?: string;
 }
@@ -235,14 +237,14 @@ export async function sparsityCurves(engine: Engine, options: CurveOptions): Pro
   const cache = new Map<string, { scores: WeightScores; seconds: number }>();
   if (options.scores) {
     const s = options.scores;
-    cache.set(`${s.method}|${s.aggregation ?? ''}|${s.target ?? ''}`, { scores: s, seconds: 0 });
+    cache.set(`${s.method}|${s.aggregation ?? ''}|${s.target ?? ''}|${s.samples ?? 'sequence'}`, { scores: s, seconds: 0 });
   }
   const totalPoints = options.methods.length * options.sparsities.length;
   let donePoints = 0;
   const rows: CurveRow[] = [];
   for (const m of options.methods) {
     const scored = m.method === 'magnitude' || m.method === 'random' || m.method === 'wanda';
-    const key = scored ? `${m.method}||` : `${m.method}|${m.aggregation ?? 'mean-abs'}|${m.target ?? 'logit'}`;
+    const key = scored ? `${m.method}||` : `${m.method}|${m.aggregation ?? 'mean-abs'}|${m.target ?? 'logit'}|${m.samples ?? 'sequence'}`;
     let entry = cache.get(key);
     if (!entry) {
       const t0 = Date.now();
@@ -250,6 +252,7 @@ export async function sparsityCurves(engine: Engine, options: CurveOptions): Pro
         method: m.method,
         ...(m.aggregation && { aggregation: m.aggregation }),
         ...(m.target && { target: m.target }),
+        ...(m.samples && { samples: m.samples }),
         ...(options.windowLength !== undefined && { windowLength: options.windowLength }),
         ...(options.windows !== undefined && { windows: options.windows }),
         ...(options.batchRows !== undefined && { batchRows: options.batchRows }),

@@ -9,7 +9,7 @@ import type { Engine } from '../engine/engine';
 import { InputError } from '../models/errors';
 import { correct, undesiredOutputs } from '../circuits/correct';
 import { checkExportDestination, exportModel } from '../circuits/modelExport';
-import { AGGREGATIONS, PRUNE_METHODS, PRUNE_SCOPES, calibrationWindows, nextTokenOutputs, prune, type Aggregation, type CalibTarget, type PruneMethod, type PruneScope } from '../circuits/prune';
+import { AGGREGATIONS, PRUNE_METHODS, PRUNE_SCOPES, SAMPLE_UNITS, calibrationWindows, nextTokenOutputs, prune, type Aggregation, type CalibTarget, type PruneMethod, type PruneScope, type SampleUnit } from '../circuits/prune';
 import { evaluate, ioiMetrics, loadTask, probabilityMetric, readTextIds, splitCalibration, textPerplexity } from '../circuits/pruneEval';
 import type { TaskExample } from '../circuits/tasks';
 import { tune } from '../circuits/tune';
@@ -39,7 +39,7 @@ export const pruneCommands: Record<string, Command> = {
   prune: {
     summary: 'prune decoder-block linear weights by AttnLRP/CP-LRP relevance, Wanda, magnitude or gradient',
     usage:
-      'circuit-lens prune [--model DIR] --calib FILE --sparsity S --method attnlrp|cp-lrp|wanda|magnitude|gradient|random --scope rowwise|global [--aggregation mean-abs|abs-mean|signed-mean] [--target logit|contrastive] [--windows 32] [--window-length 64] [--eval FILE] [--out DIR [--overwrite]] [--json]',
+      'circuit-lens prune [--model DIR] --calib FILE --sparsity S --method attnlrp|cp-lrp|wanda|magnitude|gradient|random --scope rowwise|global [--aggregation mean-abs|abs-mean|signed-mean] [--target logit|contrastive] [--samples sequence|position] [--windows 32] [--window-length 64] [--eval FILE] [--out DIR [--overwrite]] [--json]',
     async run(ctx) {
       const flags = parseFlags(ctx.argv, {
         ...MODEL_FLAGS,
@@ -50,6 +50,7 @@ export const pruneCommands: Record<string, Command> = {
         scope: { type: 'string' },
         aggregation: { type: 'string' },
         target: { type: 'string' },
+        samples: { type: 'string' },
         eval: { type: 'string' },
         out: { type: 'string' },
         overwrite: { type: 'boolean' },
@@ -58,6 +59,7 @@ export const pruneCommands: Record<string, Command> = {
       const scope = oneOf<PruneScope>(flags.scope, PRUNE_SCOPES, 'scope', 'rowwise');
       const aggregation = oneOf<Aggregation>(flags.aggregation, AGGREGATIONS, 'aggregation', 'mean-abs');
       const target = oneOf<CalibTarget>(flags.target, ['logit', 'contrastive'], 'target', 'logit');
+      const samples = oneOf<SampleUnit>(flags.samples, SAMPLE_UNITS, 'samples', 'sequence');
       if (flags.sparsity === undefined) throw new InputError('--sparsity S (0 ≤ S ≤ 1) is required');
       const sparsity = floatFlag(flags.sparsity, 'sparsity', 0.5, 0, 1);
       const needsCalib = method !== 'magnitude' && method !== 'random';
@@ -70,6 +72,7 @@ export const pruneCommands: Record<string, Command> = {
         sparsity,
         aggregation,
         target,
+        samples,
         ...(calibIds && { calibIds }),
         windows: intFlag(flags.windows, 'windows', 32, 1),
         windowLength: intFlag(flags['window-length'], 'window-length', 64, 2),

@@ -74,8 +74,24 @@ export interface AttributeRequest {
   readonly neurons?: boolean;
 }
 
+/**
+ * Explains many positions of each row in one backward pass: the sum over t of the logit of
+ * `targets[row][t]` at position t (e.g. the true next token everywhere in a calibration
+ * window). Positions past `targets[row].length` are not explained.
+ */
+export interface SequenceAttributeRequest {
+  readonly ids: readonly (readonly number[])[];
+  readonly targets: readonly (readonly number[])[];
+  readonly mode: Composite;
+  /** Seed +1 at each target and −1/V everywhere (explains logit − mean logit). */
+  readonly contrastive?: boolean;
+  readonly weights?: readonly string[];
+  readonly neurons?: boolean;
+}
+
 export interface Attribution {
   readonly targetValue: number;
+  /** Logits at the explained position (empty for sequence attribution, which forms none). */
   readonly logitsLast: Float32Array;
   /** `[T]` at the token-embedding output. */
   readonly tokenRelevance: Float32Array;

@@ -36,6 +36,10 @@ export interface GraphOptions {
    * upstream node's output dotted with the gradient at the residual stream feeding that node.
    */
   readonly edges?: boolean;
+  /** Attribution graphs: seed every position (`target_ids`/`target_weight`) instead of one. */
+  readonly sequenceTargets?: boolean;
+  /** With sequence targets: contrastive seeds (target − mean over the vocabulary). */
+  readonly contrastiveSequence?: boolean;
   /** Forward graphs: HF names of linear weights whose input's Σ_t x² per feature is an output (Wanda's ‖X_i‖₂²). */
   readonly inputNorms?: readonly string[];
 }
@@ -180,6 +184,22 @@ class GraphBuilder {
 
     // Only the explained position's logits are computed: the seed is zero everywhere else, so
     // the [T, V] logits the forward pass would need are never formed.
+    if (this.options.sequenceTargets) this.seedSequence(hidden);
+    else this.seedPosition(hidden);
+    this.tape.backward();
+
+    this.relevanceOutputs({ tokenEmbedding, positionEmbedding, residPre, residMid, residFinal, probs, scores, headZ, mlpPost });
+    if (gates) this.edgeOutputs(residPre, residMid, residFinal);
+    return this.finish();
+  }
+
+  /**
+   * Seeds one position per row: `seed` [B, V] at the one-hot `seed_position` [B, T]. Only that
+   * position's logits are formed: the seed is zero everywhere else, so the [T, V] logits a
+   * forward pass needs are never computed.
+   */
+  private seedPosition(hidden: Tensor): void {
+    const { w, ops, spec } = this;
     const seedPosition = w.input('seed_position', 'float32', ['B', 'T']);
     const seed = w.input('seed', 'float32', ['B', spec.vocabSize]);
     const positionMask = this.tape.constant(w.op1('Unsqueeze', [seedPosition, w.ints([2])]), ['B', 'T', 1]);
@@ -189,11 +209,27 @@ class GraphBuilder {
     w.output(OUT.logitsAt, logitsFlat);
     w.output(OUT.targetValue, w.op1('ReduceSum', [w.op1('Mul', [logitsFlat, seed]), w.ints([1])], { keepdims: 0 }));
     this.tape.seed(logitsAt, w.op1('Unsqueeze', [seed, w.ints([1])]));
-    this.tape.backward();
+  }
 
-    this.relevanceOutputs({ tokenEmbedding, positionEmbedding, residPre, residMid, residFinal, probs, scores, headZ, mlpPost });
-    if (gates) this.edgeOutputs(residPre, residMid, residFinal);
-    return this.finish();
+  /**
+   * Seeds every position of a row at once: the logit of `target_ids[b, t]` weighted by
+   * `target_weight[b, t]` (e.g. the true next token at every position of a calibration window,
+   * explained in one backward pass). Each logit is its unembedding row dotted with the hidden
+   * state, so only those rows are gathered; with `contrastiveSequence` the mean row is
+   * subtracted (seed +1 at the target, −1/V everywhere).
+   */
+  private seedSequence(hidden: Tensor): void {
+    const { w, ops, spec } = this;
+    if (spec.lmHead.layout !== 'out_in') throw new Error('sequence targets need an unembedding stored [vocab, hidden]');
+    const targetIds = w.input('target_ids', 'int64', ['B', 'T']);
+    const targetWeight = w.input('target_weight', 'float32', ['B', 'T']);
+    const unembedding = this.weight(spec.lmHead.weight); // [V, D]
+    let rows = w.op1('Gather', [unembedding, targetIds], { axis: 0 }, 'unembedding_rows'); // [B, T, D]
+    if (this.options.contrastiveSequence) rows = w.op1('Sub', [rows, w.op1('ReduceMean', [unembedding, w.ints([0])], { keepdims: 1 })]);
+    const logits = ops.sumKeep(ops.mul(hidden, this.tape.constant(rows, hidden.shape), 'target_logit_terms'), 2, 'target_logits'); // [B, T, 1]
+    const weight = w.op1('Unsqueeze', [targetWeight, w.ints([2])]);
+    w.output(OUT.targetValue, w.op1('ReduceSum', [w.op1('Mul', [logits.name, weight]), w.ints([1, 2])], { keepdims: 0 }));
+    this.tape.seed(logits, weight);
   }
 
   private finish(): CompiledGraph {

@@ -20,6 +20,7 @@ import type {
   ForwardRow,
   Interventions,
   ModelInfo,
+  SequenceAttributeRequest,
   Target,
 } from './api';
 import { COMPOSITES } from './api';
@@ -194,6 +195,44 @@ export class Engine {
     return lengths.map((len, b) => this.readAttribution(out, b, len, T, request.mode, weightNames, request.neurons !== false));
   }
 
+  /** Relevance of many explained positions per row, in one backward pass (see api.ts). */
+  async attributeSequence(request: SequenceAttributeRequest): Promise<Attribution[]> {
+    this.checkIds(request.ids);
+    this.checkRunMemory(request.ids, true);
+    if (!COMPOSITES.includes(request.mode)) throw new InputError(`unknown mode "${String(request.mode)}" (use ${COMPOSITES.join(', ')})`);
+    if (request.targets.length !== request.ids.length) throw new InputError(`${request.ids.length} prompts but ${request.targets.length} target lists`);
+    const V = this.spec.vocabSize;
+    request.targets.forEach((row, i) => {
+      if (row.length > request.ids[i]!.length) throw new InputError(`prompt ${i + 1}: ${row.length} targets for ${request.ids[i]!.length} positions`);
+      const bad = row.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= V);
+      if (bad !== -1) throw new InputError(`prompt ${i + 1}: target id ${String(row[bad])} at position ${bad} is outside the vocabulary`);
+    });
+    const weightNames = [...(request.weights ?? [])];
+    const options: GraphOptions = {
+      composite: request.mode,
+      interventions: false,
+      hooks: false,
+      weightRelevance: weightNames,
+      sequenceTargets: true,
+      contrastiveSequence: !!request.contrastive,
+    };
+    const { session } = await this.session(options);
+    const { feeds, lengths, T } = this.inputFeeds(request.ids);
+    const B = request.ids.length;
+    const targetIds = new BigInt64Array(B * T);
+    const targetWeight = new Float32Array(B * T);
+    request.targets.forEach((row, b) =>
+      row.forEach((id, t) => {
+        targetIds[b * T + t] = BigInt(id);
+        targetWeight[b * T + t] = 1;
+      }),
+    );
+    feeds.target_ids = new ort.Tensor('int64', targetIds, [B, T]);
+    feeds.target_weight = new ort.Tensor('float32', targetWeight, [B, T]);
+    const out = await session.run(feeds);
+    return lengths.map((len, b) => this.readAttribution(out, b, len, T, request.mode, weightNames, request.neurons !== false));
+  }
+
   /**
    * Edge relevance for each prompt: one batch row per downstream node, each seeded at the
    * target and gated so that only that node's relevance reaches the residual stream below it
@@ -321,7 +360,7 @@ export class Engine {
     const mlp = data(OUT.mlpRelevance);
     return {
       targetValue: data(OUT.targetValue)[b]!,
-      logitsLast: data(OUT.logitsAt).slice(b * V, (b + 1) * V),
+      logitsLast: out[OUT.logitsAt] ? data(OUT.logitsAt).slice(b * V, (b + 1) * V) : new Float32Array(0),
       tokenRelevance: data(OUT.tokenRelevance).slice(b * T, b * T + len),
       positionRelevance: out[OUT.positionRelevance] ? data(OUT.positionRelevance).slice(b * T, b * T + len) : null,
       headRelevance: matrix(data(OUT.headRelevance), L, H),

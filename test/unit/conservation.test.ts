@@ -74,3 +74,39 @@ describe('bias bookkeeping on GPT-2 (the embedded model)', () => {
     }
   });
 });
+
+describe('sequence attribution', () => {
+  it('explaining every position in one backward pass equals the sum of one pass per position', async () => {
+    const engine = await Engine.load(EMBEDDED_MODEL);
+    try {
+      const ids = [770, 11, 1038, 468, 1012, 565, 1030, 1034, 1031, 464, 461, 909, 13, 1038, 669, 464];
+      const next = ids.slice(1);
+      const weights = ['transformer.h.1.mlp.c_fc.weight', 'transformer.h.0.attn.c_attn.weight'];
+      for (const contrastive of [false, true]) {
+        const [sequence] = await engine.attributeSequence({ ids: [ids], targets: [next], mode: 'attnlrp', weights, contrastive });
+        const rows = await engine.attribute({
+          ids: next.map(() => ids),
+          targets: next.map((token, position) => ({ kind: contrastive ? ('contrastive' as const) : ('logit' as const), position, token })),
+          mode: 'attnlrp',
+          weights,
+        });
+        const total = (pick: (a: (typeof rows)[number]) => ArrayLike<number>) => {
+          const out = new Float64Array(pick(rows[0]!).length);
+          for (const r of rows) Array.from(pick(r)).forEach((v, i) => (out[i]! += v));
+          return out;
+        };
+        assert.ok(Math.abs(sequence!.targetValue - sum(rows.map((r) => r.targetValue))) < 1e-3);
+        for (const name of weights) {
+          const expected = total((r) => r.weightRelevance[name]!);
+          const scale = Math.max(...expected.map(Math.abs));
+          const err = Math.max(...Array.from(sequence!.weightRelevance[name]!, (v, i) => Math.abs(v - expected[i]!)));
+          assert.ok(err <= 1e-4 * scale, `${name}: ${err} of ${scale}`);
+        }
+        const tokens = total((r) => r.tokenRelevance);
+        sequence!.tokenRelevance.forEach((v, i) => assert.ok(Math.abs(v - tokens[i]!) < 1e-3));
+      }
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
