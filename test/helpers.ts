@@ -43,3 +43,26 @@ export function maxAbsDiff(ours: ArrayLike<number>, reference: ArrayLike<number>
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(require('node:os').tmpdir(), `circuit-lens-${prefix}-`));
 }
+
+/**
+ * Bundles the real engine worker (src/engine/worker.ts) for a test, inside the repository so
+ * `require('onnxruntime-node')` resolves from node_modules. Returns its path.
+ */
+export function testWorkerPath(name: string): string {
+  return path.join(REPO, '.cache', `${name}.js`);
+}
+
+export async function buildTestWorker(name: string): Promise<string> {
+  const esbuild = await import('esbuild');
+  const outfile = testWorkerPath(name);
+  await esbuild.build({
+    entryPoints: [path.join(REPO, 'src/engine/worker.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    external: ['onnxruntime-node'],
+    logLevel: 'silent',
+  });
+  return outfile;
+}

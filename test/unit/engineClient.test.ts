@@ -5,28 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as esbuild from 'esbuild';
 import { EngineClient, EngineError } from '../../src/engine/client';
 import { Engine } from '../../src/engine/engine';
-import { EMBEDDED_MODEL, REPO, tempDir } from '../helpers';
+import { EMBEDDED_MODEL, tempDir, buildTestWorker, testWorkerPath } from '../helpers';
 
 // Bundled inside the repository so `require('onnxruntime-node')` resolves from node_modules.
-const workerPath = path.join(REPO, '.cache', 'test-worker.js');
+const workerPath = testWorkerPath('test-worker');
 const PROMPT = 'When Mary and John went to the store, John gave a drink to';
 
-before(async () => {
-  await esbuild.build({
-    entryPoints: [path.join(REPO, 'src/engine/worker.ts')],
-    outfile: workerPath,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    external: ['onnxruntime-node'],
-    logLevel: 'silent',
-  });
-});
+before(() => buildTestWorker('test-worker'));
 after(() => fs.rmSync(workerPath, { force: true }));
 
 function client(extra: Partial<ConstructorParameters<typeof EngineClient>[0]> = {}) {

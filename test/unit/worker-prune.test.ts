@@ -7,27 +7,16 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as esbuild from 'esbuild';
 import { prune } from '../../src/circuits/prune';
 import { readTextIds, textPerplexity } from '../../src/circuits/pruneEval';
 import { EngineClient, EngineError } from '../../src/engine/client';
 import { Engine } from '../../src/engine/engine';
-import { EMBEDDED_MODEL, REPO, tempDir } from '../helpers';
+import { EMBEDDED_MODEL, tempDir, buildTestWorker, testWorkerPath } from '../helpers';
 
-const workerPath = path.join(REPO, '.cache', 'test-worker-prune.js');
+const workerPath = testWorkerPath('test-worker-prune');
 const HELDOUT = path.join(EMBEDDED_MODEL, 'heldout.txt');
 
-before(async () => {
-  await esbuild.build({
-    entryPoints: [path.join(REPO, 'src/engine/worker.ts')],
-    outfile: workerPath,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    external: ['onnxruntime-node'],
-    logLevel: 'silent',
-  });
-});
+before(() => buildTestWorker('test-worker-prune'));
 after(() => fs.rmSync(workerPath, { force: true }));
 
 async function rejectsWith(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
