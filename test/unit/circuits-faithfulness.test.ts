@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import type { ForwardRequest, ForwardRow } from '../../src/engine/api';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { Engine } from '../../src/engine/engine';
+import { EMBEDDED_MODEL } from '../helpers';
+import { loadTaskFile } from '../../src/circuits/tasks';
 import {
   ActivationMeans,
+  activationShape,
   circuitSizeForFraction,
   completeness,
   curveAreas,
@@ -14,7 +18,6 @@ import {
 } from '../../src/circuits/faithfulness';
 import { eapIgEdgeList } from '../../src/circuits/export';
 import type { Task } from '../../src/circuits/tasks';
-import type { ArchSpec } from '../../src/models/spec';
 
 const close = (actual: number, expected: number, tolerance = 1e-12) =>
   assert.ok(Math.abs(actual - expected) <= tolerance, `expected ${expected}, got ${actual}`);
@@ -93,94 +96,78 @@ test('default ablation universe: all heads and MLP blocks, or all neurons for a 
 });
 
 // ---------------------------------------------------------------------------------------------
-// Plumbing of the async drivers. The runner below is a request recorder, not a model: it returns
-// logits whose target-minus-foil difference is simply the number of *kept* components among
-// a0.h0…a0.h3, so the tests can check which components each run ablated and what replacement
-// activations it sent. Real-model behaviour is covered by the engine's integration tests.
+// The async drivers, on the real engine and the embedded model: every score they report must
+// equal the same ablation done by hand with engine.forward and its intervention inputs.
 
-const SPEC = { nLayers: 1, nHeads: 4, headDim: 2, dMlp: 3, dModel: 8, maxPositions: 16 } as unknown as ArchSpec;
+const IOI = loadTaskFile(path.join(EMBEDDED_MODEL, 'ioi.jsonl'));
+const TASK: Task = { ...IOI, examples: IOI.examples.slice(0, 8) };
+const RANKED = ['a2.h2', 'a0.h1', 'a3.h1', 'a0.h2'];
+const HEADS = Array.from({ length: 16 }, (_, i) => `a${Math.floor(i / 4)}.h${i % 4}`);
 
-function recordingRunner() {
-  const requests: ForwardRequest[] = [];
-  const runner = {
-    spec: SPEC,
-    async forward(request: ForwardRequest): Promise<ForwardRow[]> {
-      requests.push(request);
-      const ablated = new Set(request.interventions?.ablate ?? []);
-      return request.ids.map((ids, row) => {
-        const kept = [0, 1, 2, 3].filter((h) => !ablated.has(`a0.h${h}`)).length;
-        const logitsLast = Float32Array.from([kept, 0, 0]);
-        if (!request.hooks) return { logitsLast };
-        // Hook activations: every value is the prompt's first token id + row, so means are checkable.
-        const value = ids[0]! + row;
-        return {
-          logitsLast,
-          headZ: [new Float32Array(ids.length * 8).fill(value)],
-          mlpPost: [new Float32Array(ids.length * 3).fill(value)],
-        };
-      });
-    },
-  };
-  return { runner, requests };
+let engine: Engine;
+before(async () => (engine = await Engine.load(EMBEDDED_MODEL)));
+after(() => engine.dispose());
+
+async function byHand(ablate: readonly string[], replacement?: (row: number) => { head: Float32Array[]; neuron: Float32Array[] }): Promise<number> {
+  const ids = TASK.examples.map((e) => e.ids);
+  const rows = await engine.forward({
+    ids,
+    ...(ablate.length > 0 && {
+      interventions: {
+        ablate,
+        ...(replacement && { headReplacement: ids.map((_, i) => replacement(i).head), neuronReplacement: ids.map((_, i) => replacement(i).neuron) }),
+      },
+    }),
+  });
+  return rows.reduce((sum, row, i) => sum + row.logitsLast[TASK.examples[i]!.target!]! - row.logitsLast[TASK.examples[i]!.foil!]!, 0) / rows.length;
 }
 
-const TASK: Task = {
-  name: 'plumbing',
-  metric: 'logit_diff',
-  examples: [
-    { ids: [10, 11], corruptedIds: [20, 21], target: 0, foil: 1, meta: {}, origin: 't:1' },
-    { ids: [30, 31], corruptedIds: [40, 41], target: 0, foil: 1, meta: {}, origin: 't:2' },
-  ],
-};
-const RANKED = ['a0.h2', 'a0.h0', 'a0.h3', 'a0.h1'];
-
-test('faithfulnessCurve ablates the ranked components outside the top ⌊f·N⌋ (zero ablation)', async () => {
-  const { runner, requests } = recordingRunner();
-  const curve = await faithfulnessCurve(runner, TASK, RANKED, 'zero', [0.25, 0.5, 1], { batchSize: 1 });
-  assert.equal(curve.full, 4);
-  assert.equal(curve.empty, 0);
-  assert.deepEqual(curve.points.map((p) => [p.fraction, p.size, p.score, p.faithfulness]), [[0.25, 1, 1, 0.25], [0.5, 2, 2, 0.5], [1, 4, 4, 1]]);
-  close(curve.cpr, 0.25 * 0.375 + 0.5 * 0.75);
-  // Runs: full, empty, 25 %, 50 % (100 % reuses the full run), one request per example each.
-  assert.deepEqual(requests.map((r) => r.interventions?.ablate ?? []), [[], [], RANKED, RANKED, ['a0.h0', 'a0.h3', 'a0.h1'], ['a0.h0', 'a0.h3', 'a0.h1'], ['a0.h3', 'a0.h1'], ['a0.h3', 'a0.h1']]);
-  assert.ok(requests.every((r) => r.interventions?.headReplacement === undefined), 'zero ablation sends no replacement');
+test('faithfulnessCurve (zero ablation) scores each size exactly as ablating the rest by hand', async () => {
+  const curve = await faithfulnessCurve(engine, TASK, RANKED, 'zero', [0.25, 0.5, 1], { batchSize: 3 });
+  close(curve.full, await byHand([]), 1e-5);
+  close(curve.empty, await byHand(RANKED), 1e-5);
+  const expected = [1, 2, 4].map((size) => byHand(RANKED.slice(size)));
+  for (const [i, point] of curve.points.entries()) {
+    close(point.score, await expected[i]!, 1e-5);
+    close(point.faithfulness, normalizedFaithfulness(point.score, curve.empty, curve.full), 1e-12);
+  }
+  assert.deepEqual(curve.points.map((p) => p.size), [1, 2, 4]);
+  close(curve.points[2]!.faithfulness, 1, 1e-9);
 });
 
-test('faithfulnessCurve with mean ablation sends the reference mean for every row and layer', async () => {
-  const { runner, requests } = recordingRunner();
-  await faithfulnessCurve(runner, TASK, RANKED, 'mean', [0.5, 1], { batchSize: 2 });
-  assert.equal(requests[0]!.hooks, true, 'the reference pass asks for hook activations');
-  const ablated = requests.find((r) => r.interventions !== undefined)!;
-  // Reference hook values are 10 (row 0) and 31 (row 1): the mean is 20.5 everywhere.
-  assert.equal(ablated.interventions!.headReplacement!.length, 2);
-  assert.equal(ablated.interventions!.headReplacement![1]![0]!.length, 2 * 8);
-  assert.ok(ablated.interventions!.headReplacement![1]![0]!.every((v) => v === 20.5));
-  assert.ok(ablated.interventions!.neuronReplacement![0]![0]!.every((v) => v === 20.5));
+test('mean ablation replaces with the token mean over the reference prompts', async () => {
+  const ids = TASK.examples.map((e) => e.ids);
+  const hooked = await engine.forward({ ids, hooks: true });
+  const means = new ActivationMeans(activationShape(engine.spec));
+  hooked.forEach((row, i) => means.add({ length: ids[i]!.length, headZ: row.headZ!, mlpPost: row.mlpPost! }));
+  const circuit = ['a2.h2', 'a0.h1'];
+  const result = await evaluateCircuit(engine, TASK, circuit, 'mean', HEADS, { batchSize: 5 });
+  const outside = HEADS.filter((h) => !circuit.includes(h));
+  close(result.circuit, await byHand(outside, (i) => means.overall(ids[i]!.length)), 1e-5);
+  close(result.complement, await byHand(circuit, (i) => means.overall(ids[i]!.length)), 1e-5);
+  close(result.empty, await byHand(HEADS, (i) => means.overall(ids[i]!.length)), 1e-5);
 });
 
-test('resample ablation patches in the corrupted prompt activations of the same example', async () => {
-  const { runner, requests } = recordingRunner();
-  const result = await evaluateCircuit(runner, TASK, ['a0.h0', 'a0.h1'], 'resample', ['a0.h0', 'a0.h1', 'a0.h2', 'a0.h3'], { batchSize: 2 });
-  assert.deepEqual(requests[1]!.ids, [[20, 21], [40, 41]], 'corrupted prompts run with hooks');
-  const ablated = requests.find((r) => r.interventions !== undefined)!;
-  assert.ok(ablated.interventions!.headReplacement![0]![0]!.every((v) => v === 20));
-  assert.ok(ablated.interventions!.headReplacement![1]![0]!.every((v) => v === 41));
-  assert.deepEqual(
-    { full: result.full, empty: result.empty, circuit: result.circuit, complement: result.complement, faithfulness: result.faithfulness, completeness: result.completeness },
-    { full: 4, empty: 0, circuit: 2, complement: 2, faithfulness: 0.5, completeness: 0.5 },
-  );
+test('resample ablation patches in the activations of each example\'s own corrupted prompt', async () => {
+  const corrupted = await engine.forward({ ids: TASK.examples.map((e) => e.corruptedIds!), hooks: true });
+  const circuit = ['a2.h2', 'a3.h1'];
+  const result = await evaluateCircuit(engine, TASK, circuit, 'resample', HEADS, { batchSize: 3 });
+  const replacement = (i: number) => ({ head: corrupted[i]!.headZ!, neuron: corrupted[i]!.mlpPost! });
+  close(result.circuit, await byHand(HEADS.filter((h) => !circuit.includes(h)), replacement), 1e-5);
+  close(result.complement, await byHand(circuit, replacement), 1e-5);
   const noCorrupted: Task = { ...TASK, examples: [{ ids: [1], target: 0, foil: 1, meta: {}, origin: 'u.jsonl:4' }] };
-  await assert.rejects(evaluateCircuit(runner, noCorrupted, ['a0.h0'], 'resample'), /u\.jsonl:4: resample ablation needs a corrupted prompt/);
+  await assert.rejects(evaluateCircuit(engine, noCorrupted, ['a0.h0'], 'resample'), /u\.jsonl:4: resample ablation needs a corrupted prompt/);
 });
 
 test('drivers reject bad component lists before running anything', async () => {
-  const { runner, requests } = recordingRunner();
-  await assert.rejects(faithfulnessCurve(runner, TASK, [], 'zero'), /ranking is empty/);
-  await assert.rejects(faithfulnessCurve(runner, TASK, ['a0.h9'], 'zero'), /head 9 is out of range/);
-  await assert.rejects(faithfulnessCurve(runner, TASK, ['a0.h1', 'a0.h1'], 'zero'), /"a0\.h1" is listed twice/);
-  await assert.rejects(faithfulnessCurve(runner, TASK, ['logits'], 'zero'), /"logits" cannot be ablated/);
-  await assert.rejects(faithfulnessCurve(runner, TASK, ['a0.h1'], 'zero', [0.5, 0.2]), /strictly increasing/);
-  await assert.rejects(faithfulnessCurve(runner, TASK, ['a0.h1'], 'noise' as never), /unknown ablation "noise"/);
-  await assert.rejects(evaluateCircuit(runner, TASK, ['m0'], 'zero', ['a0.h0']), /m0 is not in the ablation universe/);
-  assert.equal(requests.length, 0);
+  let runs = 0;
+  const counted = { spec: engine.spec, forward: (r: Parameters<Engine['forward']>[0]) => (runs++, engine.forward(r)) };
+  await assert.rejects(faithfulnessCurve(counted, TASK, [], 'zero'), /ranking is empty/);
+  await assert.rejects(faithfulnessCurve(counted, TASK, ['a0.h9'], 'zero'), /head 9 is out of range/);
+  await assert.rejects(faithfulnessCurve(counted, TASK, ['a0.h1', 'a0.h1'], 'zero'), /"a0\.h1" is listed twice/);
+  await assert.rejects(faithfulnessCurve(counted, TASK, ['logits'], 'zero'), /"logits" cannot be ablated/);
+  await assert.rejects(faithfulnessCurve(counted, TASK, ['a0.h1'], 'zero', [0.5, 0.2]), /strictly increasing/);
+  await assert.rejects(faithfulnessCurve(counted, TASK, ['a0.h1'], 'noise' as never), /unknown ablation "noise"/);
+  await assert.rejects(evaluateCircuit(counted, TASK, ['m0'], 'zero', ['a0.h0']), /m0 is not in the ablation universe/);
+  assert.equal(runs, 0);
 });
