@@ -350,8 +350,7 @@ async function discover(params: EngineParams<'discover'>, ctx: JobContext): Prom
   const { graph: full } = await discoverCircuit(runner, task, {
     method: params.mode,
     granularity: 'heads+mlps',
-    // Signed, as the CLI's discover: a component working against the metric is not in the circuit.
-    aggregation: 'signed-mean',
+    aggregation: 'mean-abs',
     batchSize: 16,
     edges: true,
     modelName: eng.folder.split(/[\\/]/).pop() ?? eng.folder,
@@ -364,8 +363,8 @@ async function discover(params: EngineParams<'discover'>, ctx: JobContext): Prom
   });
   const components = full.nodes.filter((n) => n.kind === 'head' || n.kind === 'mlp');
   const k = Math.max(1, Math.min(params.maxNodes ?? 40, Math.round(components.length * 0.25)));
-  let graph = selectNodes(full, { kind: 'top-k', k }, { absolute: false });
-  const ranked = [...components].sort((a, b) => b.relevance - a.relevance).map((n) => n.id);
+  let graph = selectNodes(full, { kind: 'top-k', k });
+  const ranked = [...components].sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance)).map((n) => n.id);
   const circuit = graph.nodes.filter((n) => n.kind === 'head' || n.kind === 'mlp').map((n) => n.id);
   ctx.progress({ message: 'Verifying the circuit…', fraction: 0.6 });
   const evaluation = await evaluateCircuit(runner, task, circuit, 'mean', universeOf(eng), { batchSize: 16 });
