@@ -3,8 +3,10 @@
  * *where* (file and line, or the JSON path) and *what* is wrong, because these messages end up
  * in the VS Code problems view and in CLI output, where the user has nothing else to go on.
  */
+import { InputError } from '../models/errors';
 
-export class CircuitInputError extends Error {
+/** A kind of InputError, so the CLI (exit 2) and the worker (`input` code) treat it as the user's to fix. */
+export class CircuitInputError extends InputError {
   /** File name (or a label such as `generated IOI`) the bad input came from. */
   readonly source: string;
   /** 1-based line number for line-oriented inputs (JSONL); absent otherwise. */

@@ -76,6 +76,8 @@ describe('circuit-lens CLI', { skip: !fs.existsSync(path.join(REPO, 'dist', 'cli
   });
 
   it('bad input exits 2 with a one-line error and no stack', () => {
+    const badTask = path.join(tempDir('bad-task'), 'broken.jsonl');
+    fs.writeFileSync(badTask, '{"prompt": "x"\n');
     for (const args of [
       ['attribute', '--prompt', 'When Mary and John went', '--target', ' Maryland and'],
       ['attribute', '--prompt', 'When Mary', '--position', '7'],
@@ -85,6 +87,7 @@ describe('circuit-lens CLI', { skip: !fs.existsSync(path.join(REPO, 'dist', 'cli
       ['logits', '--prompt', ''],
       ['logits', '--bogus'],
       ['discover', '--task', '/nonexistent.jsonl'],
+      ['discover', '--task', badTask],
       ['discover', '--task', 'ioi', '--method', 'shap'],
       ['verify', '--circuit', '/nonexistent.json', '--task', 'ioi'],
     ]) {
