@@ -359,3 +359,18 @@ export function generateInductionTask(options: InductionOptions & { readonly met
     name: 'induction',
   });
 }
+
+export const BUILT_IN_TASKS = ['ioi', 'greater-than'] as const;
+export type BuiltInTask = (typeof BUILT_IN_TASKS)[number];
+
+/**
+ * The built-in tasks as the CLI's `--task ioi|greater-than` and the extension make them: IOI
+ * restricted to names that are one token for this tokenizer, greater-than to years that split
+ * into century and two digits.
+ */
+export function builtInTask(name: BuiltInTask, tokenizer: { encodeIds(text: string): number[] }, count: number, seed: number): Task {
+  const encode = (text: string) => tokenizer.encodeIds(text);
+  return name === 'ioi'
+    ? generateIoiTask({ count, seed, encode, isSingleToken: (text) => encode(text).length === 1 })
+    : generateGreaterThanTask({ count, seed, encode, yearIsClean: yearSplitsAsTwoTokens(encode) });
+}

@@ -5,7 +5,7 @@ import { InputError } from '../models/errors';
 import { AGGREGATION_MODES, type AggregationMode } from '../circuits/aggregate';
 import { DISCOVERY_METHODS, discoverCircuit, type DiscoveryMethod } from '../circuits/discover';
 import { ABLATION_KINDS, evaluateCircuit, faithfulnessCurve, type AblationKind } from '../circuits/faithfulness';
-import { generateGreaterThanTask, generateIoiTask, yearSplitsAsTwoTokens } from '../circuits/generators';
+import { builtInTask } from '../circuits/generators';
 import { circuitComponentIds, GRANULARITIES, selectEdges, selectNodes, validateCircuitGraph, type CircuitGraph, type Granularity } from '../circuits/graph';
 import type { ModelRunner } from '../circuits/runner';
 import { loadTaskFile, type Task } from '../circuits/tasks';
@@ -27,12 +27,8 @@ export function loadTask(engine: Engine, spec: string | undefined, n: number | u
   const encode = tokenizer ? (text: string) => tokenizer.encodeIds(text) : undefined;
   let task: Task;
   if (spec === 'ioi' || spec === 'greater-than') {
-    if (!encode) throw new InputError(`the built-in ${spec} task needs a model with a tokenizer; pass a JSONL file of token ids instead`);
-    const isSingleToken = (text: string) => tokenizer!.encodeIds(text).length === 1;
-    task =
-      spec === 'ioi'
-        ? generateIoiTask({ count: n ?? 100, seed, encode, isSingleToken })
-        : generateGreaterThanTask({ count: n ?? 100, seed, encode, yearIsClean: yearSplitsAsTwoTokens(encode) });
+    if (!tokenizer) throw new InputError(`the built-in ${spec} task needs a model with a tokenizer; pass a JSONL file of token ids instead`);
+    task = builtInTask(spec, tokenizer, n ?? 100, seed);
   } else {
     if (!fs.existsSync(spec)) throw new InputError(`task file does not exist`, path.resolve(spec));
     task = loadTaskFile(spec, { ...(encode ? { encode } : {}), vocabSize: engine.spec.vocabSize });

@@ -19,10 +19,9 @@ import { evaluate, ioiMetrics, loadTask, probabilityMetric, readTextIds, sparsit
 import type { TaskExample } from '../circuits/tasks';
 import { InputError } from '../models/errors';
 import { discoverCircuit } from '../circuits/discover';
-import { evaluateCircuit, faithfulnessCurve } from '../circuits/faithfulness';
-import { generateGreaterThanTask, generateIoiTask, yearSplitsAsTwoTokens } from '../circuits/generators';
+import { defaultUniverse, evaluateCircuit, faithfulnessCurve } from '../circuits/faithfulness';
+import { builtInTask } from '../circuits/generators';
 import { type CircuitGraph, selectNodes } from '../circuits/graph';
-import type { ModelRunner } from '../circuits/runner';
 import type { Task } from '../circuits/tasks';
 import { Engine } from './engine';
 import {
@@ -90,9 +89,6 @@ function checkCancelled(signal: AbortSignal): void {
   if (signal.aborted) throw new JobError('cancelled', 'Cancelled');
 }
 
-/** Circuit discovery and verification come from src/circuits/. */
-const CIRCUITS_AVAILABLE = true;
-
 const handlers: { [K in keyof typeof Req]: Handler<K> } = {
   async load(params, ctx) {
     if (engine) {
@@ -114,7 +110,7 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
       throw new JobError('cancelled', 'Cancelled');
     }
     engine = next;
-    loaded = { info: next.info(), hasTokenizer: next.tokenizer !== null, circuits: CIRCUITS_AVAILABLE };
+    loaded = { info: next.info(), hasTokenizer: next.tokenizer !== null, circuits: true };
     return loaded;
   },
   async info() {
@@ -131,24 +127,12 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
   async attribute(params) {
     return requireEngine().attribute(params);
   },
-  async attributePrompt(params, ctx) {
-    return attributePrompt(params, ctx);
-  },
-  async discover(params, ctx) {
-    return discover(params, ctx);
-  },
-  async verify(params, ctx) {
-    return verify(params, ctx);
-  },
-  async prune(params, ctx) {
-    return prune(params, ctx);
-  },
-  async correct(params, ctx) {
-    return correct(params, ctx);
-  },
-  async exportModel(params, ctx) {
-    return exportModel(params, ctx);
-  },
+  attributePrompt,
+  discover,
+  verify,
+  prune,
+  correct,
+  exportModel,
   async sleep(params, ctx) {
     if (!options.testHooks) throw new JobError('unavailable', 'engine/sleep is a test hook and is disabled');
     const end = Date.now() + params.ms;
@@ -260,19 +244,6 @@ async function attributePrompt(params: EngineParams<'attributePrompt'>, ctx: Job
 // ───────────── circuits ─────────────
 
 /** The engine as the circuits module's runner, failing fast between engine calls once cancelled. */
-function runnerFor(eng: Engine, signal: AbortSignal): ModelRunner {
-  return new Proxy(eng as unknown as ModelRunner, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target) as unknown;
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        checkCancelled(signal);
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-}
-
 const taskCache = new Map<string, Task>();
 
 /** The built-in task prompts (deterministic: seed 0), as the CLI's `--task ioi|greater-than` makes them. */
@@ -280,24 +251,11 @@ function taskFor(eng: Engine, name: 'ioi' | 'greater-than', count: number): Task
   const key = `${eng.folder}|${name}|${count}`;
   const cached = taskCache.get(key);
   if (cached) return cached;
-  const tokenizer = requireTokenizer();
-  const encode = (text: string) => tokenizer.encode(text).ids;
-  const task =
-    name === 'ioi'
-      ? generateIoiTask({ count, seed: 0, encode, isSingleToken: (text: string) => tokenizer.encode(text).ids.length === 1 })
-      : generateGreaterThanTask({ count, seed: 0, encode, yearIsClean: yearSplitsAsTwoTokens(encode) });
+  const task = builtInTask(name, requireTokenizer(), count, 0);
   taskCache.set(key, task);
   return task;
 }
 
-function universeOf(eng: Engine): string[] {
-  const ids: string[] = [];
-  for (let l = 0; l < eng.spec.nLayers; l++) {
-    for (let h = 0; h < eng.spec.nHeads; h++) ids.push(`a${l}.h${h}`);
-    ids.push(`m${l}`);
-  }
-  return ids;
-}
 
 function toCircuit(graph: CircuitGraph, full: CircuitGraph, eng: Engine, params: EngineParams<'discover'>): Circuit {
   const nodes: GraphNode[] = [];
@@ -342,7 +300,7 @@ function toCircuit(graph: CircuitGraph, full: CircuitGraph, eng: Engine, params:
 
 async function discover(params: EngineParams<'discover'>, ctx: JobContext): Promise<Circuit> {
   const eng = requireEngine();
-  const runner = runnerFor(eng, ctx.signal);
+  const runner = cancellable(eng, ctx.signal);
   const task = taskFor(eng, params.task, params.prompts ?? 32);
   ctx.progress({ message: `Scoring components on ${task.examples.length} prompts…`, fraction: 0 });
   let phase = 0;
@@ -367,7 +325,7 @@ async function discover(params: EngineParams<'discover'>, ctx: JobContext): Prom
   const ranked = [...components].sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance)).map((n) => n.id);
   const circuit = graph.nodes.filter((n) => n.kind === 'head' || n.kind === 'mlp').map((n) => n.id);
   ctx.progress({ message: 'Verifying the circuit…', fraction: 0.6 });
-  const evaluation = await evaluateCircuit(runner, task, circuit, 'mean', universeOf(eng), { batchSize: 16 });
+  const evaluation = await evaluateCircuit(runner, task, circuit, 'mean', defaultUniverse(eng.spec), { batchSize: 16 });
   ctx.progress({ message: 'Measuring the faithfulness curve…', fraction: 0.75 });
   const curve = await faithfulnessCurve(runner, task, ranked, 'mean', undefined, {
     batchSize: 16,
@@ -387,9 +345,9 @@ async function discover(params: EngineParams<'discover'>, ctx: JobContext): Prom
  */
 async function verify(params: EngineParams<'verify'>, ctx: JobContext): Promise<CircuitMetrics> {
   const eng = requireEngine();
-  const runner = runnerFor(eng, ctx.signal);
+  const runner = cancellable(eng, ctx.signal);
   const task = taskFor(eng, params.task, params.prompts ?? 32);
-  const universe = universeOf(eng);
+  const universe = defaultUniverse(eng.spec);
   const inUniverse = new Set(universe);
   const nodes = params.nodes.filter((id) => inUniverse.has(id));
   const drop = new Set(params.ablate);
