@@ -5,8 +5,6 @@
  */
 
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
 import type { Engine } from '../engine/engine';
 import { InputError } from '../models/errors';
 import { logSoftmax, perplexity, type PerplexityResult } from './metrics';
@@ -28,25 +26,10 @@ import { loadTaskFile, splitTaskBy, type Task, type TaskExample } from './tasks'
 // ---------------------------------------------------------------------------------------------
 // Text
 
-const tokenizers = new Map<string, Tokenizer>();
-
-/**
- * Encodes a whole text as one stream without special tokens. Uses the model's tokenizer.json
- * directly: `engine.encode` computes character offsets by prefix decoding (quadratic in length)
- * and refuses texts longer than the context, neither of which suits a 10k-token corpus.
- */
+/** Encodes a whole text as one stream without special tokens (the perplexity definition). */
 export function encodeText(engine: Engine, text: string): number[] {
-  const folder = engine.folder;
-  let tok = tokenizers.get(folder);
-  if (!tok) {
-    const file = path.join(folder, 'tokenizer.json');
-    if (!fs.existsSync(file)) throw new InputError('this model folder has no tokenizer.json: text cannot be encoded', folder);
-    const configFile = path.join(folder, 'tokenizer_config.json');
-    const config = fs.existsSync(configFile) ? (JSON.parse(fs.readFileSync(configFile, 'utf8')) as object) : {};
-    tok = new Tokenizer(JSON.parse(fs.readFileSync(file, 'utf8')) as object, config);
-    tokenizers.set(folder, tok);
-  }
-  const ids = tok.encode(text, { add_special_tokens: false }).ids;
+  if (!engine.tokenizer) throw new InputError('this model folder has no tokenizer.json: text cannot be encoded', engine.folder);
+  const ids = engine.tokenizer.encodeIds(text, false);
   if (ids.length === 0) throw new InputError('the text is empty');
   return ids;
 }
@@ -74,7 +57,9 @@ export function textPerplexity(engine: Engine, ids: readonly number[], contextLe
 // Tasks
 
 export function loadTask(engine: Engine, file: string): Task {
-  return loadTaskFile(file, { vocabSize: engine.spec.vocabSize, encode: (t) => encodeText(engine, t) });
+  // Prompts are encoded as the model was trained (Llama: with BOS), as the CLI's discover does.
+  const tokenizer = engine.tokenizer;
+  return loadTaskFile(file, { vocabSize: engine.spec.vocabSize, ...(tokenizer && { encode: (t: string) => tokenizer.encodeIds(t) }) });
 }
 
 async function lastLogits(engine: Engine, examples: readonly TaskExample[], batch = 32): Promise<Float32Array[]> {

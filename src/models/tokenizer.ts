@@ -57,9 +57,12 @@ export class ModelTokenizer {
     return { ids, offsets: this.offsets(text, ids) };
   }
 
-  /** Ids only: no character offsets (they cost a decode per token). For task files and long text. */
-  encodeIds(text: string): number[] {
-    return this.tokenizer.encode(text).ids;
+  /**
+   * Ids only: no character offsets (they cost a decode per token). For task files and long text;
+   * a text corpus is one stream without special tokens (`specialTokens: false`).
+   */
+  encodeIds(text: string, specialTokens = true): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: specialTokens }).ids;
   }
 
   decode(ids: readonly number[]): string {
