@@ -83,6 +83,9 @@ interface LinearUse {
   readonly ref: LinearRef;
   readonly input: Tensor;
   readonly output: Tensor;
+  /** The graph's [in, out] weight (after transpose and fused slice) and bias. */
+  readonly weight: string;
+  readonly bias?: string;
 }
 
 export function compileGraph(spec: ArchSpec, weights: ModelWeights, options: GraphOptions): CompiledGraph {
@@ -152,7 +155,7 @@ class GraphBuilder {
       scores.push(attn.scores);
       headZ.push(attn.z);
       if (this.options.hooks) w.output(OUT.hookZ(l), attn.zClean.name);
-      if (gates) this.recordUpstream(l, attn.z, attn.oBias);
+      if (gates) this.recordUpstream(l, attn.z, attn.oProjection);
       const skipAttn = gates ? ops.gradientGate(resid, this.gateAt(gates.skipAttn, l, [-1, 1, 1]), `l${l}_skip_attn_gate`) : resid;
       resid = ops.add(skipAttn, attn.out, `l${l}_resid_mid`);
       if (!spec.preNorm) resid = this.norm(resid, layer.ln1, `l${l}_ln1`);
@@ -289,7 +292,7 @@ class GraphBuilder {
     const { weight, bias, outDim } = this.linearParams(ref);
     let out = this.ops.matmul(x, this.tape.constant(weight, ['_', outDim]), hint);
     if (bias) out = this.ops.add(out, this.tape.constant(bias, [outDim]), `${hint}_bias`);
-    this.linearUses.push({ ref, input: x, output: out });
+    this.linearUses.push({ ref, input: x, output: out, weight, ...(bias ? { bias } : {}) });
     return out;
   }
 
@@ -397,7 +400,7 @@ class GraphBuilder {
     const zGated = gates ? ops.gradientGate(z, this.gateAt(gates.head, l, [-1, 1, H, 1]), `l${l}_head_gate`) : z;
     const merged = ops.reshape(zGated, [0, 0, H * dh], ['B', 'T', H * dh], `l${l}_z_merged`);
     const out = this.linear(merged, layer.o, `l${l}_o`);
-    return { out, probs, scores: masked, z, zClean, oBias: this.linearParams(layer.o).bias };
+    return { out, probs, scores: masked, z, zClean, oProjection: this.linearUses[this.linearUses.length - 1]! };
   }
 
   private mlp(l: number, x: Tensor, keep: Interventions | undefined) {
@@ -440,15 +443,15 @@ class GraphBuilder {
   }
 
   /** Per-head outputs z_h·W_O[h] of row 0 ([H, T, D]) and the output-projection bias ([1, T, D]). */
-  private recordUpstream(l: number, z: Tensor, oBias: string | undefined): void {
+  private recordUpstream(l: number, z: Tensor, oProjection: LinearUse): void {
     const { w, spec } = this;
     const { nHeads: H, headDim: dh, dModel: D } = spec;
     const zRow = w.op1('Squeeze', [this.firstRow(z.name, `l${l}_z_row0`), w.ints([0])]); // [T, H, dh]
     const perHead = w.op1('Transpose', [zRow], { perm: [1, 0, 2] }); // [H, T, dh]
-    const wO = w.op1('Reshape', [this.linearParams(spec.layers[l]!.o).weight, w.ints([H, dh, D])]);
+    const wO = w.op1('Reshape', [oProjection.weight, w.ints([H, dh, D])]);
     this.upstream.push(w.op1('MatMul', [perHead, wO], {}, `l${l}_head_out_row0`));
     const zeros = w.op1('Mul', [w.op1('ReduceSum', [perHead, w.ints([0, 2])], { keepdims: 1 }), w.scalar(0)]); // [1, T, 1]
-    this.upstream.push(oBias ? w.op1('Add', [zeros, oBias], {}, `l${l}_o_bias_row0`) : w.op1('Expand', [zeros, w.ints([1, 1, D])], {}, `l${l}_o_bias_row0`));
+    this.upstream.push(oProjection.bias ? w.op1('Add', [zeros, oProjection.bias], {}, `l${l}_o_bias_row0`) : w.op1('Expand', [zeros, w.ints([1, 1, D])], {}, `l${l}_o_bias_row0`));
   }
 
   /** edges_pre/mid [B, L, N] and edges_final [B, N]: Σ_{t,d} upstream_n ⊙ g̃ at the residual cut. */
@@ -478,7 +481,7 @@ class GraphBuilder {
     headZ: Tensor[];
     mlpPost: Tensor[];
   }): void {
-    const { w, tape, spec } = this;
+    const { w, tape } = this;
     const batchZeros = (hint: string) => w.op1('Mul', [w.op1('ReduceSum', [w.op1('Cast', ['input_ids'], { to: 1 }), w.ints([1])], { keepdims: 0 }), w.scalar(0)], {}, hint);
     /** Σ over `axes` of t ⊙ g̃ (zeros when no gradient reached t). */
     const relevance = (x: Tensor, axes: number[], hint: string, zerosShape?: () => string): string => {
@@ -506,11 +509,9 @@ class GraphBuilder {
     const biasSum = (terms: string[], hint: string) => (terms.length === 0 ? batchZeros(hint) : terms.length === 1 ? terms[0]! : w.op1('Sum', terms, {}, hint));
     const linearBiasTerms: string[] = [];
     for (const use of this.linearUses) {
-      if (!use.ref.bias) continue;
       const g = tape.gradOf(use.output);
-      if (!g) continue;
-      const bias = this.linearParams(use.ref).bias!;
-      linearBiasTerms.push(w.op1('ReduceSum', [w.op1('Mul', [g, bias]), w.ints([1, 2])], { keepdims: 0 }));
+      if (!use.bias || !g) continue;
+      linearBiasTerms.push(w.op1('ReduceSum', [w.op1('Mul', [g, use.bias]), w.ints([1, 2])], { keepdims: 0 }));
     }
     w.output(OUT.biasLinear, biasSum(linearBiasTerms, 'bias_linear'));
     const betaTerms = this.normBetas.flatMap(({ beta, output }) => {
@@ -532,7 +533,6 @@ class GraphBuilder {
     }
 
     this.options.weightRelevance.forEach((name, i) => w.output(OUT.weight(i), this.weightRelevance(name)));
-    void spec;
   }
 
   /**
