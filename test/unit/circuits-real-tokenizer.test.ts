@@ -3,7 +3,7 @@
  * the project's own @huggingface/tokenizers dependency). Skipped when ../shared is absent.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -11,8 +11,8 @@ import { generateGreaterThanTask, generateIoiTask } from '../../src/circuits/gen
 import { perplexityWindows } from '../../src/circuits/metrics';
 import { loadTaskFile, parseTaskJsonl } from '../../src/circuits/tasks';
 
-const MODEL_DIR = path.resolve(__dirname, '../../../shared/models/tiny-ioi-gpt2');
-const SHARED_MISSING = 'shared/models/tiny-ioi-gpt2 is not next to the repository (../shared); the tokenizer tests need it';
+// The embedded model ships these files in the repository: no skip needed.
+const MODEL_DIR = path.resolve(__dirname, '../../models/tiny-ioi-gpt2');
 
 function loadEncoder(): (text: string) => number[] {
   const tokenizer = new Tokenizer(
@@ -22,8 +22,7 @@ function loadEncoder(): (text: string) => number[] {
   return (text) => [...tokenizer.encode(text, { add_special_tokens: false }).ids];
 }
 
-test('ioi.jsonl text fields re-tokenize to the stored ids', (t) => {
-  if (!existsSync(path.join(MODEL_DIR, 'tokenizer.json'))) return t.skip(SHARED_MISSING);
+test('ioi.jsonl text fields re-tokenize to the stored ids', () => {
   const encode = loadEncoder();
   const fromIds = loadTaskFile(path.join(MODEL_DIR, 'ioi.jsonl'));
   const lines = readFileSync(path.join(MODEL_DIR, 'ioi.jsonl'), 'utf8').trim().split('\n');
@@ -42,8 +41,7 @@ test('ioi.jsonl text fields re-tokenize to the stored ids', (t) => {
   });
 });
 
-test('generated IOI and greater-than tasks tokenize with equal-length corruptions', (t) => {
-  if (!existsSync(path.join(MODEL_DIR, 'tokenizer.json'))) return t.skip(SHARED_MISSING);
+test('generated IOI and greater-than tasks tokenize with equal-length corruptions', () => {
   const encode = loadEncoder();
   const ioi = generateIoiTask({ count: 200, seed: 0, encode });
   assert.equal(ioi.examples.length, 200);
@@ -55,8 +53,7 @@ test('generated IOI and greater-than tasks tokenize with equal-length corruption
   }
 });
 
-test('heldout.txt in 128-token windows scores 11,552 tokens, as reference.json reports', (t) => {
-  if (!existsSync(path.join(MODEL_DIR, 'heldout.txt'))) return t.skip(SHARED_MISSING);
+test('heldout.txt in 128-token windows scores 11,552 tokens, as reference.json reports', () => {
   const ids = loadEncoder()(readFileSync(path.join(MODEL_DIR, 'heldout.txt'), 'utf8'));
   const windows = perplexityWindows(ids, 128);
   const scored = windows.reduce((sum, window) => sum + window.length - 1, 0);

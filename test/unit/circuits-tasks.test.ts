@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { CircuitInputError } from '../../src/circuits/errors';
 import { attributionTarget, loadTaskFile, parseTaskJsonl, splitTaskBy, taskFromRecords } from '../../src/circuits/tasks';
 import { makeFakeEncoder } from './circuits-fake-tokenizer';
 
-const MODEL_DIR = path.resolve(__dirname, '../../../shared/models/tiny-ioi-gpt2');
-const SHARED_MISSING = 'shared/models/tiny-ioi-gpt2 is not next to the repository (../shared); the eval-set tests need it';
+// The embedded model ships these files in the repository: no skip needed.
+const MODEL_DIR = path.resolve(__dirname, '../../models/tiny-ioi-gpt2');
 
-test('ioi.jsonl loads as is: 200 logit-diff examples with IO/S ids and ABC-corrupted ids', (t) => {
-  if (!existsSync(path.join(MODEL_DIR, 'ioi.jsonl'))) return t.skip(SHARED_MISSING);
+test('ioi.jsonl loads as is: 200 logit-diff examples with IO/S ids and ABC-corrupted ids', () => {
   const task = loadTaskFile(path.join(MODEL_DIR, 'ioi.jsonl'), { vocabSize: 2088 });
   assert.equal(task.name, 'ioi');
   assert.equal(task.metric, 'logit_diff');
@@ -28,8 +26,7 @@ test('ioi.jsonl loads as is: 200 logit-diff examples with IO/S ids and ABC-corru
   assert.deepEqual(attributionTarget(first), { kind: 'logit_diff', position: 19, token: 1012, foil: 1038 });
 });
 
-test('greater_than.jsonl loads as is: good = years after start_yy, bad = the rest', (t) => {
-  if (!existsSync(path.join(MODEL_DIR, 'greater_than.jsonl'))) return t.skip(SHARED_MISSING);
+test('greater_than.jsonl loads as is: good = years after start_yy, bad = the rest', () => {
   const task = loadTaskFile(path.join(MODEL_DIR, 'greater_than.jsonl'));
   assert.equal(task.metric, 'prob_diff');
   assert.equal(task.examples.length, 200);
@@ -43,8 +40,7 @@ test('greater_than.jsonl loads as is: good = years after start_yy, bad = the res
   assert.equal(attributionTarget(first), null, 'no single target token for greater-than');
 });
 
-test('toxic.jsonl loads as is and splits into toxic / control contexts', (t) => {
-  if (!existsSync(path.join(MODEL_DIR, 'toxic.jsonl'))) return t.skip(SHARED_MISSING);
+test('toxic.jsonl loads as is and splits into toxic / control contexts', () => {
   const task = loadTaskFile(path.join(MODEL_DIR, 'toxic.jsonl'));
   assert.equal(task.metric, 'prob');
   assert.deepEqual(task.examples[0]!.goodTokens, [1819, 1831, 1793, 1807, 1821]);

@@ -29,10 +29,9 @@ for (const model of MODELS) {
       });
     });
 
-    it('logits at every position match where the reference has them', async () => {
+    const withAll = reference.prompts.filter((p: any) => p.forward.logits);
+    it('logits at every position match where the reference has them', { skip: withAll.length === 0 && 'this reference stores last-position logits only' }, async () => {
       const e = await load();
-      const withAll = reference.prompts.filter((p: any) => p.forward.logits);
-      if (withAll.length === 0) return;
       const rows = await e.forward({ ids: withAll.map((p: any) => p.tokens), allLogits: true });
       withAll.forEach((p: any, i: number) => {
         const diff = maxAbsDiff(rows[i]!.logits!, p.forward.logits.flat());
