@@ -10,11 +10,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
-import { DISCOVERY_METHODS, discoverCircuit } from '../src/circuits/discover';
+import { discoverCircuit } from '../src/circuits/discover';
 import { evaluateCircuit, faithfulnessCurve } from '../src/circuits/faithfulness';
 import { circuitComponentIds, selectNodes } from '../src/circuits/graph';
 import { spearman } from '../src/circuits/ranking';
 import { loadTaskFile } from '../src/circuits/tasks';
+import { DISCOVERY_METHODS } from '../src/vocabulary';
 
 async function main(): Promise<void> {
   const folder = embeddedModelPath();

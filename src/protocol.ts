@@ -345,7 +345,7 @@ export type { ParamsOf };
 export const componentIdPattern = /^(input|logits|a\d{1,4}\.h\d{1,4}|m\d{1,4}(\.n\d{1,7})?)$/;
 const componentIdSchema = s.string({ max: 24, pattern: componentIdPattern });
 
-export const COMPOSITE_MODES = ['attnlrp', 'cp-lrp', 'gradient'] as const;
+export const COMPOSITES = ['attnlrp', 'cp-lrp', 'gradient'] as const;
 export const EXECUTION_PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const satisfies readonly ExecutionProviderSetting[];
 export const TARGET_CHOICES = ['top1', 'token', 'logit-diff'] as const;
 export type TargetChoice = (typeof TARGET_CHOICES)[number];
@@ -353,7 +353,7 @@ export type TargetChoice = (typeof TARGET_CHOICES)[number];
 // Compile-time check that the schema and the engine's type agree in both directions.
 type Same<A, B> = [A] extends [B] ? ([keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false) : false;
 const assertSame = <T extends true>(): T | undefined => undefined;
-const modeSchema = s.literal(...COMPOSITE_MODES);
+const modeSchema = s.literal(...COMPOSITES);
 const providerSchema = s.literal(...EXECUTION_PROVIDERS);
 const tokenIdSchema = s.number({ int: true, min: 0, max: 1 << 24 });
 const idsSchema = s.array(s.array(tokenIdSchema, { max: 1 << 16 }), { max: 4096 });
@@ -474,14 +474,14 @@ export const curvePointSchema = s.object({ x: s.anyNumber(), y: s.anyNumber() })
 
 // ── pruning (worker → host → webview) ──
 
-export const PRUNE_METHOD_CHOICES = ['attnlrp', 'cp-lrp', 'gradient', 'wanda', 'magnitude', 'random'] as const;
-export type PruneMethodChoice = (typeof PRUNE_METHOD_CHOICES)[number];
-export const PRUNE_SCOPE_CHOICES = ['rowwise', 'global'] as const;
-export type PruneScopeChoice = (typeof PRUNE_SCOPE_CHOICES)[number];
+export const PRUNE_METHODS = ['attnlrp', 'cp-lrp', 'gradient', 'wanda', 'magnitude', 'random'] as const;
+export type PruneMethod = (typeof PRUNE_METHODS)[number];
+export const PRUNE_SCOPES = ['rowwise', 'global'] as const;
+export type PruneScope = (typeof PRUNE_SCOPES)[number];
 
 const pruneSummaryShape = {
-  method: s.literal(...PRUNE_METHOD_CHOICES),
-  scope: s.literal(...PRUNE_SCOPE_CHOICES),
+  method: s.literal(...PRUNE_METHODS),
+  scope: s.literal(...PRUNE_SCOPES),
   /** Requested fraction of the decoder-block linear weights set to zero. */
   sparsity: s.number({ min: 0, max: 1 }),
   achievedSparsity: s.number({ min: 0, max: 1 }),
@@ -646,8 +646,8 @@ export const Engine = {
     s.object({
       /** A text file; default: the model folder's heldout.txt. */
       text: s.optional(s.string({ min: 1, max: 4096 })),
-      method: s.literal(...PRUNE_METHOD_CHOICES),
-      scope: s.optional(s.literal(...PRUNE_SCOPE_CHOICES)),
+      method: s.literal(...PRUNE_METHODS),
+      scope: s.optional(s.literal(...PRUNE_SCOPES)),
       sparsity: s.number({ min: 0, max: 1 }),
       windows: s.optional(s.number({ int: true, min: 1, max: 4096 })),
       windowLength: s.optional(s.number({ int: true, min: 2, max: 1 << 16 })),

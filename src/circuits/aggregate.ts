@@ -14,18 +14,18 @@
 
 import type { Attribution } from '../engine/api';
 
-export type AggregationMode = 'signed-mean' | 'abs-mean' | 'mean-abs';
-export const AGGREGATION_MODES: readonly AggregationMode[] = ['signed-mean', 'abs-mean', 'mean-abs'];
-export const DEFAULT_AGGREGATION: AggregationMode = 'mean-abs';
+import { AGGREGATIONS, type Aggregation } from '../vocabulary';
 
-function checkMode(mode: AggregationMode): void {
-  if (!AGGREGATION_MODES.includes(mode)) {
-    throw new Error(`unknown aggregation "${String(mode)}" (known: ${AGGREGATION_MODES.join(', ')})`);
+export const DEFAULT_AGGREGATION: Aggregation = 'mean-abs';
+
+function checkMode(mode: Aggregation): void {
+  if (!AGGREGATIONS.includes(mode)) {
+    throw new Error(`unknown aggregation "${String(mode)}" (known: ${AGGREGATIONS.join(', ')})`);
   }
 }
 
 /** Aggregates equally long per-sample vectors element-wise. */
-export function aggregateVectors(samples: readonly ArrayLike<number>[], mode: AggregationMode = DEFAULT_AGGREGATION, label = 'relevance'): Float64Array {
+export function aggregateVectors(samples: readonly ArrayLike<number>[], mode: Aggregation = DEFAULT_AGGREGATION, label = 'relevance'): Float64Array {
   checkMode(mode);
   if (samples.length === 0) throw new Error(`cannot aggregate ${label}: the reference set is empty`);
   const length = samples[0]!.length;
@@ -49,7 +49,7 @@ export function aggregateVectors(samples: readonly ArrayLike<number>[], mode: Ag
 /** Per-sample `[L][H]` head relevance → aggregated `[L][H]`. */
 export function aggregateHeadRelevance(
   samples: readonly (readonly (readonly number[])[])[],
-  mode: AggregationMode = DEFAULT_AGGREGATION,
+  mode: Aggregation = DEFAULT_AGGREGATION,
 ): number[][] {
   if (samples.length === 0) throw new Error('cannot aggregate head relevance: the reference set is empty');
   const layers = samples[0]!.length;
@@ -74,7 +74,7 @@ export function aggregateHeadRelevance(
 /** Per-sample `[L][dMlp]` neuron relevance → aggregated `[L][dMlp]`. */
 export function aggregateNeuronRelevance(
   samples: readonly (readonly ArrayLike<number>[])[],
-  mode: AggregationMode = DEFAULT_AGGREGATION,
+  mode: Aggregation = DEFAULT_AGGREGATION,
 ): Float64Array[] {
   if (samples.length === 0) throw new Error('cannot aggregate neuron relevance: the reference set is empty');
   const layers = samples[0]!.length;
@@ -104,7 +104,7 @@ export function mlpBlockRelevance(neurons: readonly ArrayLike<number>[]): number
 /** Per-sample weight relevance (tensor name → R_W) → aggregated per tensor. */
 export function aggregateWeightRelevance(
   samples: readonly Readonly<Record<string, ArrayLike<number>>>[],
-  mode: AggregationMode = DEFAULT_AGGREGATION,
+  mode: Aggregation = DEFAULT_AGGREGATION,
 ): Record<string, Float64Array> {
   if (samples.length === 0) throw new Error('cannot aggregate weight relevance: the reference set is empty');
   const names = Object.keys(samples[0]!).sort();
@@ -134,7 +134,7 @@ export interface ComponentRelevance {
  */
 export function aggregateAttributions(
   attributions: readonly Pick<Attribution, 'headRelevance' | 'mlpRelevance'>[],
-  mode: AggregationMode = DEFAULT_AGGREGATION,
+  mode: Aggregation = DEFAULT_AGGREGATION,
 ): ComponentRelevance {
   if (attributions.length === 0) throw new Error('cannot aggregate attributions: none were given');
   const heads = aggregateHeadRelevance(attributions.map((a) => a.headRelevance), mode);

@@ -29,11 +29,11 @@ import type { Engine } from '../engine/engine';
 import {
   attributionScores,
   neuronRemovalWeights,
-  type Aggregation,
   type ExplainedOutput,
   type StructuredComponent,
 } from './prune';
 import type { TaskExample } from './tasks';
+import type { Aggregation } from '../vocabulary';
 
 export type CorrectionUnit = 'neurons' | 'weights';
 

@@ -10,18 +10,18 @@
  * - `eap`: attribution patching, (corrupted − clean activation) · ∇, needs corrupted prompts.
  */
 import type { Attribution, Composite, Target } from '../engine/api';
-import { aggregateAttributions, aggregateVectors, type AggregationMode, DEFAULT_AGGREGATION, type ComponentRelevance } from './aggregate';
+import { aggregateAttributions, aggregateVectors, DEFAULT_AGGREGATION, type ComponentRelevance } from './aggregate';
 import { CircuitInputError } from './errors';
-import { buildCircuitGraph, type CircuitGraph, type Granularity } from './graph';
+import { buildCircuitGraph, type CircuitGraph } from './graph';
 import type { ModelRunner } from './runner';
 import { attributionTarget, type Task } from './tasks';
 
-export type DiscoveryMethod = 'attnlrp' | 'cp-lrp' | 'gradient' | 'activation' | 'eap';
-export const DISCOVERY_METHODS: readonly DiscoveryMethod[] = ['attnlrp', 'cp-lrp', 'gradient', 'activation', 'eap'];
+import type { DiscoveryMethod } from '../vocabulary';
+import { type Aggregation, type Granularity } from '../vocabulary';
 
 export interface DiscoveryOptions {
   readonly method: DiscoveryMethod;
-  readonly aggregation?: AggregationMode;
+  readonly aggregation?: Aggregation;
   readonly batchSize?: number;
   readonly onProgress?: (done: number, total: number) => void;
 }

@@ -42,8 +42,7 @@ import type { MetricName, Task, TaskExample } from './tasks';
 /** MIB's ten circuit sizes, as fractions of the ranked components. */
 export const MIB_FRACTIONS: readonly number[] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1];
 
-export type AblationKind = 'zero' | 'mean' | 'mean-positional' | 'resample';
-export const ABLATION_KINDS: readonly AblationKind[] = ['zero', 'mean', 'mean-positional', 'resample'];
+import { ABLATIONS, type Ablation } from '../vocabulary';
 
 // ---------------------------------------------------------------------------------------------
 // Pure scores
@@ -234,7 +233,7 @@ interface AblationSource {
   replacements(examples: readonly TaskExample[], batchStart: number): Promise<Pick<Interventions, 'headReplacement' | 'neuronReplacement'>>;
 }
 
-async function prepareAblation(runner: RunnerLike, task: Task, ablation: AblationKind, options: FaithfulnessOptions): Promise<AblationSource> {
+async function prepareAblation(runner: RunnerLike, task: Task, ablation: Ablation, options: FaithfulnessOptions): Promise<AblationSource> {
   const shape = activationShape(runner.spec);
   const batchSize = options.batchSize ?? 16;
   switch (ablation) {
@@ -292,7 +291,7 @@ async function prepareAblation(runner: RunnerLike, task: Task, ablation: Ablatio
       };
     }
     default:
-      throw new Error(`unknown ablation "${String(ablation)}" (known: ${ABLATION_KINDS.join(', ')})`);
+      throw new Error(`unknown ablation "${String(ablation)}" (known: ${ABLATIONS.join(', ')})`);
   }
 
   function hookActivations(row: { headZ?: Float32Array[]; mlpPost?: Float32Array[] } | undefined, length: number, what: string): PromptActivations {
@@ -340,7 +339,7 @@ function checkComponents(runner: RunnerLike, ids: readonly string[], what: strin
 
 export interface FaithfulnessCurve {
   readonly metric: MetricName;
-  readonly ablation: AblationKind;
+  readonly ablation: Ablation;
   /** Number of ranked components (the 100 % circuit). */
   readonly components: number;
   readonly full: number;
@@ -359,7 +358,7 @@ export async function faithfulnessCurve(
   runner: RunnerLike,
   task: Task,
   rankedComponents: readonly string[],
-  ablation: AblationKind,
+  ablation: Ablation,
   fractions: readonly number[] = MIB_FRACTIONS,
   options: FaithfulnessOptions = {},
 ): Promise<FaithfulnessCurve> {
@@ -402,7 +401,7 @@ export async function faithfulnessCurve(
 
 export interface CircuitEvaluation {
   readonly metric: MetricName;
-  readonly ablation: AblationKind;
+  readonly ablation: Ablation;
   readonly full: number;
   readonly empty: number;
   /** Score with everything in `universe` outside the circuit ablated. */
@@ -422,7 +421,7 @@ export async function evaluateCircuit(
   runner: RunnerLike,
   task: Task,
   circuit: readonly string[],
-  ablation: AblationKind,
+  ablation: Ablation,
   universe: readonly string[] = defaultUniverse(runner.spec, circuit),
   options: FaithfulnessOptions = {},
 ): Promise<CircuitEvaluation> {

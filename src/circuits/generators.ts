@@ -360,8 +360,7 @@ export function generateInductionTask(options: InductionOptions & { readonly met
   });
 }
 
-export const BUILT_IN_TASKS = ['ioi', 'greater-than'] as const;
-export type BuiltInTask = (typeof BUILT_IN_TASKS)[number];
+import type { BuiltInTask } from '../vocabulary';
 
 /**
  * The built-in tasks as the CLI's `--task ioi|greater-than` and the extension make them: IOI

@@ -50,17 +50,14 @@
  */
 
 import { componentId } from '../models/spec';
-import type { AggregationMode } from './aggregate';
-import { AGGREGATION_MODES } from './aggregate';
 import { CircuitInputError, describeValue, throwIfProblems } from './errors';
 import type { MetricName } from './tasks';
 import { METRIC_NAMES } from './tasks';
+import { AGGREGATIONS, GRANULARITIES, type Aggregation, type Granularity } from '../vocabulary';
 
 export const CIRCUIT_GRAPH_VERSION = 1;
 
 export type NodeKind = 'input' | 'head' | 'mlp' | 'neuron' | 'logits';
-export type Granularity = 'heads' | 'heads+mlps' | 'heads+neurons' | 'neurons';
-export const GRANULARITIES: readonly Granularity[] = ['heads', 'heads+mlps', 'heads+neurons', 'neurons'];
 
 export interface CircuitModelInfo {
   readonly name: string;
@@ -79,7 +76,7 @@ export interface CircuitTaskInfo {
 export interface CircuitMethodInfo {
   /** e.g. `attnlrp`, `cp-lrp`, `gradient`, `ablation`. */
   readonly name: string;
-  readonly aggregation?: AggregationMode;
+  readonly aggregation?: Aggregation;
   readonly description?: string;
 }
 
@@ -544,8 +541,8 @@ export function validateCircuitGraph(json: unknown, source = 'circuit JSON'): Ci
     problems.push(`method: expected an object, got ${describeValue(method)}`);
   } else {
     if (typeof method['name'] !== 'string') problems.push(`method.name: expected a string, got ${describeValue(method['name'])}`);
-    if (method['aggregation'] !== undefined && !AGGREGATION_MODES.includes(method['aggregation'] as AggregationMode)) {
-      problems.push(`method.aggregation: expected one of ${AGGREGATION_MODES.join(', ')}, got ${describeValue(method['aggregation'])}`);
+    if (method['aggregation'] !== undefined && !AGGREGATIONS.includes(method['aggregation'] as Aggregation)) {
+      problems.push(`method.aggregation: expected one of ${AGGREGATIONS.join(', ')}, got ${describeValue(method['aggregation'])}`);
     }
   }
 

@@ -38,12 +38,7 @@ import type { Engine } from '../engine/engine';
 import type { ArchSpec, LinearRef } from '../models/spec';
 import { Random } from './prng';
 
-export type PruneMethod = 'attnlrp' | 'cp-lrp' | 'gradient' | 'wanda' | 'magnitude' | 'random';
-export const PRUNE_METHODS: readonly PruneMethod[] = ['attnlrp', 'cp-lrp', 'gradient', 'wanda', 'magnitude', 'random'];
-export type PruneScope = 'rowwise' | 'global';
-export const PRUNE_SCOPES: readonly PruneScope[] = ['rowwise', 'global'];
-export type Aggregation = 'mean-abs' | 'abs-mean' | 'signed-mean';
-export const AGGREGATIONS: readonly Aggregation[] = ['mean-abs', 'abs-mean', 'signed-mean'];
+import type { Aggregation, PruneMethod, PruneScope, SampleUnit } from '../vocabulary';
 /** What is explained at each calibration position: the next token's logit, or contrastive (logit − mean logit). */
 export type CalibTarget = 'logit' | 'contrastive';
 export type StructuredUnit = 'neurons' | 'heads';
@@ -113,8 +108,6 @@ export interface CalibrationOptions {
   readonly samples?: SampleUnit;
 }
 
-export type SampleUnit = 'sequence' | 'position';
-export const SAMPLE_UNITS: readonly SampleUnit[] = ['sequence', 'position'];
 
 /** Consecutive non-overlapping windows of the calibration stream (the last partial window is dropped). */
 export function calibrationWindows(ids: readonly number[], options: CalibrationOptions = {}): number[][] {

@@ -8,20 +8,9 @@ import * as fs from 'node:fs';
 import type { Engine } from '../engine/engine';
 import { InputError } from '../models/errors';
 import { logSoftmax, perplexity, type PerplexityResult } from './metrics';
-import {
-  makeMask,
-  applyMask,
-  maskStats,
-  weightScores,
-  type Aggregation,
-  type CalibTarget,
-  type CalibrationOptions,
-  type PruneMethod,
-  type PruneScope,
-  type WeightScores,
-  type SampleUnit,
-} from './prune';
+import { makeMask, applyMask, maskStats, weightScores, type CalibTarget, type CalibrationOptions, type WeightScores } from './prune';
 import { loadTaskFile, splitTaskBy, type Task, type TaskExample } from './tasks';
+import { type Aggregation, type PruneMethod, type PruneScope, type SampleUnit } from '../vocabulary';
 
 // ---------------------------------------------------------------------------------------------
 // Text

@@ -26,12 +26,12 @@ import {
   neuronRemovalWeights,
   prunableTensors,
   rankComponents,
-  type Aggregation,
   type ExplainedOutput,
 } from './prune';
 import { ioiMetrics, trapezoidAuc, type IoiResult } from './pruneEval';
 import { Random } from './prng';
 import type { TaskExample } from './tasks';
+import type { Aggregation } from '../vocabulary';
 
 export type TuneTarget = 'logit_diff' | 'logit' | 'contrastive';
 

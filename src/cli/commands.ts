@@ -2,11 +2,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../models/errors';
-import { AGGREGATION_MODES, type AggregationMode } from '../circuits/aggregate';
-import { DISCOVERY_METHODS, discoverCircuit, type DiscoveryMethod } from '../circuits/discover';
-import { ABLATION_KINDS, evaluateCircuit, faithfulnessCurve, type AblationKind } from '../circuits/faithfulness';
+import { discoverCircuit } from '../circuits/discover';
+import { evaluateCircuit, faithfulnessCurve } from '../circuits/faithfulness';
 import { builtInTask } from '../circuits/generators';
-import { circuitComponentIds, GRANULARITIES, selectEdges, selectNodes, validateCircuitGraph, type CircuitGraph, type Granularity } from '../circuits/graph';
+import { circuitComponentIds, selectEdges, selectNodes, validateCircuitGraph, type CircuitGraph } from '../circuits/graph';
 import type { ModelRunner } from '../circuits/runner';
 import { loadTaskFile, type Task } from '../circuits/tasks';
 import { toEapIgJson, toNeuronpediaJson, validateEapIgJson, validateNeuronpediaJson } from '../circuits/export';
@@ -16,6 +15,7 @@ import { componentId } from '../models/spec';
 import { floatFlag, intFlag, oneOf, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
 import { writeFileAtomic } from '../circuits/files';
+import { ABLATIONS, AGGREGATIONS, type Ablation, type Aggregation, DISCOVERY_METHODS, type DiscoveryMethod, GRANULARITIES, type Granularity } from '../vocabulary';
 
 const TASK_FLAGS = { ...MODEL_FLAGS, task: { type: 'string' }, n: { type: 'string' }, seed: { type: 'string' }, ablation: { type: 'string' }, batch: { type: 'string' } } as const;
 
@@ -51,7 +51,7 @@ function universeFor(engine: Engine, graph: Pick<CircuitGraph, 'nodes'>): string
   return [...ids, ...neurons];
 }
 
-async function verifyGraph(engine: Engine, task: Task, graph: CircuitGraph, full: CircuitGraph, ablation: AblationKind, batchSize: number) {
+async function verifyGraph(engine: Engine, task: Task, graph: CircuitGraph, full: CircuitGraph, ablation: Ablation, batchSize: number) {
   const circuit = circuitComponentIds(graph);
   // The curve ranks components the way the circuit was selected (signed or by magnitude).
   const score = (r: number) => (graph.selection.absolute ? Math.abs(r) : r);
@@ -94,9 +94,9 @@ export const extraCommands: Record<string, Command> = {
       const granularity = oneOf<Granularity>(flags.granularity, GRANULARITIES, 'granularity', flags.edges ? 'heads+mlps' : 'heads');
       // Signed by default: a component that consistently works against the task metric is not part
       // of its circuit (on IOI this picks the best 4-head circuit of all 1,820; bench/best-circuit.ts).
-      const aggregation = oneOf<AggregationMode>(flags.aggregation, AGGREGATION_MODES, 'aggregation', 'signed-mean');
+      const aggregation = oneOf<Aggregation>(flags.aggregation, AGGREGATIONS, 'aggregation', 'signed-mean');
       const absolute = aggregation !== 'signed-mean';
-      const ablation = oneOf<AblationKind>(flags.ablation, ABLATION_KINDS, 'ablation', 'mean');
+      const ablation = oneOf<Ablation>(flags.ablation, ABLATIONS, 'ablation', 'mean');
       if (flags.top !== undefined && flags.budget !== undefined) throw new InputError('give --top or --budget, not both');
       const engine = await ctx.openEngine(flags.model, flags);
       const n = flags.n === undefined ? undefined : intFlag(flags.n, 'n', 1, 1);
@@ -169,7 +169,7 @@ export const extraCommands: Record<string, Command> = {
     async run(ctx) {
       const flags = parseFlags(ctx.argv, { ...TASK_FLAGS, circuit: { type: 'string' } });
       const graph = readCircuit(flags.circuit);
-      const ablation = oneOf<AblationKind>(flags.ablation, ABLATION_KINDS, 'ablation', 'mean');
+      const ablation = oneOf<Ablation>(flags.ablation, ABLATIONS, 'ablation', 'mean');
       const engine = await ctx.openEngine(flags.model, flags);
       if (graph.model.nLayers !== engine.spec.nLayers || graph.model.nHeads !== engine.spec.nHeads) {
         throw new InputError(`the circuit was found on a model with ${graph.model.nLayers} layers × ${graph.model.nHeads} heads; this one has ${engine.spec.nLayers} × ${engine.spec.nHeads}`);

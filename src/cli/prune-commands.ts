@@ -9,12 +9,13 @@ import type { Engine } from '../engine/engine';
 import { InputError } from '../models/errors';
 import { correct, undesiredOutputs } from '../circuits/correct';
 import { checkExportDestination, exportModel } from '../circuits/modelExport';
-import { AGGREGATIONS, PRUNE_METHODS, PRUNE_SCOPES, SAMPLE_UNITS, calibrationWindows, nextTokenOutputs, prune, type Aggregation, type CalibTarget, type PruneMethod, type PruneScope, type SampleUnit } from '../circuits/prune';
+import { calibrationWindows, nextTokenOutputs, prune, type CalibTarget } from '../circuits/prune';
 import { evaluate, ioiMetrics, loadTask, probabilityMetric, readTextIds, splitCalibration, textPerplexity } from '../circuits/pruneEval';
 import type { TaskExample } from '../circuits/tasks';
 import { tune } from '../circuits/tune';
 import { floatFlag, intFlag, oneOf, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
+import { AGGREGATIONS, type Aggregation, PRUNE_METHODS, PRUNE_SCOPES, type PruneMethod, type PruneScope, SAMPLE_UNITS, type SampleUnit } from '../vocabulary';
 
 
 function requireFile(value: string | undefined, flag: string): string {

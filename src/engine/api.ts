@@ -4,11 +4,8 @@
  * `worker_threads` boundary unchanged.
  */
 
-/** A rule set for the modified backward pass (see src/engine/rules.ts). */
-export type Composite = 'attnlrp' | 'cp-lrp' | 'gradient';
-export const COMPOSITES: readonly Composite[] = ['attnlrp', 'cp-lrp', 'gradient'];
-
-export type ExecutionProviderSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+import type { Composite } from '../vocabulary';
+export type { Composite, ExecutionProviderSetting } from '../vocabulary';
 
 /**
  * What is explained at `position`:

@@ -15,7 +15,6 @@ import type {
   Composite,
   EdgeAttribution,
   EdgeRelevance,
-  ExecutionProviderSetting,
   ForwardRequest,
   ForwardRow,
   Interventions,
@@ -23,10 +22,10 @@ import type {
   SequenceAttributeRequest,
   Target,
 } from './api';
-import { COMPOSITES } from './api';
 import { compileGraph, OUT, type GraphOptions } from './build';
 import { checkMemory, estimateModelBytes, estimateRunBytes, type MemoryPolicy } from './memory';
 import { openSession, ort, type OpenedSession } from './session';
+import { COMPOSITES, type ExecutionProviderSetting } from '../vocabulary';
 
 /** Edge attribution runs at most this many backward rows per session run. */
 const EDGE_ROWS_PER_RUN = 32;

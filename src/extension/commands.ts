@@ -7,7 +7,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ExecutionProviderSetting } from '../engine/api';
-import { type Circuit, type CircuitMetrics, type EngineResult, EXECUTION_PROVIDERS, PRUNE_METHOD_CHOICES, type PruneMethodChoice, type TargetChoice } from '../protocol';
+import { type Circuit, type CircuitMetrics, type EngineResult, EXECUTION_PROVIDERS, PRUNE_METHODS, type PruneMethod, type TargetChoice } from '../protocol';
 import type { Ctx } from './ctx';
 import { exportCircuit, type ExportFormat, isPruningRecord, type ModelDims } from './exporters';
 import type { Heatmap } from './heatmap';
@@ -145,7 +145,7 @@ async function exportToFile(ctx: Ctx, circuit: Circuit, format: ExportFormat, no
 
 // ── pruning, correction, model export ──
 
-const PRUNE_METHOD_INFO: Record<PruneMethodChoice, string> = {
+const PRUNE_METHOD_INFO: Record<PruneMethod, string> = {
   attnlrp: 'AttnLRP weight relevance R_W = W ⊙ g̃_W on calibration text (SparC³)',
   'cp-lrp': 'CP-LRP weight relevance (gives q/k weights no relevance: prunes them first)',
   gradient: '|W ⊙ ∇W| on calibration text',
@@ -192,7 +192,7 @@ async function pickFile(
 
 /** Arguments of Prune Model… when run programmatically (each one skips its prompt). */
 interface PruneArgs {
-  method?: PruneMethodChoice;
+  method?: PruneMethod;
   sparsity?: number;
   text?: string;
 }
@@ -233,7 +233,7 @@ async function pruneModel(ctx: Ctx, args: PruneArgs): Promise<EngineResult<'prun
   let method = args.method;
   if (!method) {
     const lastMethod = ctx.extension.workspaceState.get<string>('circuitLens.lastPruneMethod');
-    const order = [...PRUNE_METHOD_CHOICES].sort((a, b) => Number(b === lastMethod) - Number(a === lastMethod));
+    const order = [...PRUNE_METHODS].sort((a, b) => Number(b === lastMethod) - Number(a === lastMethod));
     const pick = await vscode.window.showQuickPick(
       order.map((m) => ({ label: m, description: PRUNE_METHOD_INFO[m], m })),
       { title: 'Circuit Lens: Prune Model (1/3)', placeHolder: 'How to score the weights (the lowest-scoring are set to zero)' },

@@ -10,9 +10,10 @@
  * A `nodes` subset exports the sub-graph they induce (`input` and `logits` always stay).
  */
 import { toEapIgJson, toNeuronpediaJson, validateEapIgJson, validateNeuronpediaJson } from '../circuits/export';
-import { CIRCUIT_GRAPH_VERSION, edgeId, validateCircuitGraph, type CircuitGraph, type CircuitNode, type Granularity } from '../circuits/graph';
+import { CIRCUIT_GRAPH_VERSION, edgeId, validateCircuitGraph, type CircuitGraph, type CircuitNode } from '../circuits/graph';
 import { METRIC_NAMES, type MetricName } from '../circuits/tasks';
 import type { Circuit, PromptAttribution } from '../protocol';
+import { type Granularity } from '../vocabulary';
 
 export type ExportFormat = 'circuit-lens' | 'neuronpedia' | 'eap-ig';
 
