@@ -40,7 +40,7 @@ const node = {
 
 const builds = [
   { ...node, entryPoints: ['src/extension/main.ts'], outfile: 'dist/extension.js', external: ['vscode', 'onnxruntime-node'] },
-  { ...node, entryPoints: ['src/engine/worker.ts'], outfile: 'dist/worker.js', external: ['onnxruntime-node'] },
+  { ...node, entryPoints: ['src/worker/worker.ts'], outfile: 'dist/worker.js', external: ['onnxruntime-node'] },
   {
     bundle: true,
     platform: 'browser',

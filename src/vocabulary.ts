@@ -128,3 +128,15 @@ export const TARGET_CHOICE_DOCS = {
 } as const;
 export type TargetChoice = keyof typeof TARGET_CHOICE_DOCS;
 export const TARGET_CHOICES = valuesOf(TARGET_CHOICE_DOCS);
+
+/** What a task measures on each prompt (per example, then averaged). */
+export const METRIC_DOCS = {
+  logit_diff: 'logit(target) − logit(foil) at the last position (IOI)',
+  prob_diff: 'Σ p(good) − Σ p(bad), softmax over the full vocabulary (greater-than)',
+  prob: 'Σ p(good) (e.g. the probability of an insult, toxic.jsonl)',
+  accuracy: '1 when logit(target) > logit(foil), else 0',
+  top1: '1 when the target is the arg-max token, else 0',
+  kl: "KL(full model ‖ this run) of the last-position distribution; needs the full model's logits",
+} as const;
+export type MetricName = keyof typeof METRIC_DOCS;
+export const METRIC_NAMES = valuesOf(METRIC_DOCS);

@@ -45,7 +45,7 @@ export function tempDir(prefix: string): string {
 }
 
 /**
- * Bundles the real engine worker (src/engine/worker.ts) for a test, inside the repository so
+ * Bundles the real engine worker (src/worker/worker.ts) for a test, inside the repository so
  * `require('onnxruntime-node')` resolves from node_modules. Returns its path.
  */
 export function testWorkerPath(name: string): string {
@@ -56,7 +56,7 @@ export async function buildTestWorker(name: string): Promise<string> {
   const esbuild = await import('esbuild');
   const outfile = testWorkerPath(name);
   await esbuild.build({
-    entryPoints: [path.join(REPO, 'src/engine/worker.ts')],
+    entryPoints: [path.join(REPO, 'src/worker/worker.ts')],
     outfile,
     bundle: true,
     platform: 'node',

@@ -49,15 +49,14 @@
  * can hold fewer than k edges.
  */
 
-import { componentId } from '../models/spec';
+import { componentId, edgeId, parseComponentId, type ComponentKind } from '../models/componentIds';
 import { CircuitInputError, describeValue, throwIfProblems } from './errors';
-import type { MetricName } from './tasks';
-import { METRIC_NAMES } from './tasks';
-import { AGGREGATIONS, GRANULARITIES, type Aggregation, type Granularity } from '../vocabulary';
+import { AGGREGATIONS, GRANULARITIES, METRIC_NAMES, type Aggregation, type Granularity, type MetricName } from '../vocabulary';
 
 export const CIRCUIT_GRAPH_VERSION = 1;
 
-export type NodeKind = 'input' | 'head' | 'mlp' | 'neuron' | 'logits';
+export type NodeKind = ComponentKind;
+export { edgeId, parseComponentId };
 
 export interface CircuitModelInfo {
   readonly name: string;
@@ -68,9 +67,14 @@ export interface CircuitModelInfo {
 }
 
 export interface CircuitTaskInfo {
+  /** `ioi` / `greater-than` for generated tasks, else the task file's name. */
   readonly name: string;
   readonly metric: MetricName;
   readonly examples: number;
+  /** The generator's seed, so a built-in task's prompts can be made again to verify. */
+  readonly seed?: number;
+  /** The task file a circuit was found on (absent for built-in tasks). */
+  readonly file?: string;
 }
 
 export interface CircuitMethodInfo {
@@ -143,35 +147,18 @@ export interface CircuitGraph {
   readonly edges: readonly CircuitEdge[];
   readonly selection: CircuitSelection;
   readonly metrics?: CircuitMetrics;
+  /**
+   * The aggregated relevance of every candidate component before selection (a selected graph
+   * holds only the kept nodes). Verification ranks by it for the faithfulness curve, and the
+   * panel's per-layer charts read it.
+   */
+  readonly scores?: Readonly<Record<string, number>>;
+  /** ISO 8601 time the circuit was made. */
+  readonly created?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Ids
-
-export interface ParsedComponentId {
-  readonly kind: NodeKind;
-  /** −1 for input; null for logits (its layer is the model's layer count). */
-  readonly layer: number | null;
-  readonly head?: number;
-  readonly neuron?: number;
-}
-
-const HEAD_ID = /^a(\d+)\.h(\d+)$/;
-const MLP_ID = /^m(\d+)$/;
-const NEURON_ID = /^m(\d+)\.n(\d+)$/;
-
-/** Parses a node id; null when it is not one. */
-export function parseComponentId(id: string): ParsedComponentId | null {
-  if (id === componentId.input) return { kind: 'input', layer: -1 };
-  if (id === componentId.logits) return { kind: 'logits', layer: null };
-  let match = HEAD_ID.exec(id);
-  if (match) return { kind: 'head', layer: Number(match[1]), head: Number(match[2]) };
-  match = MLP_ID.exec(id);
-  if (match) return { kind: 'mlp', layer: Number(match[1]) };
-  match = NEURON_ID.exec(id);
-  if (match) return { kind: 'neuron', layer: Number(match[1]), neuron: Number(match[2]) };
-  return null;
-}
 
 /** The node for an id, checked against the model's shape. Throws with the reason otherwise. */
 export function nodeForId(id: string, model: CircuitModelInfo, relevance = 0): CircuitNode {
@@ -197,10 +184,6 @@ export function nodeForId(id: string, model: CircuitModelInfo, relevance = 0): C
     ...(parsed.neuron !== undefined && { neuron: parsed.neuron }),
     relevance,
   };
-}
-
-export function edgeId(source: string, target: string): string {
-  return `${source}->${target}`;
 }
 
 /**
@@ -493,6 +476,8 @@ function checkModelInfo(model: CircuitModelInfo, where: string): void {
   }
 }
 
+const KNOWN_FIELDS = new Set(['version', 'model', 'task', 'method', 'granularity', 'nodes', 'edges', 'selection', 'metrics', 'scores', 'created']);
+
 /**
  * Checks that `json` is a circuit graph this version understands and returns it typed. Every
  * problem found is listed in one error, each with its JSON path (e.g. `nodes[3] ("a9.h12")`).
@@ -534,6 +519,8 @@ export function validateCircuitGraph(json: unknown, source = 'circuit JSON'): Ci
     if (typeof task['examples'] !== 'number' || !Number.isInteger(task['examples']) || task['examples'] < 0) {
       problems.push(`task.examples: expected a non-negative integer, got ${describeValue(task['examples'])}`);
     }
+    if (task['seed'] !== undefined && !Number.isInteger(task['seed'])) problems.push(`task.seed: expected an integer, got ${describeValue(task['seed'])}`);
+    if (task['file'] !== undefined && typeof task['file'] !== 'string') problems.push(`task.file: expected a string, got ${describeValue(task['file'])}`);
   }
 
   const method = json['method'];
@@ -651,6 +638,22 @@ export function validateCircuitGraph(json: unknown, source = 'circuit JSON'): Ci
         problems.push(`metrics.curve: expected an array, got ${describeValue(metrics['curve'])}`);
       }
     }
+  }
+
+  const scores = json['scores'];
+  if (scores !== undefined) {
+    if (!isObject(scores)) problems.push(`scores: expected an object, got ${describeValue(scores)}`);
+    else {
+      for (const [id, value] of Object.entries(scores)) {
+        const parsed = parseComponentId(id);
+        if (parsed === null || parsed.kind === 'input' || parsed.kind === 'logits') problems.push(`scores["${id.slice(0, 40)}"]: not a component id`);
+        else if (typeof value !== 'number' || !Number.isFinite(value)) problems.push(`scores["${id}"]: expected a finite number, got ${describeValue(value)}`);
+      }
+    }
+  }
+  if (json['created'] !== undefined && typeof json['created'] !== 'string') problems.push(`created: expected a string, got ${describeValue(json['created'])}`);
+  for (const key of Object.keys(json)) {
+    if (!KNOWN_FIELDS.has(key)) problems.push(`${key.slice(0, 40)}: unknown field`);
   }
 
   throwIfProblems(source, problems, 'the circuit');

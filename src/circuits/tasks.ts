@@ -25,22 +25,10 @@ import { basename } from 'node:path';
 import type { Target } from '../engine/api';
 import { CircuitInputError, describeValue } from './errors';
 import type { EncodeFn } from './runner';
+import { METRIC_NAMES, type MetricName } from '../vocabulary';
 
-export type MetricName =
-  /** logit(target) − logit(foil) at the last position (IOI). */
-  | 'logit_diff'
-  /** Σ p(good) − Σ p(bad), softmax over the full vocabulary (greater-than). */
-  | 'prob_diff'
-  /** Σ p(good) (e.g. the probability of an insult, toxic.jsonl). */
-  | 'prob'
-  /** 1 when logit(target) > logit(foil), else 0. */
-  | 'accuracy'
-  /** 1 when the target is the arg-max token, else 0. */
-  | 'top1'
-  /** KL(full model ‖ this run) of the last-position distribution; needs the full model's logits. */
-  | 'kl';
+export { METRIC_NAMES, type MetricName };
 
-export const METRIC_NAMES: readonly MetricName[] = ['logit_diff', 'prob_diff', 'prob', 'accuracy', 'top1', 'kl'];
 
 export interface TaskExample {
   /** Model input token ids (no special tokens are added). */

@@ -1,10 +1,13 @@
 /** What a CLI command is; kept apart from main.ts so command modules can import it without a cycle. */
 import type { Engine } from '../engine/engine';
+import type { JobContext } from '../pipelines/context';
 import type { FlagSpec } from './args';
 
 export interface CommandContext {
   readonly argv: string[];
   openEngine(model: string | undefined, flags: { ep?: string; threads?: string }): Promise<Engine>;
+  /** Progress and log lines for the pipelines (stderr). */
+  readonly job: JobContext;
 }
 
 export interface Command {

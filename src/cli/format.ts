@@ -47,9 +47,3 @@ export function attributionJson(
     weight_relevance: Object.fromEntries(Object.entries(a.weightRelevance).map(([k, v]) => [k, Array.from(v)])),
   };
 }
-
-export function argmaxOf(values: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
-  return best;
-}

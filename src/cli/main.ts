@@ -5,11 +5,12 @@
  * written.
  */
 import { InputError } from '../models/errors';
-import type { ExecutionProviderSetting, Target } from '../engine/api';
 import { Engine, embeddedModelPath } from '../engine/engine';
-import { floatFlag, idsFlag, intFlag, parseFlags, type FlagSpec } from './args';
-import { argmaxOf, attributionJson, topK } from './format';
-import { extraCommands } from './commands';
+import { argmaxOf, attributePrompt, encodePrompt, type TokenRef } from '../pipelines/attribution';
+import { COMPOSITES, EXECUTION_PROVIDERS } from '../vocabulary';
+import { idsFlag, intFlag, oneOf, parseFlags, type FlagSpec } from './args';
+import { attributionJson, topK } from './format';
+import { circuitCommands } from './commands';
 import { pruneCommands } from './prune-commands';
 import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
@@ -17,24 +18,24 @@ export { MODEL_FLAGS, type Command, type CommandContext };
 
 const PROMPT_FLAGS = { ...MODEL_FLAGS, prompt: { type: 'string' }, ids: { type: 'string' } } as const satisfies FlagSpec;
 
-/** The prompt as ids (+ token strings and offsets when text was given). */
+/** The prompt as ids (+ token strings when the model has a tokenizer). */
 export function promptIds(engine: Engine, flags: { prompt?: string; ids?: string }): { ids: number[]; tokens: string[] | null; text: string | null } {
-  if (flags.prompt !== undefined && flags.ids !== undefined) throw new InputError('give --prompt or --ids, not both');
-  if (flags.ids !== undefined) {
-    const ids = idsFlag(flags.ids);
-    return { ids, tokens: engine.tokenizer ? ids.map((id) => engine.tokenizer!.tokenString(id)) : null, text: null };
-  }
-  if (flags.prompt === undefined) throw new InputError('give the prompt with --prompt TEXT or --ids 1,2,3');
-  const { ids } = engine.encode(flags.prompt);
-  return { ids, tokens: ids.map((id) => engine.tokenizer!.tokenString(id)), text: flags.prompt };
+  const prompt = promptFlag(flags);
+  const { ids, text } = encodePrompt(engine, prompt);
+  return { ids, tokens: engine.tokenizer ? ids.map((id) => engine.tokenizer!.tokenString(id)) : null, text };
 }
 
-function tokenId(engine: Engine, text: string | undefined, id: string | undefined, what: string): number | undefined {
+function promptFlag(flags: { prompt?: string; ids?: string }): { text: string } | { ids: number[] } {
+  if (flags.prompt !== undefined && flags.ids !== undefined) throw new InputError('give --prompt or --ids, not both');
+  if (flags.ids !== undefined) return { ids: idsFlag(flags.ids) };
+  if (flags.prompt === undefined) throw new InputError('give the prompt with --prompt TEXT or --ids 1,2,3');
+  return { text: flags.prompt };
+}
+
+function tokenFlag(text: string | undefined, id: string | undefined, what: string): TokenRef | undefined {
   if (text !== undefined && id !== undefined) throw new InputError(`give --${what} or --${what}-id, not both`);
-  if (id !== undefined) return intFlag(id, `${what}-id`, 0);
-  if (text === undefined) return undefined;
-  if (!engine.tokenizer) throw new InputError(`this model has no tokenizer: use --${what}-id`);
-  return engine.tokenizer.singleTokenId(text);
+  if (id !== undefined) return { id: intFlag(id, `${what}-id`, 0) };
+  return text === undefined ? undefined : { text };
 }
 
 const commands: Record<string, Command> = {
@@ -128,35 +129,31 @@ const commands: Record<string, Command> = {
         weights: { type: 'string' },
       });
       const engine = await ctx.openEngine(flags.model, flags);
-      const prompt = promptIds(engine, flags);
-      const mode = (flags.mode ?? 'attnlrp') as 'attnlrp';
-      const position = flags.position === undefined ? prompt.ids.length - 1 : floatFlag(flags.position, 'position', 0);
-      let token = tokenId(engine, flags.target, flags['target-id'], 'target');
-      const foil = tokenId(engine, flags.foil, flags['foil-id'], 'foil');
-      if (token === undefined) {
-        if (!Number.isInteger(position) || position < 0 || position >= prompt.ids.length) {
-          throw new InputError(`position ${position} is out of range for a prompt of ${prompt.ids.length} tokens (0..${prompt.ids.length - 1})`);
-        }
-        const [row] = await engine.forward({ ids: [prompt.ids.slice(0, position + 1)] });
-        token = argmaxOf(row!.logitsLast);
-      }
-      if (foil !== undefined && flags.contrastive) throw new InputError('--foil and --contrastive are two different targets: pick one');
-      const target: Target = {
-        kind: foil !== undefined ? 'logit_diff' : flags.contrastive ? 'contrastive' : 'logit',
-        position,
-        token,
-        ...(foil !== undefined ? { foil } : {}),
-      };
-      const weights = flags.weights ? flags.weights.split(',').map((s) => s.trim()).filter(Boolean) : [];
-      const [attribution] = await engine.attribute({ ids: [prompt.ids], targets: [target], mode, weights });
-      const json = attributionJson(engine, prompt, target, mode, attribution!);
-      const shown = prompt.tokens ?? prompt.ids.map(String);
-      const text = shown.map((t, i) => `${JSON.stringify(t)}\t${attribution!.tokenRelevance[i]!.toFixed(4)}`).join('\n') + `\ntarget ${JSON.stringify(json.target.token_string ?? token)} value ${attribution!.targetValue.toFixed(4)} (${mode})`;
+      const mode = oneOf(flags.mode, COMPOSITES, 'mode', 'attnlrp');
+      const target = tokenFlag(flags.target, flags['target-id'], 'target');
+      const foil = tokenFlag(flags.foil, flags['foil-id'], 'foil');
+      const r = await attributePrompt(
+        engine,
+        {
+          prompt: promptFlag(flags),
+          mode,
+          ...(target ? { target } : {}),
+          ...(foil ? { foil } : {}),
+          contrastive: !!flags.contrastive,
+          ...(flags.position !== undefined ? { position: intFlag(flags.position, 'position', 0) } : {}),
+          weights: flags.weights ? flags.weights.split(',').map((s) => s.trim()).filter(Boolean) : [],
+        },
+        ctx.job,
+      );
+      const a = r.attribution;
+      const json = attributionJson(engine, r, r.target, mode, a);
+      const shown = r.tokens ?? r.ids.map(String);
+      const text = shown.map((t, i) => `${JSON.stringify(t)}\t${a.tokenRelevance[i]!.toFixed(4)}`).join('\n') + `\ntarget ${JSON.stringify(json.target.token_string ?? r.target.token)} value ${a.targetValue.toFixed(4)} (${mode})`;
       return { json, text };
     },
   },
 
-  ...extraCommands,
+  ...circuitCommands,
   ...pruneCommands,
 };
 
@@ -184,9 +181,9 @@ export async function main(argv: string[]): Promise<number> {
   const engines: Engine[] = [];
   const ctx: CommandContext = {
     argv: rest,
+    job: { log: (m) => process.stderr.write(`circuit-lens: ${m}\n`) },
     async openEngine(model, flags) {
-      const ep = (flags.ep ?? 'cpu') as ExecutionProviderSetting;
-      if (!['auto', 'cpu', 'cuda', 'webgpu'].includes(ep)) throw new InputError(`--ep must be auto, cpu, cuda or webgpu, got "${ep}"`);
+      const ep = oneOf(flags.ep, EXECUTION_PROVIDERS, 'ep', 'cpu');
       const engine = await Engine.load(model ?? embeddedModelPath(), {
         executionProvider: ep,
         threads: intFlag(flags.threads, 'threads', 0),

@@ -92,11 +92,5 @@ export interface ArchSpec {
   readonly eosTokenId?: number;
 }
 
-/** TransformerLens / EAP-IG component ids. */
-export const componentId = {
-  head: (layer: number, head: number): string => `a${layer}.h${head}`,
-  mlp: (layer: number): string => `m${layer}`,
-  neuron: (layer: number, neuron: number): string => `m${layer}.n${neuron}`,
-  input: 'input',
-  logits: 'logits',
-} as const;
+/** Component ids live in one module (./componentIds). */
+export { componentId } from './componentIds';

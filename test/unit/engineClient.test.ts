@@ -1,12 +1,12 @@
 /**
- * EngineClient ↔ worker, end to end: the real worker bundle (src/engine/worker.ts) running the
+ * EngineClient ↔ worker, end to end: the real worker bundle (src/worker/worker.ts) running the
  * real engine on the embedded model in a worker_threads worker. Covers results, error codes,
  * cancellation (cooperative and by termination), and a worker killed mid-job.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { EngineClient, EngineError } from '../../src/engine/client';
+import { EngineClient, EngineError } from '../../src/worker/client';
 import { Engine } from '../../src/engine/engine';
 import { EMBEDDED_MODEL, tempDir, buildTestWorker, testWorkerPath } from '../helpers';
 

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { prune } from '../../src/circuits/prune';
 import { readTextIds, textPerplexity } from '../../src/circuits/pruneEval';
-import { EngineClient, EngineError } from '../../src/engine/client';
+import { EngineClient, EngineError } from '../../src/worker/client';
 import { Engine } from '../../src/engine/engine';
 import { EMBEDDED_MODEL, tempDir, buildTestWorker, testWorkerPath } from '../helpers';
 
@@ -40,16 +40,16 @@ describe('pruning, correction and model export in the engine worker', () => {
   it('prunes by magnitude at 50 % with the README perplexities and a sparsity curve', async () => {
     const progress: number[] = [];
     const r = await c.prune({ method: 'magnitude', sparsity: 0.5, curve: [0.3] }, { onProgress: (p) => p.fraction !== undefined && progress.push(p.fraction) });
-    assert.equal(r.text, HELDOUT);
+    assert.equal(r.settings.evalText, HELDOUT);
+    assert.equal(r.settings.calibText, null);
     assert.equal(r.evalTokens, 8192);
-    assert.equal(r.calibration, null);
     assert.equal(r.achievedSparsity, 0.5);
     // README "Pruning" table: dense 5.150, magnitude row-wise 50 % 5.082 (first 8,192 tokens of heldout.txt).
-    assert.equal(r.perplexityBefore.toFixed(3), '5.150');
-    assert.equal(r.perplexityAfter.toFixed(3), '5.082');
-    assert.deepEqual(r.curve.map((p) => p.x), [0, 0.3, 0.5]);
-    assert.equal(r.curve[0]!.y, r.perplexityBefore);
-    assert.equal(r.curve[2]!.y, r.perplexityAfter);
+    assert.equal(r.perplexityBefore?.toFixed(3), '5.150');
+    assert.equal(r.perplexityAfter?.toFixed(3), '5.082');
+    assert.deepEqual(r.curve.map((p) => p.sparsity), [0, 0.3, 0.5]);
+    assert.equal(r.curve[0]!.perplexity, r.perplexityBefore);
+    assert.equal(r.curve[2]!.perplexity, r.perplexityAfter);
     assert.ok(progress.length > 2 && progress[progress.length - 1]! > 0.9, `progress ${progress.join(', ')}`);
 
     // The same numbers in-process.
@@ -115,7 +115,7 @@ describe('pruning, correction and model export in the engine worker', () => {
   it('corrects the model: removing neurons lowers the insult probability; the result is what Export writes', async () => {
     await c.load({ folder: EMBEDDED_MODEL });
     const r = await c.correct({ undesired: path.join(EMBEDDED_MODEL, 'toxic.jsonl'), general: HELDOUT, neurons: 48, mode: 'attnlrp' });
-    assert.equal(r.count, 48);
+    assert.equal(r.settings.count, 48);
     assert.equal(r.totalComponents, 4 * 512);
     assert.equal(r.removed.length, 48);
     assert.ok(r.removed.every((id) => /^m\d\.n\d+$/.test(id)));

@@ -8,18 +8,8 @@
  * No `vscode` import: the CLI and tests can use it too.
  */
 import { Worker } from 'node:worker_threads';
-import {
-  Engine as Req,
-  type EngineParams,
-  type EngineResult,
-  type ErrorCode,
-  type HostToWorker,
-  type Progress,
-  parseWith,
-  ProtocolError,
-  validateWorkerMessage,
-  type WireError,
-} from '../protocol';
+import { parseWith, ProtocolError } from '../protocol/schema';
+import { Engine as Req, type EngineParams, type EngineResult, type ErrorCode, type HostToWorker, type Progress, validateWorkerMessage, type WireError } from '../protocol/worker';
 
 /** A failed engine job. `code` tells cancellation, missing features, bad input and crashes apart. */
 export class EngineError extends Error {
