@@ -1,7 +1,9 @@
 /**
- * Charts: faithfulness vs circuit size, per-layer relevance, the head heatmap (a grid of cells
- * with the numbers as text, so it reads without colour) and sparsity vs perplexity. Chart.js
- * with only the parts we register; colours from the theme's `--vscode-charts-*` variables.
+ * Charts: faithfulness against circuit size (log-scaled size axis), relevance per layer and the
+ * head heatmap from the circuit's candidate scores, and the runs of this session — sparsity
+ * against perplexity for the selected pruning runs on a true numeric axis, before/after for
+ * correction runs. Every chart has its numbers as a table too (a canvas does not read out).
+ * Chart.js with only the parts we register; colours from the theme's `--vscode-charts-*`.
  */
 import {
   BarController,
@@ -12,27 +14,62 @@ import {
   LinearScale,
   LineController,
   LineElement,
+  LogarithmicScale,
   PointElement,
+  ScatterController,
   Tooltip,
 } from 'chart.js';
-import type { Circuit } from '../src/protocol';
+import type { CircuitCurvePoint, CircuitGraph } from '../src/circuits/graph';
+import type { CorrectRun, PruneRun, Run, VerificationSummary } from '../src/protocol/shapes';
 import { el } from './controls';
+import { candidateScores } from './graph';
 
-Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, Tooltip, Legend);
+Chart.register(BarController, BarElement, CategoryScale, LinearScale, LogarithmicScale, LineController, LineElement, PointElement, ScatterController, Tooltip, Legend);
 
 const css = (name: string, fallback: string) => getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
+const PALETTE = ['--vscode-charts-orange', '--vscode-charts-blue', '--vscode-charts-green', '--vscode-charts-purple', '--vscode-charts-red', '--vscode-charts-yellow'];
+
+export interface ChartsInput {
+  readonly circuit: CircuitGraph | null;
+  readonly verification: VerificationSummary | null;
+  readonly runs: readonly Run[];
+  readonly shownRuns: readonly string[];
+}
+
+function num(x: number | null | undefined): string {
+  if (x === null || x === undefined) return '—';
+  if (!Number.isFinite(x)) return String(x);
+  return Math.abs(x) >= 1000 ? x.toExponential(2) : x.toFixed(3);
+}
+
+/**
+ * The faithfulness curve as drawn: points with a positive size (a log axis has no 0), one per
+ * size (several fractions can round to the same number of components; the first is kept).
+ */
+export function curvePoints(curve: readonly CircuitCurvePoint[]): { x: number; y: number }[] {
+  const seen = new Set<number>();
+  const out: { x: number; y: number }[] = [];
+  for (const p of [...curve].sort((a, b) => a.size - b.size || a.fraction - b.fraction)) {
+    if (p.size <= 0 || seen.has(p.size) || !Number.isFinite(p.faithfulness)) continue;
+    seen.add(p.size);
+    out.push({ x: p.size, y: p.faithfulness });
+  }
+  return out;
+}
 
 export class ChartsView {
   private charts: Chart[] = [];
+  private last: ChartsInput | null = null;
 
-  constructor(private readonly container: HTMLElement) {
-    new MutationObserver(() => this.lastCircuit && this.render(this.lastCircuit)).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+  constructor(
+    private readonly container: HTMLElement,
+    private readonly onShowRuns: (ids: string[]) => void,
+  ) {
+    new MutationObserver(() => this.last && this.render(this.last)).observe(document.body, { attributes: true, attributeFilter: ['class'] });
   }
 
-  private lastCircuit: Circuit | null = null;
-
-  render(circuit: Circuit): void {
-    this.lastCircuit = circuit;
+  render(input: ChartsInput): void {
+    this.last = input;
     for (const c of this.charts) c.destroy();
     this.charts = [];
     this.container.replaceChildren();
@@ -40,86 +77,215 @@ export class ChartsView {
     Chart.defaults.borderColor = css('--vscode-panel-border', '#80808059');
     Chart.defaults.font.family = css('--vscode-font-family', 'sans-serif');
     Chart.defaults.animation = false;
+    if (input.circuit) this.circuitCharts(input.circuit, input.verification);
+    this.runCharts(input);
+  }
+
+  private circuitCharts(graph: CircuitGraph, verification: VerificationSummary | null): void {
     const blue = css('--vscode-charts-blue', '#3794ff');
     const green = css('--vscode-charts-green', '#89d185');
     const purple = css('--vscode-charts-purple', '#b180d7');
-    const orange = css('--vscode-charts-orange', '#d18616');
 
-    if (circuit.task === 'pruning') {
-      this.sparsity(circuit, orange);
-      return;
-    }
-
-    // Faithfulness vs size.
+    // Faithfulness against size; the latest verification's curve when there is one.
     const faith = this.section('Faithfulness vs circuit size', 'chart-faithfulness');
-    if (circuit.faithfulnessCurve?.length) {
-      this.line(faith, circuit.faithfulnessCurve, 'components kept', 'faithfulness', blue);
-    } else faith.append(el('p', { class: 'empty' }, 'No curve for this circuit.'));
+    const curve = curvePoints(verification?.curve ?? graph.metrics?.curve ?? []);
+    if (curve.length > 0) {
+      this.charts.push(
+        new Chart(this.canvas(faith, 'Faithfulness against the number of components kept (log scale)'), {
+          type: 'scatter',
+          data: { datasets: [{ label: 'faithfulness', data: curve, borderColor: blue, backgroundColor: blue, showLine: true }] },
+          options: {
+            responsive: true,
+            maintainAspectRatio: false,
+            scales: {
+              x: { type: 'logarithmic', title: { display: true, text: 'components kept (log scale)' }, ticks: { callback: (v) => String(v) } },
+              y: { title: { display: true, text: 'faithfulness' } },
+            },
+          },
+        }),
+      );
+      this.table(faith, 'curve-table', 'Faithfulness at each circuit size', [
+        ['components', curve.map((p) => String(p.x))],
+        ['faithfulness', curve.map((p) => num(p.y))],
+      ]);
+    } else faith.append(el('p', { class: 'empty' }, 'No curve for this circuit yet: press Verify.'));
 
-    // Per-layer relevance.
-    const layers = this.section('Relevance per layer', 'chart-layers');
-    const lr = circuit.layerRelevance ?? perLayer(circuit);
+    // Per-layer relevance of every candidate (not only the kept ones).
+    const scores = candidateScores(graph);
+    const layers = graph.model.nLayers;
+    const attn = new Array<number>(layers).fill(0);
+    const mlp = new Array<number>(layers).fill(0);
+    const heads = Array.from({ length: layers }, () => new Array<number | null>(graph.model.nHeads).fill(null));
+    for (const [id, v] of scores) {
+      const head = /^a(\d+)\.h(\d+)$/.exec(id);
+      const m = /^m(\d+)(?:\.n\d+)?$/.exec(id);
+      if (head) {
+        const l = Number(head[1]);
+        const h = Number(head[2]);
+        if (l < layers) {
+          attn[l]! += v;
+          if (h < graph.model.nHeads) heads[l]![h] = v;
+        }
+      } else if (m && Number(m[1]) < layers) mlp[Number(m[1])]! += v;
+    }
+    const perLayer = this.section('Relevance per layer (all candidates)', 'chart-layers');
+    const datasets = [
+      ...(attn.some((x) => x !== 0) ? [{ label: 'attention heads', data: attn, backgroundColor: purple }] : []),
+      ...(mlp.some((x) => x !== 0) ? [{ label: 'MLP', data: mlp, backgroundColor: green }] : []),
+    ];
     this.charts.push(
-      new Chart(this.canvas(layers, 'Relevance per layer: attention and MLP bars for each layer'), {
+      new Chart(this.canvas(perLayer, 'Relevance per layer: attention and MLP bars for each layer'), {
         type: 'bar',
-        data: {
-          labels: lr.attn.map((_, i) => `L${i}`),
-          datasets: [
-            { label: 'attention', data: lr.attn, backgroundColor: purple },
-            { label: 'MLP', data: lr.mlp, backgroundColor: green },
-          ],
-        },
-        options: { responsive: true, maintainAspectRatio: false, scales: { y: { title: { display: true, text: 'relevance' } } } },
+        data: { labels: attn.map((_, i) => `L${i}`), datasets },
+        options: { responsive: true, maintainAspectRatio: false, scales: { y: { title: { display: true, text: 'summed relevance' } } } },
       }),
     );
 
     // Head heatmap: a grid with values as text; tint by CSSOM (allowed under our CSP).
-    const heat = this.section('Head relevance (layer × head)', 'chart-heads');
-    const hr = circuit.headRelevance ?? headMatrix(circuit);
-    const maxAbs = Math.max(1e-12, ...hr.flat().map(Math.abs));
-    const grid = el('table', { class: 'heatmap', 'data-testid': 'head-heatmap' });
-    const head = el('tr');
-    head.append(el('th', { scope: 'col' }, ''));
-    for (let h = 0; h < (hr[0]?.length ?? 0); h++) head.append(el('th', { scope: 'col' }, `H${h}`));
-    grid.append(head);
-    for (let l = hr.length - 1; l >= 0; l--) {
-      const row = el('tr');
-      row.append(el('th', { scope: 'row' }, `L${l}`));
-      for (const v of hr[l]!) {
-        const cell = el('td', { title: `a${l}: ${v}` }, `${v >= 0 ? '+' : '−'}${Math.abs(v).toPrecision(2)}`);
-        const a = Math.min(1, Math.abs(v) / maxAbs);
-        cell.style.backgroundColor = `color-mix(in srgb, ${v >= 0 ? 'var(--vscode-charts-red)' : 'var(--vscode-charts-blue)'} ${Math.round(a * 70)}%, transparent)`;
-        row.append(cell);
+    if (heads.some((row) => row.some((v) => v !== null))) {
+      const heat = this.section('Head relevance (layer × head)', 'chart-heads');
+      const all = heads.flat().filter((v): v is number => v !== null);
+      const maxAbs = Math.max(1e-12, ...all.map(Math.abs));
+      const grid = el('table', { class: 'heatmap', 'data-testid': 'head-heatmap' });
+      const head = el('tr');
+      head.append(el('th', { scope: 'col' }, ''));
+      for (let h = 0; h < graph.model.nHeads; h++) head.append(el('th', { scope: 'col' }, `H${h}`));
+      grid.append(head);
+      const kept = new Set(graph.nodes.map((n) => n.id));
+      for (let l = layers - 1; l >= 0; l--) {
+        const row = el('tr');
+        row.append(el('th', { scope: 'row' }, `L${l}`));
+        heads[l]!.forEach((v, h) => {
+          const id = `a${l}.h${h}`;
+          const cell = el('td', { title: `${id}: ${v ?? 'not scored'}${kept.has(id) ? ' (in the circuit)' : ''}` }, v === null ? '' : `${v >= 0 ? '+' : '−'}${Math.abs(v).toPrecision(2)}`);
+          if (kept.has(id)) cell.classList.add('kept');
+          if (v !== null) {
+            const a = Math.min(1, Math.abs(v) / maxAbs);
+            cell.style.backgroundColor = `color-mix(in srgb, ${v >= 0 ? 'var(--vscode-charts-red)' : 'var(--vscode-charts-blue)'} ${Math.round(a * 70)}%, transparent)`;
+          }
+          row.append(cell);
+        });
+        grid.append(row);
       }
-      grid.append(row);
+      heat.append(grid, el('p', { class: 'muted' }, 'Outlined cells are in the circuit.'));
     }
-    heat.append(grid);
-
-    this.sparsity(circuit, orange);
   }
 
-  /** Sparsity vs perplexity, with the numbers as a table too (the chart is a canvas). */
-  private sparsity(circuit: Circuit, color: string): void {
-    const p = circuit.pruning;
-    const sp = this.section(p ? `Sparsity vs perplexity (${p.method}, ${p.scope === 'rowwise' ? 'row-wise' : 'global'})` : 'Sparsity vs perplexity', 'chart-sparsity');
-    const curve = circuit.sparsityCurve ?? [];
-    if (curve.length === 0) {
-      sp.append(el('p', { class: 'empty' }, 'No pruning run yet (Circuit Lens: Prune Model…).'));
+  private runCharts(input: ChartsInput): void {
+    const section = this.section('Runs of this session', 'runs');
+    if (input.runs.length === 0) {
+      section.append(el('p', { class: 'empty' }, 'No pruning or correction run yet (Circuit Lens: Prune Model…, Correct Model…).'));
       return;
     }
-    const pct = (x: number) => `${Math.round(x * 100)} %`;
-    this.line(sp, curve.map((q) => ({ x: pct(q.x), y: q.y })), 'fraction of weights pruned', 'perplexity', color);
-    const table = el('table', { class: 'curve', 'data-testid': 'sparsity-table', 'aria-label': 'Perplexity at each sparsity' });
-    const head = el('tr');
-    const row = el('tr');
-    head.append(el('th', { scope: 'row' }, 'sparsity'));
-    row.append(el('th', { scope: 'row' }, 'perplexity'));
-    for (const q of curve) {
-      head.append(el('th', { scope: 'col' }, pct(q.x)));
-      row.append(el('td', { class: 'num' }, Number.isFinite(q.y) ? (q.y >= 1000 ? q.y.toExponential(2) : q.y.toFixed(3)) : String(q.y)));
+    const shown = new Set(input.shownRuns);
+    const list = el('ul', { class: 'run-list' });
+    for (const run of input.runs) {
+      const li = el('li');
+      const label = el('label');
+      const cb = el('input', { type: 'checkbox', 'data-testid': 'run-toggle', 'data-run': run.id, 'aria-label': `Show ${run.title}` });
+      cb.checked = shown.has(run.id);
+      cb.addEventListener('change', () => {
+        const next = input.runs.filter((r) => (r.id === run.id ? cb.checked : shown.has(r.id))).map((r) => r.id);
+        this.onShowRuns(next);
+      });
+      label.append(cb, el('span', {}, ` ${run.title}`));
+      li.append(label);
+      list.append(li);
     }
-    table.append(head, row);
-    sp.append(table);
+    section.append(list);
+    const selected = input.runs.filter((r) => shown.has(r.id));
+    const prunes = selected.filter((r): r is PruneRun => r.kind === 'prune');
+    const corrects = selected.filter((r): r is CorrectRun => r.kind === 'correct');
+    if (prunes.length > 0) this.sparsity(prunes);
+    for (const run of corrects) this.beforeAfter(run);
+    if (selected.length === 0) section.append(el('p', { class: 'muted' }, 'Tick runs to overlay them.'));
+  }
+
+  /** Sparsity against perplexity for every selected pruning run, on a numeric sparsity axis. */
+  private sparsity(runs: readonly PruneRun[]): void {
+    const sp = this.section('Sparsity vs perplexity', 'chart-sparsity');
+    const summary = el('div', { class: 'metrics-row' });
+    const first = runs[0]!;
+    summary.append(
+      metric('perplexity, dense', num(first.perplexityBefore), 'perplexity-before'),
+      metric('perplexity, pruned', num(first.perplexityAfter), 'perplexity-after'),
+      metric('sparsity', `${(first.achievedSparsity * 100).toFixed(1)} %`, 'pruning-sparsity'),
+      el('span', { class: 'muted' }, `${first.evalTokens.toLocaleString('en-US')} tokens of ${(first.settings.evalText ?? '').split(/[\\/]/).pop() ?? ''}`),
+    );
+    sp.append(summary);
+    const withCurve = runs.filter((r) => r.curve.length > 0);
+    if (withCurve.length === 0) {
+      sp.append(el('p', { class: 'empty' }, 'These runs measured no perplexity (no evaluation text).'));
+      return;
+    }
+    const all = withCurve.flatMap((r) => r.curve.map((p) => p.perplexity)).filter((y) => Number.isFinite(y) && y > 0);
+    const spread = all.length ? Math.max(...all) / Math.min(...all) : 1;
+    this.charts.push(
+      new Chart(this.canvas(sp, 'Perplexity against the fraction of weights pruned'), {
+        type: 'scatter',
+        data: {
+          datasets: withCurve.map((r, i) => {
+            const color = css(PALETTE[i % PALETTE.length]!, '#d18616');
+            return { label: r.title, data: r.curve.map((p) => ({ x: p.sparsity, y: p.perplexity })), borderColor: color, backgroundColor: color, showLine: true };
+          }),
+        },
+        options: {
+          responsive: true,
+          maintainAspectRatio: false,
+          scales: {
+            x: { type: 'linear', min: 0, max: 1, title: { display: true, text: 'fraction of weights pruned' } },
+            // Perplexity explodes at high sparsity: a log axis keeps the low end readable.
+            y: { type: spread > 20 ? 'logarithmic' : 'linear', title: { display: true, text: `perplexity${spread > 20 ? ' (log scale)' : ''}` } },
+          },
+        },
+      }),
+    );
+    for (const r of withCurve) {
+      this.table(sp, 'sparsity-table', `${r.title}: perplexity at each sparsity`, [
+        ['sparsity', r.curve.map((p) => `${Math.round(p.sparsity * 100)} %`)],
+        ['perplexity', r.curve.map((p) => num(p.perplexity))],
+      ]);
+    }
+  }
+
+  /** A correction run: each metric before and after, and the relative change as bars. */
+  private beforeAfter(run: CorrectRun): void {
+    const s = this.section(`Before / after: ${run.title}`, 'chart-correction');
+    const keys = Object.keys(run.before);
+    const table = el('table', { class: 'curve', 'data-testid': 'correction-table', 'aria-label': 'Metrics before and after the correction' });
+    const head = el('tr');
+    for (const h of ['metric', 'before', 'after', 'change']) head.append(el('th', { scope: 'col' }, h));
+    table.append(head);
+    const change: number[] = [];
+    for (const k of keys) {
+      const b = run.before[k]!;
+      const a = run.after[k] ?? Number.NaN;
+      const rel = b !== 0 ? (a / b - 1) * 100 : Number.NaN;
+      change.push(rel);
+      const tr = el('tr', { 'data-metric': k });
+      tr.append(el('th', { scope: 'row' }, k.replace(/_/g, ' ')), el('td', { class: 'num' }, num(b)), el('td', { class: 'num' }, num(a)), el('td', { class: 'num' }, Number.isFinite(rel) ? `${rel >= 0 ? '+' : '−'}${Math.abs(rel).toFixed(1)} %` : '—'));
+      table.append(tr);
+    }
+    s.append(el('p', { class: 'muted' }, `${run.removed.length} of ${run.totalComponents} ${run.settings.unit} removed (${run.settings.mode}).`), table);
+    const color = css('--vscode-charts-orange', '#d18616');
+    this.charts.push(
+      new Chart(this.canvas(s, 'Relative change of each metric after the correction'), {
+        type: 'bar',
+        data: { labels: keys.map((k) => k.replace(/_/g, ' ')), datasets: [{ label: 'change after correction (%)', data: change.map((x) => (Number.isFinite(x) ? x : 0)), backgroundColor: color }] },
+        options: { responsive: true, maintainAspectRatio: false, indexAxis: 'y', scales: { x: { title: { display: true, text: 'change (%)' } } } },
+      }),
+    );
+  }
+
+  private table(parent: HTMLElement, testId: string, label: string, rows: [string, string[]][]): void {
+    const table = el('table', { class: 'curve', 'data-testid': testId, 'aria-label': label });
+    for (const [name, cells] of rows) {
+      const tr = el('tr');
+      tr.append(el('th', { scope: 'row' }, name));
+      for (const c of cells) tr.append(el(name === rows[0]![0] ? 'th' : 'td', name === rows[0]![0] ? { scope: 'col' } : { class: 'num' }, c));
+      table.append(tr);
+    }
+    parent.append(table);
   }
 
   private section(title: string, testId: string): HTMLElement {
@@ -136,30 +302,10 @@ export class ChartsView {
     parent.append(box);
     return c;
   }
-
-  private line(parent: HTMLElement, points: readonly { x: number | string; y: number }[], xLabel: string, yLabel: string, color: string): void {
-    this.charts.push(
-      new Chart(this.canvas(parent, `${yLabel} against ${xLabel}`), {
-        type: 'line',
-        data: { labels: points.map((p) => String(p.x)), datasets: [{ label: yLabel, data: points.map((p) => p.y), borderColor: color, backgroundColor: color }] },
-        options: { responsive: true, maintainAspectRatio: false, scales: { x: { title: { display: true, text: xLabel } }, y: { title: { display: true, text: yLabel } } } },
-      }),
-    );
-  }
 }
 
-function perLayer(c: Circuit): { attn: number[]; mlp: number[] } {
-  const attn = new Array<number>(c.layers).fill(0);
-  const mlp = new Array<number>(c.layers).fill(0);
-  for (const n of c.nodes) {
-    if (n.kind === 'head' && n.layer < c.layers) attn[n.layer]! += n.relevance;
-    if (n.kind === 'mlp' && n.layer < c.layers) mlp[n.layer]! += n.relevance;
-  }
-  return { attn, mlp };
-}
-
-function headMatrix(c: Circuit): number[][] {
-  const m = Array.from({ length: c.layers }, () => new Array<number>(c.heads).fill(0));
-  for (const n of c.nodes) if (n.kind === 'head' && n.head !== undefined && m[n.layer]) m[n.layer]![n.head] = n.relevance;
-  return m;
+function metric(label: string, value: string, testId: string): HTMLElement {
+  const d = el('div', { class: 'metric' });
+  d.append(el('span', { class: 'metric-label' }, label), el('span', { class: 'metric-value', 'data-testid': testId }, value));
+  return d;
 }

@@ -1,39 +1,65 @@
 /**
  * The circuit graph: cytoscape with computed (preset) positions — a transformer circuit already
- * has coordinates. Layers run bottom to top (input, then per layer the heads and above them the
- * MLP, logits at the top); heads sit left to right by index. Edge width follows |relevance|; the
- * sign is shown by colour *and* line style (solid positive, dashed negative); ablated nodes are
- * faded with a dashed outline and an "off" label suffix.
+ * has coordinates. Layers run bottom to top on a labelled axis (input at the bottom, then per
+ * layer a row of attention heads and above it the MLP row, logits at the top); heads sit left to
+ * right by index, neurons spread over their MLP row. Components that were candidates but are not
+ * in the circuit are drawn as small ghosts, so the circuit reads against the whole model. Edge
+ * width follows |relevance|; the sign is shown by colour *and* line style (solid positive,
+ * dashed negative); ablated nodes are faded with a dashed outline and an "off" label suffix.
+ * A legend names every mark, a hover card gives each node's and edge's numbers, and colours
+ * come from VS Code's theme variables (re-read when the theme changes).
  */
 import cytoscape from 'cytoscape';
-import type { Circuit, GraphEdge, GraphNode } from '../src/protocol';
+import type { CircuitEdge, CircuitGraph, CircuitNode } from '../src/circuits/graph';
+import { parseComponentId } from '../src/models/componentIds';
+import { el } from './controls';
 
 const X_GAP = 90;
 const Y_GAP = 70;
+/** Where the layer axis labels sit, left of the first head. */
+const AXIS_X = -X_GAP;
+/** Neuron labels are drawn only when a layer has this few neurons in the circuit (else: hover). */
+const MAX_LABELLED_NEURONS = 6;
+/** Ghost neurons are drawn only up to this many (a neuron-level model has thousands). */
+const MAX_GHOST_NEURONS = 1024;
 
-export function positionOf(n: Pick<GraphNode, 'kind' | 'layer' | 'head'>, layers: number, heads: number): { x: number; y: number } {
-  const width = Math.max(1, heads) * X_GAP;
-  const top = 0;
-  const bottom = (2 * layers + 1) * Y_GAP;
-  switch (n.kind) {
+type Kind = CircuitNode['kind'];
+
+/** Row of a node: 0 = input, 2l+1 = attention of layer l, 2l+2 = MLP of layer l, 2L+1 = logits. */
+export function rowOf(kind: Kind, layer: number, layers: number): number {
+  switch (kind) {
     case 'input':
-      return { x: width / 2 - X_GAP / 2, y: bottom };
+      return 0;
     case 'logits':
-      return { x: width / 2 - X_GAP / 2, y: top };
+      return 2 * layers + 1;
     case 'head':
-      return { x: (n.head ?? 0) * X_GAP, y: bottom - (2 * n.layer + 1) * Y_GAP + (n.head ?? 0) % 2 * 8 };
+      return 2 * layer + 1;
     case 'mlp':
-      return { x: width / 2 - X_GAP / 2, y: bottom - (2 * n.layer + 2) * Y_GAP };
+    case 'neuron':
+      return 2 * layer + 2;
   }
 }
 
-/** Edges that pass the top-k and threshold filters (threshold relative to the largest |weight|). */
-export function visibleEdges(edges: readonly GraphEdge[], topK: number, threshold: number): GraphEdge[] {
-  const max = edges.reduce((m, e) => Math.max(m, Math.abs(e.weight)), 0);
+function rowLabel(row: number, layers: number): string {
+  if (row === 0) return 'input';
+  if (row === 2 * layers + 1) return 'logits';
+  const layer = Math.floor((row - 1) / 2);
+  return row % 2 === 1 ? `L${layer} attn` : `L${layer} MLP`;
+}
+
+/** Edges that pass the top-k and threshold filters (threshold relative to the largest |relevance|). */
+export function visibleEdges(edges: readonly CircuitEdge[], topK: number, threshold: number): CircuitEdge[] {
+  const max = edges.reduce((m, e) => Math.max(m, Math.abs(e.relevance)), 0);
   return [...edges]
-    .filter((e) => max === 0 || Math.abs(e.weight) >= threshold * max)
-    .sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight))
+    .filter((e) => max === 0 || Math.abs(e.relevance) >= threshold * max)
+    .sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance))
     .slice(0, topK);
+}
+
+/** The candidates of a circuit: the scored components (`scores`), else the graph's own nodes. */
+export function candidateScores(graph: CircuitGraph): Map<string, number> {
+  if (graph.scores) return new Map(Object.entries(graph.scores));
+  return new Map(graph.nodes.filter((n) => n.kind !== 'input' && n.kind !== 'logits').map((n) => [n.id, n.relevance]));
 }
 
 function cssVar(name: string, fallback: string): string {
@@ -44,6 +70,7 @@ function cssVar(name: string, fallback: string): string {
 function theme() {
   return {
     fg: cssVar('--vscode-editor-foreground', '#cccccc'),
+    muted: cssVar('--vscode-descriptionForeground', '#999999'),
     bg: cssVar('--vscode-editor-background', '#1e1e1e'),
     head: cssVar('--vscode-charts-purple', '#b180d7'),
     mlp: cssVar('--vscode-charts-green', '#89d185'),
@@ -61,70 +88,134 @@ export interface GraphCallbacks {
   toggleAblation(id: string): void;
 }
 
+export interface GraphOptions {
+  readonly topK: number;
+  readonly threshold: number;
+  readonly ablated: ReadonlySet<string>;
+  readonly pinned: ReadonlySet<string>;
+  readonly selected: string | null;
+}
+
+function fmt(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  return Math.abs(x) >= 1e-3 || x === 0 ? x.toFixed(4) : x.toExponential(3);
+}
+
 export class GraphView {
   private cy: cytoscape.Core | null = null;
   private key = '';
+  private readonly canvasBox: HTMLElement;
+  private readonly card: HTMLElement;
+  private graph: CircuitGraph | null = null;
+  private ranks = new Map<string, number>();
+  private scores = new Map<string, number>();
 
   constructor(
     private readonly container: HTMLElement,
     private readonly callbacks: GraphCallbacks,
   ) {
+    this.canvasBox = el('div', { class: 'graph-canvas' });
+    this.card = el('div', { class: 'hovercard', role: 'tooltip', 'data-testid': 'hovercard' });
+    this.card.hidden = true;
+    const fit = el('button', { class: 'graph-fit', type: 'button', title: 'Fit the whole circuit in view', 'data-testid': 'fit' }, 'Fit');
+    fit.addEventListener('click', () => this.fit());
+    container.append(this.canvasBox, legend(), fit, this.card);
     new MutationObserver(() => this.restyle()).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+    // Refit whenever the panel (or the split beside it) changes size.
+    new ResizeObserver(() => {
+      if (!this.cy || this.container.offsetWidth === 0) return;
+      this.cy.resize();
+      this.fit();
+    }).observe(this.container);
   }
 
-  render(circuit: Circuit, opts: { topK: number; threshold: number; ablated: ReadonlySet<string>; pinned: ReadonlySet<string>; selected: string | null }): { nodes: number; edges: number } {
-    const edges = visibleEdges(circuit.edges, opts.topK, opts.threshold);
-    const maxW = edges.reduce((m, e) => Math.max(m, Math.abs(e.weight)), 0) || 1;
-    const maxR = circuit.nodes.reduce((m, n) => Math.max(m, Math.abs(n.relevance)), 0) || 1;
-    const inCircuit = new Set(circuit.nodes.map((n) => n.id));
-    const elements: cytoscape.ElementDefinition[] = [];
-    // Faint placeholders for components outside the circuit give the layer grid.
-    for (let l = 0; l < circuit.layers; l++) {
-      for (let h = 0; h < circuit.heads; h++) {
-        const id = `a${l}.h${h}`;
-        if (!inCircuit.has(id)) elements.push({ group: 'nodes', data: { id, label: '' }, position: positionOf({ kind: 'head', layer: l, head: h }, circuit.layers, circuit.heads), classes: 'ghost', selectable: false, grabbable: false });
-      }
-      if (!inCircuit.has(`m${l}`)) elements.push({ group: 'nodes', data: { id: `m${l}`, label: '' }, position: positionOf({ kind: 'mlp', layer: l }, circuit.layers, circuit.heads), classes: 'ghost mlp', selectable: false, grabbable: false });
+  render(graph: CircuitGraph, opts: GraphOptions): { nodes: number; edges: number } {
+    this.graph = graph;
+    const layers = graph.model.nLayers;
+    const heads = graph.model.nHeads;
+    const width = Math.max(1, heads - 1) * X_GAP;
+    const y = (row: number) => (2 * layers + 1 - row) * Y_GAP;
+    const inCircuit = new Set(graph.nodes.map((n) => n.id));
+    this.scores = candidateScores(graph);
+    const absolute = graph.selection.absolute;
+    const ranked = [...this.scores.entries()].sort((a, b) => (absolute ? Math.abs(b[1]) - Math.abs(a[1]) : b[1] - a[1]));
+    this.ranks = new Map(ranked.map(([id], i) => [id, i + 1]));
+    const maxR = graph.nodes.reduce((m, n) => (n.kind === 'input' || n.kind === 'logits' ? m : Math.max(m, Math.abs(n.relevance))), 0) || 1;
+
+    // Neurons of a layer spread over the MLP row, in index order.
+    const neuronsByLayer = new Map<number, number[]>();
+    const addNeuron = (layer: number, neuron: number) => neuronsByLayer.set(layer, [...(neuronsByLayer.get(layer) ?? []), neuron]);
+    for (const n of graph.nodes) if (n.kind === 'neuron' && n.neuron !== undefined) addNeuron(n.layer, n.neuron);
+    const ghosts: { id: string; kind: Kind; layer: number; head?: number; neuron?: number }[] = [];
+    let ghostNeurons = 0;
+    for (const id of this.scores.keys()) {
+      if (inCircuit.has(id)) continue;
+      const p = parseComponentId(id);
+      if (!p || p.layer === null || p.kind === 'input' || p.kind === 'logits') continue;
+      if (p.kind === 'neuron' && ++ghostNeurons > MAX_GHOST_NEURONS) continue;
+      ghosts.push({ id, kind: p.kind, layer: p.layer, ...(p.head !== undefined ? { head: p.head } : {}), ...(p.neuron !== undefined ? { neuron: p.neuron } : {}) });
+      if (p.kind === 'neuron' && p.neuron !== undefined) addNeuron(p.layer, p.neuron);
     }
-    for (const n of circuit.nodes) {
-      const classes = [n.kind, opts.ablated.has(n.id) ? 'ablated' : '', opts.pinned.has(n.id) ? 'pinned' : ''].filter(Boolean).join(' ');
+    for (const list of neuronsByLayer.values()) list.sort((a, b) => a - b);
+    const xOf = (kind: Kind, layer: number, head?: number, neuron?: number): number => {
+      if (kind === 'head') return (head ?? 0) * X_GAP;
+      if (kind === 'neuron') {
+        const list = neuronsByLayer.get(layer) ?? [];
+        const i = list.indexOf(neuron ?? 0);
+        return list.length <= 1 ? width / 2 : (i * width) / (list.length - 1);
+      }
+      return width / 2;
+    };
+    const circuitNeurons = (layer: number) => graph.nodes.filter((n) => n.kind === 'neuron' && n.layer === layer).length;
+
+    const elements: cytoscape.ElementDefinition[] = [];
+    // The layer axis: one label per row, left of the heads.
+    for (let row = 0; row <= 2 * layers + 1; row++) {
+      elements.push({ group: 'nodes', data: { id: `axis-${row}`, label: rowLabel(row, layers) }, position: { x: AXIS_X, y: y(row) }, classes: 'axis', selectable: false, grabbable: false });
+    }
+    for (const g of ghosts) {
       elements.push({
         group: 'nodes',
-        data: { id: n.id, label: `${n.label ?? n.id}${opts.ablated.has(n.id) ? ' (off)' : ''}`, size: 18 + 22 * Math.sqrt(Math.abs(n.relevance) / maxR) },
-        position: positionOf(n, circuit.layers, circuit.heads),
-        classes,
-        grabbable: true,
+        data: { id: g.id, label: '' },
+        position: { x: xOf(g.kind, g.layer, g.head, g.neuron), y: y(rowOf(g.kind, g.layer, layers)) },
+        classes: `ghost ${g.kind}`,
+        selectable: false,
+        grabbable: false,
       });
     }
-    for (const e of edges) {
-      if (!inCircuit.has(e.source) || !inCircuit.has(e.target)) continue;
-      elements.push({ group: 'edges', data: { id: `${e.source}->${e.target}`, source: e.source, target: e.target, width: 1 + 7 * (Math.abs(e.weight) / maxW) }, classes: e.weight >= 0 ? 'pos' : 'neg' });
+    for (const n of graph.nodes) {
+      const classes = [n.kind, opts.ablated.has(n.id) ? 'ablated' : '', opts.pinned.has(n.id) ? 'pinned' : ''].filter(Boolean).join(' ');
+      const labelled = n.kind !== 'neuron' || circuitNeurons(n.layer) <= MAX_LABELLED_NEURONS;
+      const io = n.kind === 'input' || n.kind === 'logits';
+      elements.push({
+        group: 'nodes',
+        data: { id: n.id, label: labelled ? `${n.id}${opts.ablated.has(n.id) ? ' (off)' : ''}` : '', size: io ? 26 : (n.kind === 'neuron' ? 10 : 16) + 22 * Math.sqrt(Math.abs(n.relevance) / maxR) },
+        position: { x: io ? width / 2 : xOf(n.kind, n.layer, n.head, n.neuron), y: y(rowOf(n.kind, n.layer, layers)) },
+        classes,
+        grabbable: false,
+      });
     }
-    const key = `${circuit.id}|${circuit.layers}|${circuit.heads}`;
+    const edges = visibleEdges(graph.edges, opts.topK, opts.threshold).filter((e) => inCircuit.has(e.source) && inCircuit.has(e.target));
+    const maxW = edges.reduce((m, e) => Math.max(m, Math.abs(e.relevance)), 0) || 1;
+    for (const e of edges) {
+      elements.push({ group: 'edges', data: { id: e.id, source: e.source, target: e.target, width: 1 + 7 * (Math.abs(e.relevance) / maxW) }, classes: e.relevance >= 0 ? 'pos' : 'neg' });
+    }
+    const key = `${graph.created ?? ''}|${graph.model.name}|${layers}|${heads}|${graph.nodes.length}`;
     if (!this.cy || this.key !== key) {
       this.cy?.destroy();
       this.cy = cytoscape({
-        container: this.container,
+        container: this.canvasBox,
         elements,
-        layout: { name: 'preset', fit: true, padding: 24 },
+        layout: { name: 'preset', fit: true, padding: 28 },
         style: this.style(),
         wheelSensitivity: 0.3,
         minZoom: 0.1,
         maxZoom: 4,
         boxSelectionEnabled: false,
+        autoungrabify: true,
       });
       this.key = key;
-      this.cy.on('tap', 'node', (evt) => {
-        const n = evt.target as cytoscape.NodeSingular;
-        if (!n.hasClass('ghost')) this.callbacks.select(n.id());
-      });
-      this.cy.on('tap', (evt) => {
-        if (evt.target === this.cy) this.callbacks.select(null);
-      });
-      this.cy.on('dbltap', 'node', (evt) => {
-        const n = evt.target as cytoscape.NodeSingular;
-        if (!n.hasClass('ghost')) this.callbacks.toggleAblation(n.id());
-      });
+      this.listen(this.cy);
     } else {
       const cy = this.cy;
       cy.batch(() => {
@@ -134,15 +225,77 @@ export class GraphView {
     }
     this.cy.$('node').unselect();
     if (opts.selected) this.cy.getElementById(opts.selected).select();
-    return { nodes: circuit.nodes.length, edges: this.cy.edges().length };
+    return { nodes: graph.nodes.length, edges: edges.length };
+  }
+
+  private listen(cy: cytoscape.Core): void {
+    const real = (n: cytoscape.NodeSingular) => !n.hasClass('ghost') && !n.hasClass('axis');
+    cy.on('tap', 'node', (evt) => {
+      const n = evt.target as cytoscape.NodeSingular;
+      if (real(n)) this.callbacks.select(n.id());
+    });
+    cy.on('tap', (evt) => {
+      if (evt.target === cy) this.callbacks.select(null);
+    });
+    cy.on('dbltap', 'node', (evt) => {
+      const n = evt.target as cytoscape.NodeSingular;
+      if (real(n) && n.id() !== 'input' && n.id() !== 'logits') this.callbacks.toggleAblation(n.id());
+    });
+    cy.on('mouseover', 'node, edge', (evt) => {
+      const target = evt.target as cytoscape.SingularElementReturnValue;
+      if (target.isNode() && target.hasClass('axis')) return;
+      this.showCard(target.id(), target.isEdge(), evt.renderedPosition ?? target.renderedPosition?.() ?? { x: 0, y: 0 });
+    });
+    cy.on('mouseout', 'node, edge', () => (this.card.hidden = true));
+    cy.on('viewport', () => (this.card.hidden = true));
+  }
+
+  /** The hover card: every number of a node or an edge, as text. */
+  private showCard(id: string, isEdge: boolean, at: { x: number; y: number }): void {
+    const g = this.graph;
+    if (!g) return;
+    const rows: [string, string][] = [];
+    let title = id;
+    if (isEdge) {
+      const e = g.edges.find((x) => x.id === id);
+      if (!e) return;
+      title = `${e.source} → ${e.target}`;
+      rows.push(['relevance', `${e.relevance >= 0 ? '+' : '−'}${fmt(Math.abs(e.relevance))}`]);
+      rows.push(['sign', e.relevance >= 0 ? 'supports the metric' : 'works against it']);
+    } else {
+      const n = g.nodes.find((x) => x.id === id);
+      const p = parseComponentId(id);
+      rows.push(['kind', n?.kind ?? p?.kind ?? '']);
+      if (p?.layer !== undefined && p.layer !== null && p.layer >= 0) rows.push(['layer', String(p.layer)]);
+      if (p?.head !== undefined) rows.push(['head', String(p.head)]);
+      if (p?.neuron !== undefined) rows.push(['neuron', String(p.neuron)]);
+      if (n) rows.push(['relevance', fmt(n.relevance)]);
+      const score = this.scores.get(id);
+      if (score !== undefined) {
+        if (!n) rows.push(['score', fmt(score)]);
+        rows.push(['rank', `${this.ranks.get(id)} of ${this.scores.size} candidates`]);
+      }
+      rows.push(['in circuit', n ? 'yes' : 'no']);
+      if (n) {
+        const ins = g.edges.filter((e) => e.target === id).length;
+        const outs = g.edges.filter((e) => e.source === id).length;
+        rows.push(['edges', `${ins} in · ${outs} out`]);
+      }
+    }
+    this.card.replaceChildren(el('strong', {}, title));
+    const dl = el('dl');
+    for (const [k, v] of rows) dl.append(el('dt', {}, k), el('dd', {}, v));
+    this.card.append(dl);
+    this.card.hidden = false;
+    const box = this.container.getBoundingClientRect();
+    const x = Math.min(at.x + 14, Math.max(0, box.width - this.card.offsetWidth - 4));
+    const yPos = Math.min(at.y + 14, Math.max(0, box.height - this.card.offsetHeight - 4));
+    this.card.style.left = `${x}px`;
+    this.card.style.top = `${yPos}px`;
   }
 
   fit(): void {
-    this.cy?.fit(undefined, 24);
-  }
-
-  resize(): void {
-    this.cy?.resize();
+    this.cy?.fit(undefined, 28);
   }
 
   png(): string | null {
@@ -164,17 +317,28 @@ export class GraphView {
           label: 'data(label)',
           color: t.fg,
           'font-family': t.font,
-          'font-size': 11,
+          'font-size': 10,
           'text-valign': 'bottom',
           'text-margin-y': 3,
+          'text-background-color': t.bg,
+          'text-background-opacity': 0.7,
+          'text-background-padding': '1px',
+          // Labels vanish when zoomed out far enough to collide, rather than overlap.
+          'min-zoomed-font-size': 7,
           'background-color': t.head,
           'border-width': 1,
           'border-color': t.fg,
         },
       },
       { selector: 'node.mlp', style: { shape: 'round-rectangle', 'background-color': t.mlp } },
+      { selector: 'node.neuron', style: { 'background-color': t.mlp } },
       { selector: 'node.input, node.logits', style: { shape: 'diamond', 'background-color': t.io } },
-      { selector: 'node.ghost', style: { width: 8, height: 8, 'background-color': t.ghost, 'background-opacity': 0.25, 'border-width': 0, label: '', events: 'no' } },
+      { selector: 'node.ghost', style: { width: 8, height: 8, 'background-color': t.ghost, 'background-opacity': 0.3, 'border-width': 0, label: '' } },
+      { selector: 'node.ghost.neuron', style: { width: 4, height: 4 } },
+      {
+        selector: 'node.axis',
+        style: { width: 1, height: 1, 'background-opacity': 0, 'border-width': 0, color: t.muted, 'text-valign': 'center', 'text-halign': 'left', 'text-background-opacity': 0, 'font-size': 10, events: 'no' },
+      },
       { selector: 'node.ablated', style: { 'background-opacity': 0.25, 'border-style': 'dashed', 'border-width': 2 } },
       { selector: 'node.pinned', style: { 'border-width': 3, 'border-color': t.io, 'border-style': 'double' } },
       { selector: 'node:selected', style: { 'border-width': 3, 'border-color': t.focus } },
@@ -185,11 +349,34 @@ export class GraphView {
           'curve-style': 'bezier',
           'target-arrow-shape': 'triangle',
           'arrow-scale': 0.8,
-          opacity: 0.75,
+          opacity: 0.7,
         },
       },
       { selector: 'edge.pos', style: { 'line-color': t.pos, 'target-arrow-color': t.pos, 'line-style': 'solid' } },
       { selector: 'edge.neg', style: { 'line-color': t.neg, 'target-arrow-color': t.neg, 'line-style': 'dashed' } },
+      { selector: 'edge:selected, edge:active', style: { opacity: 1 } },
     ];
   }
+}
+
+/** The legend: one swatch per mark, drawn by CSS classes (main.css) from the theme's colours. */
+function legend(): HTMLElement {
+  const box = el('div', { class: 'legend', 'data-testid': 'legend', 'aria-label': 'Legend' });
+  const items: [string, string][] = [
+    ['head', 'attention head'],
+    ['mlp', 'MLP block'],
+    ['neuron', 'MLP neuron'],
+    ['io', 'input / logits'],
+    ['ghost', 'candidate not in the circuit'],
+    ['ablated', 'ablated (double-click)'],
+    ['edge-pos', 'edge, positive relevance'],
+    ['edge-neg', 'edge, negative relevance'],
+  ];
+  for (const [cls, text] of items) {
+    const row = el('span', { class: 'legend-item' });
+    row.append(el('span', { class: `swatch swatch-${cls}`, 'aria-hidden': 'true' }), el('span', {}, text));
+    box.append(row);
+  }
+  box.append(el('span', { class: 'legend-note' }, 'Node size: |relevance|. Edge width: |relevance|.'));
+  return box;
 }

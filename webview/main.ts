@@ -5,24 +5,16 @@
  * model-derived (token text, labels) is set with `textContent`, never as HTML.
  */
 import './main.css';
-import {
-  type Circuit,
-  type CircuitMetrics,
-  FromWebview,
-  type GraphNode,
-  type PanelState,
-  panelStateSchema,
-  type PruneSummary,
-  parseWith,
-  ToWebview,
-  toWebviewMessages,
-} from '../src/protocol';
+import type { CircuitGraph, CircuitNode } from '../src/circuits/graph';
+import { parseWith } from '../src/protocol/schema';
+import type { VerificationSummary } from '../src/protocol/shapes';
+import { FromWebview, type PanelState, panelStateSchema, ToWebview, toWebviewMessages } from '../src/protocol/webview';
 import { ChartsView } from './charts';
 import { button, el, progressRing, select, slider } from './controls';
-import { GraphView, visibleEdges } from './graph';
+import { candidateScores, GraphView } from './graph';
 import { loadState, saveState, send, sendReady } from './vscodeApi';
 
-let state: PanelState = { circuit: null, ablated: [], pinned: [], selected: null, threshold: 0.02, topK: 120, view: 'graph' };
+let state: PanelState = { circuit: null, title: '', verification: null, runs: [], shownRuns: [], ablated: [], pinned: [], selected: null, threshold: 0, topK: 1 << 17, view: 'graph' };
 let busy = false;
 let rejected = 0;
 
@@ -40,7 +32,7 @@ summary.append(el('span', {}, 'Nodes '), nodeCount, el('span', {}, ' · Edges ')
 const verifyBtn = button('Verify', () => verify(), { testId: 'verify', title: 'Re-run the metric with the circuit (and your ablations)' });
 const ring = progressRing();
 ring.hidden = true;
-const resetBtn = button('Reset ablations', () => setAblated([], false), { secondary: true, testId: 'reset' });
+const resetBtn = button('Reset ablations', () => setAblated([]), { secondary: true, testId: 'reset' });
 const exportSelect = select(
   [
     { value: 'none', label: 'Export…' },
@@ -51,7 +43,7 @@ const exportSelect = select(
   ] as const,
   'none',
   (v) => exportAs(v),
-  'Export the visible sub-graph',
+  'Export the circuit',
 );
 const viewSelect = select(
   [
@@ -67,8 +59,8 @@ viewSelect.dataset['testid'] = 'view-select';
 header.append(title, summary, el('span', { class: 'spacer' }), ring, verifyBtn.element, resetBtn.element, exportSelect, viewSelect);
 
 const controls = el('div', { class: 'controls' });
-const topK = slider('Top-k edges', { min: 1, max: 500, step: 1, value: state.topK, format: String, testId: 'topk' }, (v) => preview({ topK: v }), (v) => commitFilters({ topK: v }));
-const threshold = slider('Threshold', { min: 0, max: 1, step: 0.01, value: state.threshold, format: (v) => v.toFixed(2), testId: 'threshold' }, (v) => preview({ threshold: v }), (v) => commitFilters({ threshold: v }));
+const topK = slider('Top-k edges', { min: 1, max: 500, step: 1, value: 1, format: String, testId: 'topk' }, (v) => preview({ topK: v }), (v) => commitFilters({ topK: v }));
+const threshold = slider('Threshold', { min: 0, max: 1, step: 0.01, value: 0, format: (v) => v.toFixed(2), testId: 'threshold' }, (v) => preview({ threshold: v }), (v) => commitFilters({ threshold: v }));
 controls.append(topK.element, threshold.element);
 
 const metrics = el('section', { class: 'metrics', 'data-testid': 'metrics', 'aria-label': 'Metrics' });
@@ -79,12 +71,14 @@ const chartsBox = el('div', { class: 'charts', 'data-testid': 'charts' });
 const inspector = el('aside', { class: 'inspector', 'data-testid': 'inspector', 'aria-label': 'Inspector' });
 main.append(graphBox, tableBox, chartsBox, inspector);
 const status = el('div', { class: 'status', role: 'status', 'aria-live': 'polite', 'data-testid': 'status' });
-const empty = el('p', { class: 'empty', 'data-testid': 'empty' }, 'No circuit yet. Run “Circuit Lens: Discover Circuit…”.');
+const empty = el('p', { class: 'empty', 'data-testid': 'empty' }, 'No circuit yet. Run “Circuit Lens: Discover Circuit…” or “Open Circuit Graph”.');
 app.append(header, controls, metrics, empty, main, status);
 
 const graph = new GraphView(graphBox, { select: (id) => selectNode(id), toggleAblation: (id) => toggleAblation(id) });
-const charts = new ChartsView(chartsBox);
-new ResizeObserver(() => graph.resize()).observe(graphBox);
+const charts = new ChartsView(chartsBox, (ids) => {
+  commit({ shownRuns: ids });
+  send(FromWebview.showRuns, { ids });
+});
 
 // ── state changes ──
 function commit(next: Partial<PanelState>): void {
@@ -93,21 +87,28 @@ function commit(next: Partial<PanelState>): void {
   render();
 }
 
+/** Which circuit is shown (a different one clears the status line: no stale "Verified"). */
+function circuitKey(s: PanelState): string {
+  return s.circuit ? `${s.title}|${s.circuit.created ?? ''}|${s.circuit.nodes.length}` : '';
+}
+
+function isAblatable(n: Pick<CircuitNode, 'kind'>): boolean {
+  return n.kind === 'head' || n.kind === 'mlp' || n.kind === 'neuron';
+}
+
 function selectNode(id: string | null): void {
   if (state.selected === id) return;
   commit({ selected: id });
   send(FromWebview.selectNode, { id });
 }
 
-function setAblated(ids: string[], notify = true): void {
+function setAblated(ids: string[]): void {
   const before = new Set(state.ablated);
   commit({ ablated: ids });
-  if (notify || before.size > 0) {
-    const removed = [...before].filter((x) => !ids.includes(x));
-    if (removed.length) send(FromWebview.ablate, { ids: removed, ablated: false });
-    const added = ids.filter((x) => !before.has(x));
-    if (added.length) send(FromWebview.ablate, { ids: added, ablated: true });
-  }
+  const removed = [...before].filter((x) => !ids.includes(x));
+  if (removed.length) send(FromWebview.ablate, { ids: removed, ablated: false });
+  const added = ids.filter((x) => !before.has(x));
+  if (added.length) send(FromWebview.ablate, { ids: added, ablated: true });
 }
 
 function toggleAblation(id: string): void {
@@ -158,23 +159,13 @@ function exportAs(format: 'none' | 'circuit-lens' | 'eap-ig' | 'neuronpedia' | '
     if (dataUrl) send(FromWebview.export, { format: 'png', dataUrl });
     return;
   }
-  // Export the sub-graph: pinned nodes when there are any, else what the filters show.
-  const nodes = state.pinned.length > 0 ? [...state.pinned] : visibleNodeIds(state.circuit);
-  send(FromWebview.export, { format, nodes });
-}
-
-function visibleNodeIds(c: Circuit): string[] {
-  const ids = new Set<string>();
-  for (const e of visibleEdges(c.edges, state.topK, state.threshold)) {
-    ids.add(e.source);
-    ids.add(e.target);
-  }
-  return c.nodes.filter((n) => ids.has(n.id) || n.kind === 'input' || n.kind === 'logits').map((n) => n.id);
+  // The whole circuit, exactly as the CLI would write it.
+  send(FromWebview.export, { format });
 }
 
 // ── rendering ──
-function fmt(x: number | undefined): string {
-  if (x === undefined) return '—';
+function fmt(x: number | undefined | null): string {
+  if (x === undefined || x === null) return '—';
   if (!Number.isFinite(x)) return String(x);
   return Math.abs(x) >= 1e-3 || x === 0 ? x.toFixed(4) : x.toExponential(3);
 }
@@ -185,48 +176,33 @@ const metricItem = (label: string, value: string, testId: string) => {
   return d;
 };
 
-/** A circuit without heads or MLPs (a pruning run's record) has nothing to verify. */
-function hasComponents(c: Circuit | null): boolean {
-  return !!c && c.nodes.some((n) => n.kind === 'head' || n.kind === 'mlp');
-}
-
-function renderPruning(p: PruneSummary | undefined): void {
-  if (!p) return;
-  const row = el('div', { class: 'metrics-row', 'data-testid': 'pruning' });
-  row.append(
-    el('span', { class: 'metric-name' }, `pruning · ${p.method} ${p.scope === 'rowwise' ? 'row-wise' : 'global'}`),
-    metricItem('sparsity', `${(p.achievedSparsity * 100).toFixed(1)} %`, 'pruning-sparsity'),
-    metricItem('perplexity, dense', fmt(p.perplexityBefore), 'perplexity-before'),
-    metricItem('perplexity, pruned', fmt(p.perplexityAfter), 'perplexity-after'),
-    el('span', { class: 'muted', title: p.text }, `${p.evalTokens.toLocaleString('en-US')} tokens of ${p.text.split(/[\\/]/).pop() ?? p.text}`),
-  );
-  metrics.append(row);
-}
-
-function renderMetrics(m: CircuitMetrics | undefined, c: Circuit | null = null): void {
+/** The latest verification, else the metrics measured when the circuit was discovered. */
+function renderMetrics(c: CircuitGraph, v: VerificationSummary | null): void {
   metrics.replaceChildren();
-  if (!m) {
-    if (hasComponents(c) || !c?.pruning) metrics.append(el('span', { class: 'muted' }, 'Not verified yet — press Verify.'));
-    renderPruning(c?.pruning);
+  const m = v ?? c.metrics;
+  if (!m || m.faithfulness === undefined) {
+    metrics.append(el('span', { class: 'muted', 'data-testid': 'not-verified' }, 'Not verified yet — press Verify.'));
     return;
   }
-  const item = metricItem;
   metrics.append(
-    el('span', { class: 'metric-name' }, m.metric),
-    item('full model', fmt(m.full), 'metric-full'),
-    item('circuit', fmt(m.circuit), 'metric-circuit'),
-    item('with ablations', fmt(m.ablated), 'metric-ablated'),
-    item('faithfulness', fmt(m.faithfulness), 'faithfulness'),
+    el('span', { class: 'metric-name' }, `${m.metric ?? c.task.metric}${m.ablation ? ` · ${m.ablation} ablation` : ''}`),
+    metricItem('full model', fmt(m.full), 'metric-full'),
+    metricItem('circuit', fmt(m.circuit), 'metric-circuit'),
+    metricItem('with your ablations', fmt(v?.ablated?.circuit), 'metric-ablated'),
+    metricItem('faithfulness', fmt(m.faithfulness), 'faithfulness'),
+    metricItem('completeness', fmt(m.completeness), 'completeness'),
+    metricItem('CPR', fmt(m.cpr), 'cpr'),
+    metricItem('CMD', fmt(m.cmd), 'cmd'),
+    el('span', { class: 'muted', 'data-testid': 'metrics-source' }, v ? 'verified in this session' : 'measured at discovery'),
   );
-  if (m.ablatedNodes?.length) metrics.append(el('span', { class: 'muted' }, `ablated: ${m.ablatedNodes.join(', ')}`));
-  renderPruning(c?.pruning);
+  if (v?.ablated?.nodes.length) metrics.append(el('span', { class: 'muted' }, `ablated: ${v.ablated.nodes.join(', ')} (faithfulness ${fmt(v.ablated.faithfulness)})`));
 }
 
-function renderInspector(c: Circuit): void {
+function renderInspector(c: CircuitGraph): void {
   inspector.replaceChildren();
   const n = c.nodes.find((x) => x.id === state.selected);
   if (!n) {
-    inspector.append(el('p', { class: 'muted' }, 'Click a node to inspect it; double-click to toggle its ablation.'));
+    inspector.append(el('p', { class: 'muted' }, 'Click a node to inspect it; double-click to toggle its ablation. Hover for numbers.'));
     return;
   }
   const ablated = state.ablated.includes(n.id);
@@ -235,21 +211,20 @@ function renderInspector(c: Circuit): void {
   const dl = el('dl');
   const row = (k: string, v: string) => dl.append(el('dt', {}, k), el('dd', {}, v));
   row('kind', n.kind);
-  if (n.kind === 'head' || n.kind === 'mlp') row('layer', String(n.layer));
+  if (isAblatable(n)) row('layer', String(n.layer));
   if (n.head !== undefined) row('head', String(n.head));
+  if (n.neuron !== undefined) row('neuron', String(n.neuron));
   row('relevance', fmt(n.relevance));
-  if (n.label) row('label', n.label); // model-derived: textContent only
   row('state', `${ablated ? 'ablated' : 'active'}${pinned ? ', pinned' : ''}`);
   inspector.append(dl);
-  const canAblate = n.kind === 'head' || n.kind === 'mlp';
   const actions = el('div', { class: 'actions' });
-  if (canAblate) actions.append(button(ablated ? 'Restore' : 'Ablate', () => toggleAblation(n.id), { testId: 'toggle-ablation' }).element);
+  if (isAblatable(n)) actions.append(button(ablated ? 'Restore' : 'Ablate', () => toggleAblation(n.id), { testId: 'toggle-ablation' }).element);
   actions.append(button(pinned ? 'Unpin' : 'Pin', () => togglePin(n.id), { secondary: true, testId: 'toggle-pin' }).element);
   inspector.append(actions);
   const edgesOf = (dir: 'in' | 'out') =>
     c.edges
       .filter((e) => (dir === 'in' ? e.target === n.id : e.source === n.id))
-      .sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight))
+      .sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance))
       .slice(0, 8);
   for (const [label, list, other] of [
     ['Strongest inputs', edgesOf('in'), 'source'],
@@ -265,27 +240,38 @@ function renderInspector(c: Circuit): void {
         ev.preventDefault();
         selectNode(e[other]);
       });
-      li.append(link, el('span', { class: 'muted' }, ` ${e.weight >= 0 ? '+' : '−'}${fmt(Math.abs(e.weight))}`));
+      li.append(link, el('span', { class: 'muted' }, ` ${e.relevance >= 0 ? '+' : '−'}${fmt(Math.abs(e.relevance))}`));
       ul.append(li);
     }
     inspector.append(ul);
   }
 }
 
-function renderTable(c: Circuit): void {
+function renderTable(c: CircuitGraph): void {
   tableBox.replaceChildren();
   const table = el('table', { class: 'nodes', 'aria-label': 'Circuit nodes' });
   const head = el('tr');
-  for (const h of ['Node', 'Kind', 'Layer', 'Head', 'Relevance', 'Ablated', 'Pinned']) head.append(el('th', { scope: 'col' }, h));
+  for (const h of ['Node', 'Kind', 'Layer', 'Head / neuron', 'Relevance', 'Rank', 'Ablated', 'Pinned']) head.append(el('th', { scope: 'col' }, h));
   table.append(el('thead'), el('tbody'));
   table.tHead!.append(head);
-  const sorted = [...c.nodes].sort((a: GraphNode, b: GraphNode) => Math.abs(b.relevance) - Math.abs(a.relevance));
+  const scores = candidateScores(c);
+  const ranked = [...scores.entries()].sort((a, b) => (c.selection.absolute ? Math.abs(b[1]) - Math.abs(a[1]) : b[1] - a[1])).map(([id]) => id);
+  const rank = new Map(ranked.map((id, i) => [id, i + 1]));
+  const sorted = [...c.nodes].sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance));
   for (const n of sorted) {
     const tr = el('tr', { 'data-node': n.id, tabindex: '0' });
     if (n.id === state.selected) tr.setAttribute('aria-selected', 'true');
-    tr.append(el('td', {}, n.label ? `${n.id} · ${n.label}` : n.id), el('td', {}, n.kind), el('td', {}, n.kind === 'input' || n.kind === 'logits' ? '' : String(n.layer)), el('td', {}, n.head !== undefined ? String(n.head) : ''), el('td', { class: 'num' }, fmt(n.relevance)));
+    const r = rank.get(n.id);
+    tr.append(
+      el('td', {}, n.id),
+      el('td', {}, n.kind),
+      el('td', {}, n.kind === 'input' || n.kind === 'logits' ? '' : String(n.layer)),
+      el('td', {}, n.head !== undefined ? String(n.head) : n.neuron !== undefined ? String(n.neuron) : ''),
+      el('td', { class: 'num' }, fmt(n.relevance)),
+      el('td', { class: 'num' }, r !== undefined ? `${r} / ${scores.size}` : ''),
+    );
     const ablateCell = el('td');
-    if (n.kind === 'head' || n.kind === 'mlp') {
+    if (isAblatable(n)) {
       const cb = el('input', { type: 'checkbox', 'aria-label': `Ablate ${n.id}` });
       cb.checked = state.ablated.includes(n.id);
       cb.addEventListener('change', () => toggleAblation(n.id));
@@ -302,7 +288,7 @@ function renderTable(c: Circuit): void {
     });
     tr.addEventListener('keydown', (e) => {
       if (e.key === 'Enter') selectNode(n.id);
-      if (e.key === ' ' && (n.kind === 'head' || n.kind === 'mlp')) {
+      if (e.key === ' ' && isAblatable(n)) {
         e.preventDefault();
         toggleAblation(n.id);
       }
@@ -313,40 +299,55 @@ function renderTable(c: Circuit): void {
 }
 
 let lastChartsKey = '';
+let lastCircuitKey = '';
 function render(): void {
   const c = state.circuit;
-  empty.hidden = c !== null;
-  main.hidden = c === null;
-  controls.hidden = c === null;
-  verifyBtn.setDisabled(!hasComponents(c) || busy);
+  const key = circuitKey(state);
+  if (key !== lastCircuitKey) {
+    // Another circuit: nothing said about the previous one stays on screen.
+    if (lastCircuitKey !== '') setStatus('');
+    lastCircuitKey = key;
+  }
+  // Without a circuit the panel can still show runs (Charts).
+  const view: PanelState['view'] = c ? state.view : 'charts';
+  const nothing = c === null && state.runs.length === 0;
+  empty.hidden = !nothing;
+  main.hidden = nothing;
+  controls.hidden = c === null || view !== 'graph';
+  metrics.hidden = c === null;
+  verifyBtn.setDisabled(c === null || busy);
+  resetBtn.setDisabled(state.ablated.length === 0);
   ring.hidden = !busy;
   ablatedCount.textContent = String(state.ablated.length);
+  (viewSelect as HTMLElement & { value: string }).value = view;
+  graphBox.hidden = view !== 'graph';
+  tableBox.hidden = view !== 'table';
+  chartsBox.hidden = view !== 'charts';
+  inspector.hidden = view === 'charts' || c === null;
   if (!c) {
-    title.textContent = 'Circuit Graph';
+    title.textContent = state.runs.length ? 'Runs' : 'Circuit Graph';
+    title.title = '';
     nodeCount.textContent = '0';
     edgeCount.textContent = '0';
-    renderMetrics(undefined);
-    return;
+    delete document.body.dataset['circuit'];
+  } else {
+    title.textContent = state.title || `${c.task.name} · ${c.method.name}`;
+    title.title = `${c.task.name} (${c.task.metric}, ${c.task.examples} prompts) · ${c.method.name}${c.method.aggregation ? ` ${c.method.aggregation}` : ''} · ${c.granularity} · ${c.model.name}${c.created ? ` · ${c.created}` : ''}`;
+    topK.set(Math.min(state.topK, Math.max(1, c.edges.length)), Math.max(1, c.edges.length));
+    threshold.set(state.threshold);
+    if (view === 'graph') {
+      const shown = graph.render(c, { topK: state.topK, threshold: state.threshold, ablated: new Set(state.ablated), pinned: new Set(state.pinned), selected: state.selected });
+      edgeCount.textContent = String(shown.edges);
+    } else edgeCount.textContent = String(c.edges.length);
+    nodeCount.textContent = String(c.nodes.length);
+    renderMetrics(c, state.verification);
+    renderInspector(c);
+    if (view === 'table') renderTable(c);
+    document.body.dataset['circuit'] = key;
   }
-  title.textContent = c.title;
-  title.title = `${c.task} · ${c.mode} · ${c.model}`;
-  topK.set(state.topK, Math.max(1, c.edges.length));
-  threshold.set(state.threshold);
-  (viewSelect as HTMLElement & { value: string }).value = state.view;
-  graphBox.hidden = state.view !== 'graph';
-  tableBox.hidden = state.view !== 'table';
-  chartsBox.hidden = state.view !== 'charts';
-  inspector.hidden = state.view === 'charts';
-  const shown = graph.render(c, { topK: state.topK, threshold: state.threshold, ablated: new Set(state.ablated), pinned: new Set(state.pinned), selected: state.selected });
-  nodeCount.textContent = String(shown.nodes);
-  edgeCount.textContent = String(shown.edges);
-  renderMetrics(c.metrics, c);
-  renderInspector(c);
-  if (state.view === 'table') renderTable(c);
-  const chartsKey = `${c.id}|${state.view}|${c.pruning ? `${c.pruning.method}/${c.pruning.sparsity}/${c.pruning.perplexityAfter}` : ''}`;
-  if (state.view === 'charts' && chartsKey !== lastChartsKey) charts.render(c);
-  lastChartsKey = chartsKey;
-  document.body.dataset['circuit'] = c.id;
+  const chartsKey = `${key}|${view}|${JSON.stringify(state.shownRuns)}|${state.runs.map((r) => r.id).join(',')}|${state.verification?.faithfulness ?? ''}`;
+  if (view === 'charts' && chartsKey !== lastChartsKey) charts.render({ circuit: c, verification: state.verification, runs: state.runs, shownRuns: state.shownRuns });
+  lastChartsKey = view === 'charts' ? chartsKey : '';
 }
 
 function setStatus(text: string): void {
@@ -372,15 +373,16 @@ window.addEventListener('message', (event: MessageEvent) => {
     state = msg.params;
     saveState(state);
     render();
-  } else if (ToWebview.metrics.is(msg)) {
-    if (state.circuit) state = { ...state, circuit: { ...state.circuit, metrics: msg.params } };
+  } else if (ToWebview.verification.is(msg)) {
+    state = { ...state, verification: msg.params };
     saveState(state);
     render();
-    setStatus(`Verified: faithfulness ${fmt(msg.params.faithfulness)}`);
+    setStatus(`Verified: faithfulness ${fmt(msg.params.faithfulness)}${msg.params.ablated ? `, ${fmt(msg.params.ablated.faithfulness)} with your ablations` : ''}`);
   } else if (ToWebview.verifying.is(msg)) {
     busy = msg.params.busy;
     document.body.dataset['busy'] = String(busy);
     if (busy) setStatus('Verifying…');
+    else if (status.textContent === 'Verifying…') setStatus('');
     render();
   } else if (ToWebview.error.is(msg)) {
     setStatus(`Error: ${msg.params.message}`);

@@ -1,5 +1,5 @@
 /** Typed wrapper over `acquireVsCodeApi()` (callable once per webview). */
-import type { FromWebviewType, PanelState } from '../src/protocol';
+import type { FromWebviewType, PanelState } from '../src/protocol/webview';
 
 interface VsCodeApi {
   postMessage(message: unknown): void;

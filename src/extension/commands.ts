@@ -1,18 +1,43 @@
 /**
  * Every command of Circuit Lens (category "Circuit Lens"), built by one factory so each id has
  * exactly one implementation and works — or says why not — whether or not a model is loaded.
+ *
+ * Circuits are the CLI's `CircuitGraph` from end to end: Discover Circuit… asks the worker for
+ * one (the same pipeline as `circuit-lens discover`), Open Circuit Graph reads any circuit file
+ * the CLI wrote, Verify sends the graph itself, and Save/Export write the CLI's bytes. Pruning and
+ * correction results are runs (the Runs view and the panel's Charts view), never circuits.
  */
 import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { ExecutionProviderSetting } from '../engine/api';
-import { type Circuit, type CircuitMetrics, type EngineResult, EXECUTION_PROVIDERS, PRUNE_METHODS, type PruneMethod, type TargetChoice } from '../protocol';
-import type { Ctx } from './ctx';
-import { exportCircuit, type ExportFormat, isPruningRecord, type ModelDims } from './exporters';
+import type { CircuitGraph } from '../circuits/graph';
+import type { Run, VerificationSummary } from '../protocol/shapes';
+import type { EngineParams, EngineResult } from '../protocol/worker';
+import {
+  ABLATION_DOCS,
+  AGGREGATION_DOCS,
+  BUILT_IN_TASK_DOCS,
+  COMPOSITES,
+  DISCOVERY_METHOD_DOCS,
+  EXECUTION_PROVIDER_DOCS,
+  EXECUTION_PROVIDERS,
+  GRANULARITY_DOCS,
+  PRUNE_METHOD_DOCS,
+  PRUNE_METHODS,
+  valuesOf,
+  type Ablation,
+  type Aggregation,
+  type DiscoveryMethod,
+  type Granularity,
+  type PruneMethod,
+  type TargetChoice,
+} from '../vocabulary';
+import type { Ctx, ShownCircuit } from './ctx';
+import { exportCircuit, type ExportFormat, parseCircuitFile } from './exporters';
 import type { Heatmap } from './heatmap';
 import { CircuitPanel, type PanelHandlers } from './panel';
-import type { CircuitStore, SavedCircuit } from './views';
+import { type CircuitStore, describeRun, fmt, type SavedCircuit } from './views';
 
 /** Command ids, as contributed in package.json. */
 export const enum CommandId {
@@ -26,6 +51,7 @@ export const enum CommandId {
   VerifyCircuit = 'circuitLens.verifyCircuit',
   PruneModel = 'circuitLens.pruneModel',
   CorrectModel = 'circuitLens.correctModel',
+  ShowRun = 'circuitLens.showRun',
   ExportCircuit = 'circuitLens.exportCircuit',
   ExportModel = 'circuitLens.exportModel',
   DeleteCircuit = 'circuitLens.deleteCircuit',
@@ -42,13 +68,14 @@ export interface Services {
 type Cmd = (...args: unknown[]) => unknown;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isSaved = (v: unknown): v is SavedCircuit => isObject(v) && typeof v['file'] === 'string' && isObject(v['graph']);
 
 export function panelHandlers(ctx: Ctx): PanelHandlers {
   return {
     verify: (circuit, ablate) => verify(ctx, circuit, ablate),
-    export: (circuit, format, nodes) => exportToFile(ctx, circuit, format, nodes),
-    exportPng: async (circuit, dataUrl) => {
-      const uri = await vscode.window.showSaveDialog({ title: 'Export Circuit Graph Image', defaultUri: defaultUri(`${circuit.id}.png`), filters: { 'PNG image': ['png'] } });
+    export: (circuit, format) => exportToFile(ctx, circuit, format),
+    exportPng: async (name, dataUrl) => {
+      const uri = await vscode.window.showSaveDialog({ title: 'Export Circuit Graph Image', ...defaultUriOption(`${name}.png`), filters: { 'PNG image': ['png'] } });
       if (!uri) return;
       await vscode.workspace.fs.writeFile(uri, Buffer.from(dataUrl.slice(dataUrl.indexOf(',') + 1), 'base64'));
       ctx.log.info(`exported graph image to ${uri.fsPath}`);
@@ -56,22 +83,33 @@ export function panelHandlers(ctx: Ctx): PanelHandlers {
   };
 }
 
-function defaultUri(name: string): vscode.Uri | undefined {
+function defaultUriOption(name: string): { defaultUri?: vscode.Uri } {
   const folder = vscode.workspace.workspaceFolders?.[0];
-  return folder ? vscode.Uri.joinPath(folder.uri, name) : undefined;
+  return folder ? { defaultUri: vscode.Uri.joinPath(folder.uri, name) } : {};
 }
 
-async function verify(ctx: Ctx, circuit: Circuit, ablate: string[]): Promise<CircuitMetrics | undefined> {
-  if (!(await ctx.ensureModel())) return undefined;
-  const task = circuit.task === 'greater-than' ? 'greater-than' : 'ioi';
-  const nodes = circuit.nodes.filter((n) => n.kind === 'head' || n.kind === 'mlp').map((n) => n.id);
-  const metrics = await ctx.runJob(`Verifying circuit ${circuit.title}`, (opts) => ctx.client.verify({ task, nodes, ablate, prompts: ctx.config.prompts }, opts));
-  if (metrics) {
-    ctx.log.info(`verify ${circuit.id}: full ${metrics.full}, circuit ${metrics.circuit}, ablated ${metrics.ablated ?? '—'}, faithfulness ${metrics.faithfulness}`);
-    const updated = { ...circuit, metrics };
-    if (ctx.currentCircuit?.id === circuit.id) ctx.setCircuit(updated);
+/** The loaded model, if it has the circuit's shape; says what to do otherwise. */
+async function modelFor(ctx: Ctx, graph: CircuitGraph): Promise<boolean> {
+  const model = await ctx.ensureModel();
+  if (!model) return false;
+  if (model.info.layers !== graph.model.nLayers || model.info.heads !== graph.model.nHeads) {
+    void ctx.showError(
+      `Circuit Lens: the circuit was found on ${graph.model.name} (${graph.model.nLayers} layers × ${graph.model.nHeads} heads); the loaded model has ${model.info.layers} × ${model.info.heads}. Load the model it was found on.`,
+    );
+    return false;
   }
-  return metrics;
+  return true;
+}
+
+async function verify(ctx: Ctx, circuit: ShownCircuit, ablate: string[]): Promise<VerificationSummary | undefined> {
+  if (!(await modelFor(ctx, circuit.graph))) return undefined;
+  const result = await ctx.runJob(`Verifying circuit ${circuit.title}`, (opts) => ctx.client.verify({ graph: circuit.graph, ...(ablate.length ? { ablate } : {}) }, opts));
+  if (result) {
+    ctx.log.info(
+      `verify ${circuit.title}: ${result.metric} full ${result.full}, circuit ${result.circuit}, faithfulness ${result.faithfulness}${result.ablated ? `; without ${result.ablated.nodes.join(', ')}: ${result.ablated.circuit} (faithfulness ${result.ablated.faithfulness})` : ''}`,
+    );
+  }
+  return result;
 }
 
 /** Default prompts for a Neuronpedia graph of a built-in task's circuit. */
@@ -80,79 +118,247 @@ const TASK_PROMPTS: Record<string, string> = {
   'greater-than': 'The war lasted from the year 1732 to the year 17',
 };
 
-/**
- * Model widths for the export: the circuit's own, or the loaded model's when it has the
- * circuit's shape (circuits saved by older builds do not record them).
- */
-async function dimsFor(ctx: Ctx, circuit: Circuit, needModel: boolean): Promise<ModelDims | undefined> {
-  const model = needModel || circuit.dModel === undefined || circuit.dMlp === undefined ? await ctx.ensureModel() : ctx.model ?? undefined;
-  if (needModel && !model) return undefined;
-  if (model && (model.info.layers !== circuit.layers || model.info.heads !== circuit.heads) && (needModel || circuit.dModel === undefined)) {
-    await ctx.showError(
-      `Circuit Lens: the circuit ${circuit.title} has ${circuit.layers} layers × ${circuit.heads} heads, the loaded model ${model.info.layers} × ${model.info.heads}. Load the model it was discovered on (${circuit.model}).`,
-    );
-    return undefined;
-  }
-  const dModel = circuit.dModel ?? model?.info.dModel;
-  const dMlp = circuit.dMlp ?? model?.info.dMlp;
-  return dModel && dMlp ? { dModel, dMlp } : undefined;
-}
-
-async function exportToFile(ctx: Ctx, circuit: Circuit, format: ExportFormat, nodes?: string[]): Promise<void> {
-  if (isPruningRecord(circuit)) {
-    void vscode.window.showInformationMessage('Circuit Lens: a pruning run has no circuit to export; use Export Model… to write the pruned model.');
-    return;
-  }
-  let prompt: { text: string; attribution: EngineResult<'attributePrompt'> } | undefined;
+async function exportToFile(ctx: Ctx, circuit: ShownCircuit, format: ExportFormat): Promise<void> {
+  let prompt: { text: string; attribution: EngineResult<'attributePrompt'>; slug: string } | undefined;
   if (format === 'neuronpedia') {
     const text = await vscode.window.showInputBox({
       title: 'Circuit Lens: Neuronpedia graph',
       prompt: 'A Neuronpedia graph shows the circuit on one prompt: its tokens become the input nodes and its top next token the logit node',
-      value: circuit.prompt ?? TASK_PROMPTS[circuit.task] ?? '',
+      value: TASK_PROMPTS[circuit.graph.task.name] ?? '',
       validateInput: (v) => (v.trim() ? undefined : 'Enter a prompt'),
     });
     if (!text) return;
-    const dims = await dimsFor(ctx, circuit, true);
-    if (!dims) return;
-    const mode = circuit.mode;
-    const attribution = await ctx.runJob('Attributing the prompt for the Neuronpedia graph', (opts) => ctx.client.attributePrompt({ text, mode, target: 'top1', topNext: 1 }, opts));
+    if (!(await modelFor(ctx, circuit.graph))) return;
+    // As `circuit-lens export --format neuronpedia`: AttnLRP relevance of the top next token.
+    const attribution = await ctx.runJob('Attributing the prompt for the Neuronpedia graph', (opts) => ctx.client.attributePrompt({ text, mode: 'attnlrp', target: 'top1', topNext: 1 }, opts));
     if (!attribution) return;
-    prompt = { text, attribution };
-  }
-  const dims = await dimsFor(ctx, circuit, false);
-  if (!dims) {
-    void vscode.window.showInformationMessage('Circuit Lens: load the model this circuit was discovered on, then export again (its d_model is needed).');
-    return;
+    prompt = { text, attribution, slug: circuit.title };
   }
   const suffix = format === 'circuit-lens' ? 'circuit' : format;
-  const uri = await vscode.window.showSaveDialog({
-    title: 'Export Circuit',
-    defaultUri: defaultUri(`${circuit.id}.${suffix}.json`),
-    filters: { JSON: ['json'] },
-  });
+  const uri = await vscode.window.showSaveDialog({ title: 'Export Circuit', ...defaultUriOption(`${circuit.title}.${suffix}.json`), filters: { JSON: ['json'] } });
   if (!uri) return;
-  let data: unknown;
+  let data: string;
   try {
-    data = exportCircuit(circuit, format, dims, nodes, prompt);
+    data = exportCircuit(circuit.graph, format, prompt);
   } catch (err) {
-    await ctx.reportError('Export Circuit', err);
+    void ctx.reportError('Export Circuit', err);
     return;
   }
-  await vscode.workspace.fs.writeFile(uri, Buffer.from(JSON.stringify(data, null, 1)));
-  ctx.log.info(`exported ${circuit.id} as ${format} to ${uri.fsPath}`);
+  await vscode.workspace.fs.writeFile(uri, Buffer.from(data));
+  ctx.log.info(`exported ${circuit.title} as ${format} to ${uri.fsPath}`);
   void vscode.window.showInformationMessage(`Circuit exported to ${path.basename(uri.fsPath)}`);
+}
+
+// ── discovery ──
+
+/** What the user chose in Discover Circuit… (remembered per workspace); absent = the pipeline's default. */
+interface DiscoverChoices {
+  task?: string;
+  method?: DiscoveryMethod;
+  granularity?: Granularity;
+  aggregation?: Aggregation;
+  edges?: boolean;
+  top?: number;
+  budget?: number;
+  ablation?: Ablation;
+}
+
+const CHOICES_KEY = 'circuitLens.discoverChoices';
+const DEFAULT_LABEL = 'default';
+const DEFAULT_DETAIL = 'as `circuit-lens discover` without the flag';
+
+function oneOf<T extends string>(v: unknown, table: Readonly<Record<T, string>>): T | undefined {
+  return typeof v === 'string' && Object.prototype.hasOwnProperty.call(table, v) ? (v as T) : undefined;
+}
+
+/** The remembered choices, each checked against the vocabulary (a stale entry is dropped). */
+function loadChoices(ctx: Ctx): DiscoverChoices {
+  const raw = ctx.extension.workspaceState.get<unknown>(CHOICES_KEY);
+  if (!isObject(raw)) return {};
+  const c: DiscoverChoices = {};
+  if (typeof raw['task'] === 'string' && raw['task'].length > 0) c.task = raw['task'];
+  const method = oneOf(raw['method'], DISCOVERY_METHOD_DOCS);
+  if (method) c.method = method;
+  const granularity = oneOf(raw['granularity'], GRANULARITY_DOCS);
+  if (granularity) c.granularity = granularity;
+  const aggregation = oneOf(raw['aggregation'], AGGREGATION_DOCS);
+  if (aggregation) c.aggregation = aggregation;
+  const ablation = oneOf(raw['ablation'], ABLATION_DOCS);
+  if (ablation) c.ablation = ablation;
+  if (typeof raw['edges'] === 'boolean') c.edges = raw['edges'];
+  if (typeof raw['top'] === 'number' && Number.isInteger(raw['top']) && raw['top'] >= 1) c.top = raw['top'];
+  else if (typeof raw['budget'] === 'number' && raw['budget'] > 0 && raw['budget'] <= 1) c.budget = raw['budget'];
+  return c;
+}
+
+function taskLabel(task: string | undefined): string {
+  if (task === undefined) return DEFAULT_LABEL;
+  return oneOf(task, BUILT_IN_TASK_DOCS) ? task : vscode.workspace.asRelativePath(task);
+}
+
+function sizeLabel(c: DiscoverChoices): string {
+  return c.top !== undefined ? `top ${c.top}` : c.budget !== undefined ? `budget ${c.budget}` : DEFAULT_LABEL;
+}
+
+/** The request for the worker: only what the user chose, so every other default is the pipeline's. */
+function discoverParams(ctx: Ctx, c: DiscoverChoices): EngineParams<'discover'> {
+  const builtIn = c.task === undefined || oneOf(c.task, BUILT_IN_TASK_DOCS) !== undefined;
+  // circuitLens.circuits.prompts sizes generated tasks (a task file keeps its rows).
+  const n = builtIn ? ctx.config.prompts : undefined;
+  return {
+    task: c.task ?? 'ioi',
+    ...(n !== undefined ? { n } : {}),
+    ...(c.method ? { method: c.method } : {}),
+    ...(c.granularity ? { granularity: c.granularity } : {}),
+    ...(c.aggregation ? { aggregation: c.aggregation } : {}),
+    ...(c.edges !== undefined ? { edges: c.edges } : {}),
+    ...(c.top !== undefined ? { top: c.top } : {}),
+    ...(c.budget !== undefined ? { budget: c.budget } : {}),
+    ...(c.ablation ? { ablation: c.ablation } : {}),
+  };
+}
+
+type Row = vscode.QuickPickItem & { step?: 'run' | 'task' | 'method' | 'granularity' | 'edges' | 'aggregation' | 'size' | 'ablation' | 'reset' };
+
+/** One vocabulary as quick-pick rows, the default (absent) first; the current choice is marked. */
+async function pickFrom<T extends string>(title: string, table: Readonly<Record<T, string>>, current: T | undefined): Promise<{ value: T | undefined } | undefined> {
+  const items: (vscode.QuickPickItem & { value?: T })[] = [
+    { label: `${current === undefined ? '$(check) ' : ''}${DEFAULT_LABEL}`, description: DEFAULT_DETAIL },
+    ...valuesOf(table).map((v) => ({ label: `${v === current ? '$(check) ' : ''}${v}`, description: table[v], value: v })),
+  ];
+  const pick = await vscode.window.showQuickPick(items, { title, matchOnDescription: true });
+  return pick ? { value: pick.value } : undefined;
+}
+
+async function pickTask(current: string | undefined): Promise<{ value: string | undefined } | undefined> {
+  const items: (vscode.QuickPickItem & { value?: string; browse?: boolean })[] = [
+    ...valuesOf(BUILT_IN_TASK_DOCS).map((t) => ({ label: `${t === current ? '$(check) ' : ''}${t}`, description: BUILT_IN_TASK_DOCS[t], value: t })),
+  ];
+  const found = await vscode.workspace.findFiles('**/*.jsonl', '**/{node_modules,.git,.e2e}/**', 100);
+  if (found.length) {
+    items.push({ label: 'Task files in the workspace', kind: vscode.QuickPickItemKind.Separator });
+    for (const uri of found.sort((a, b) => a.fsPath.localeCompare(b.fsPath))) {
+      items.push({ label: `${uri.fsPath === current ? '$(check) ' : ''}$(file) ${vscode.workspace.asRelativePath(uri)}`, value: uri.fsPath });
+    }
+  }
+  items.push({ label: '$(folder-opened) Browse for a JSONL task…', browse: true });
+  const pick = await vscode.window.showQuickPick(items, { title: 'Circuit Lens: task', placeHolder: 'A built-in task (made for the model’s tokenizer) or a JSONL task file', matchOnDescription: true });
+  if (!pick) return undefined;
+  if (!pick.browse) return { value: pick.value };
+  const uris = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectMany: false, filters: { 'JSONL task': ['jsonl'] }, title: 'Circuit Lens: JSONL task file' });
+  return uris?.[0] ? { value: uris[0].fsPath } : undefined;
+}
+
+async function pickSize(c: DiscoverChoices): Promise<Pick<DiscoverChoices, 'top' | 'budget'> | undefined> {
+  const pick = await vscode.window.showQuickPick(
+    [
+      { label: DEFAULT_LABEL, description: `${DEFAULT_DETAIL} (a share of the candidates)`, size: 'default' as const },
+      { label: 'Top-k…', description: 'keep the k highest-scoring candidates', size: 'top' as const },
+      { label: 'Budget…', description: 'keep the fewest candidates whose scores cover this share of the total', size: 'budget' as const },
+    ],
+    { title: 'Circuit Lens: circuit size' },
+  );
+  if (!pick) return undefined;
+  if (pick.size === 'default') return {};
+  if (pick.size === 'top') {
+    const v = await vscode.window.showInputBox({
+      title: 'Circuit Lens: top-k',
+      prompt: 'Candidates (components, or edges for an edge circuit) to keep',
+      value: String(c.top ?? ''),
+      validateInput: (s) => (/^[1-9]\d{0,6}$/.test(s.trim()) ? undefined : 'A positive whole number'),
+    });
+    return v === undefined ? undefined : { top: Number(v.trim()) };
+  }
+  const v = await vscode.window.showInputBox({
+    title: 'Circuit Lens: budget',
+    prompt: 'Share of the total score the kept candidates must cover, in (0, 1]',
+    value: String(c.budget ?? ''),
+    validateInput: (s) => {
+      const x = Number(s.trim());
+      return s.trim() !== '' && x > 0 && x <= 1 ? undefined : 'A number in (0, 1], e.g. 0.8';
+    },
+  });
+  return v === undefined ? undefined : { budget: Number(v.trim()) };
+}
+
+/**
+ * The Discover Circuit… menu: the current choices, each a row that opens its picker, and a row
+ * that runs discovery with them. Returns the choices to run with, or undefined when dismissed.
+ */
+async function chooseDiscovery(ctx: Ctx): Promise<DiscoverChoices | undefined> {
+  let c = loadChoices(ctx);
+  for (;;) {
+    const rows: Row[] = [
+      { label: '$(play) Discover', description: `${taskLabel(c.task)} · ${c.method ?? DEFAULT_LABEL} · ${c.granularity ?? DEFAULT_LABEL}${c.edges ? ' · edges' : ''}`, step: 'run', alwaysShow: true },
+      { label: 'Settings', kind: vscode.QuickPickItemKind.Separator },
+      { label: 'Task', description: taskLabel(c.task), step: 'task' },
+      { label: 'Method', description: c.method ?? DEFAULT_LABEL, step: 'method' },
+      { label: 'Granularity', description: c.granularity ?? DEFAULT_LABEL, step: 'granularity' },
+      { label: 'Level', description: c.edges === undefined ? DEFAULT_LABEL : c.edges ? 'edges' : 'nodes', step: 'edges' },
+      { label: 'Aggregation', description: c.aggregation ?? DEFAULT_LABEL, step: 'aggregation' },
+      { label: 'Size', description: sizeLabel(c), step: 'size' },
+      { label: 'Ablation', description: c.ablation ?? DEFAULT_LABEL, step: 'ablation' },
+      { label: '$(discard) Reset to the defaults', description: 'the defaults of `circuit-lens discover`', step: 'reset' },
+    ];
+    const pick = await vscode.window.showQuickPick(rows, { title: 'Circuit Lens: Discover Circuit', placeHolder: 'Enter to discover with these settings, or change one' });
+    if (!pick?.step) return undefined;
+    const next: DiscoverChoices = { ...c };
+    switch (pick.step) {
+      case 'run':
+        return c;
+      case 'reset':
+        c = {};
+        await ctx.extension.workspaceState.update(CHOICES_KEY, c);
+        continue;
+      case 'task': {
+        const r = await pickTask(c.task);
+        if (r) (r.value === undefined ? delete next.task : (next.task = r.value));
+        break;
+      }
+      case 'method': {
+        const r = await pickFrom('Circuit Lens: discovery method', DISCOVERY_METHOD_DOCS, c.method);
+        if (r) (r.value === undefined ? delete next.method : (next.method = r.value));
+        break;
+      }
+      case 'granularity': {
+        const r = await pickFrom('Circuit Lens: granularity', GRANULARITY_DOCS, c.granularity);
+        if (r) (r.value === undefined ? delete next.granularity : (next.granularity = r.value));
+        break;
+      }
+      case 'edges': {
+        const r = await pickFrom('Circuit Lens: select nodes or edges', { nodes: 'score and keep components', edges: 'score and keep edges of the head/MLP graph' } as const, c.edges === undefined ? undefined : c.edges ? 'edges' : 'nodes');
+        if (r) (r.value === undefined ? delete next.edges : (next.edges = r.value === 'edges'));
+        break;
+      }
+      case 'aggregation': {
+        const r = await pickFrom('Circuit Lens: aggregation over prompts', AGGREGATION_DOCS, c.aggregation);
+        if (r) (r.value === undefined ? delete next.aggregation : (next.aggregation = r.value));
+        break;
+      }
+      case 'size': {
+        const r = await pickSize(c);
+        if (r) {
+          delete next.top;
+          delete next.budget;
+          Object.assign(next, r);
+        }
+        break;
+      }
+      case 'ablation': {
+        const r = await pickFrom('Circuit Lens: ablation for verification', ABLATION_DOCS, c.ablation);
+        if (r) (r.value === undefined ? delete next.ablation : (next.ablation = r.value));
+        break;
+      }
+    }
+    c = next;
+    await ctx.extension.workspaceState.update(CHOICES_KEY, c);
+  }
 }
 
 // ── pruning, correction, model export ──
 
-const PRUNE_METHOD_INFO: Record<PruneMethod, string> = {
-  attnlrp: 'AttnLRP weight relevance R_W = W ⊙ g̃_W on calibration text (SparC³)',
-  'cp-lrp': 'CP-LRP weight relevance (gives q/k weights no relevance: prunes them first)',
-  gradient: '|W ⊙ ∇W| on calibration text',
-  wanda: '|W| · ‖X‖₂ of the layer inputs on calibration text (Wanda)',
-  magnitude: '|W|, no calibration',
-  random: 'seeded random scores (sanity baseline)',
-};
+/** Sparsities drawn in the panel's sparsity–perplexity chart besides the requested one (and 0). */
+const CURVE_SPARSITIES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
 type FilePick = vscode.QuickPickItem & { file?: string; browse?: boolean };
 
@@ -183,7 +389,7 @@ async function pickFile(
   if (!pick) return undefined;
   let file = pick.file;
   if (pick.browse) {
-    const uris = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: false, canSelectMany: false, filters: opts.filters, title: opts.title, ...(defaultUri('') ? { defaultUri: defaultUri('')! } : {}) });
+    const uris = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: false, canSelectMany: false, filters: opts.filters, title: opts.title, ...defaultUriOption('') });
     file = uris?.[0]?.fsPath;
   }
   if (file) await ctx.extension.workspaceState.update(opts.key, file);
@@ -197,45 +403,18 @@ interface PruneArgs {
   text?: string;
 }
 
-function fmtPpl(x: number): string {
-  return Number.isFinite(x) ? (x >= 1000 ? x.toExponential(2) : x.toFixed(3)) : String(x);
+function showRuns(ctx: Ctx, ids: readonly string[]): void {
+  CircuitPanel.showRuns(ctx, ids, panelHandlers(ctx));
 }
 
-/** Shows a pruning run's curve in the panel: on the circuit shown there, or on its own record. */
-function showPruning(ctx: Ctx, r: EngineResult<'prune'>): void {
-  const { curve, ...summary } = r;
-  const shown = CircuitPanel.current?.circuit;
-  const model = ctx.model?.info;
-  const name = path.basename(model?.folder ?? 'model');
-  const title = `Pruning: ${r.method} ${r.scope === 'rowwise' ? 'row-wise' : 'global'} ${(r.sparsity * 100).toFixed(0)} % · ${name}`;
-  const circuit: Circuit =
-    shown && !isPruningRecord(shown)
-      ? { ...shown, sparsityCurve: curve, pruning: summary }
-      : {
-          id: `pruning-${r.method}-${name}-${Date.now().toString(36)}`,
-          title,
-          task: 'pruning',
-          model: model?.folder ?? '',
-          mode: ctx.config.mode,
-          layers: model?.layers ?? 0,
-          heads: model?.heads ?? 0,
-          nodes: [],
-          edges: [],
-          sparsityCurve: curve,
-          pruning: summary,
-        };
-  CircuitPanel.showCircuit(ctx, circuit, panelHandlers(ctx), 'charts');
-  if (!isPruningRecord(circuit)) ctx.setCircuit(circuit);
-}
-
-async function pruneModel(ctx: Ctx, args: PruneArgs): Promise<EngineResult<'prune'> | undefined> {
+async function pruneModel(ctx: Ctx, args: PruneArgs): Promise<Run | undefined> {
   if (!(await ctx.ensureModel())) return undefined;
   let method = args.method;
   if (!method) {
     const lastMethod = ctx.extension.workspaceState.get<string>('circuitLens.lastPruneMethod');
     const order = [...PRUNE_METHODS].sort((a, b) => Number(b === lastMethod) - Number(a === lastMethod));
     const pick = await vscode.window.showQuickPick(
-      order.map((m) => ({ label: m, description: PRUNE_METHOD_INFO[m], m })),
+      order.map((m) => ({ label: m, description: PRUNE_METHOD_DOCS[m], m })),
       { title: 'Circuit Lens: Prune Model (1/3)', placeHolder: 'How to score the weights (the lowest-scoring are set to zero)' },
     );
     if (!pick) return undefined;
@@ -246,7 +425,7 @@ async function pruneModel(ctx: Ctx, args: PruneArgs): Promise<EngineResult<'prun
   if (sparsity === undefined) {
     const value = await vscode.window.showInputBox({
       title: 'Circuit Lens: Prune Model (2/3)',
-      prompt: `Fraction of the decoder-block linear weights to set to zero (${ctx.config.pruneScope === 'rowwise' ? 'the same fraction in every output row' : 'one global ranking'}; circuitLens.pruning.scope)`,
+      prompt: 'Fraction of the decoder-block linear weights to set to zero (circuitLens.pruning.scope: the same fraction in every output row, or one global ranking)',
       value: '0.5',
       validateInput: (v) => (/^(0(\.\d+)?|1(\.0*)?|\.\d+)$/.test(v.trim()) ? undefined : 'A number between 0 and 1, e.g. 0.5'),
     });
@@ -265,16 +444,25 @@ async function pruneModel(ctx: Ctx, args: PruneArgs): Promise<EngineResult<'prun
     });
     if (!text) return undefined;
   }
-  const params = { method, sparsity, text, scope: ctx.config.pruneScope, windows: ctx.config.pruneWindows };
+  const scope = ctx.config.pruneScope;
+  const windows = ctx.config.pruneWindows;
+  const target = sparsity;
+  const params: EngineParams<'prune'> = {
+    method,
+    sparsity,
+    text,
+    ...(scope ? { scope } : {}),
+    ...(windows !== undefined ? { windows } : {}),
+    curve: CURVE_SPARSITIES.filter((x) => x !== target),
+  };
   const r = await ctx.runJob(`Pruning ${(sparsity * 100).toFixed(0)} % of the weights (${method})`, (opts) => ctx.client.prune(params, opts));
   if (!r) return undefined;
-  ctx.log.info(`prune ${method}/${r.scope} ${r.sparsity}: ${r.prunedWeights} of ${r.totalWeights} weights; perplexity ${r.perplexityBefore} → ${r.perplexityAfter} on ${r.evalTokens} tokens of ${r.text}`);
-  showPruning(ctx, r);
+  ctx.log.info(`prune ${method}/${r.settings.scope} ${r.settings.sparsity}: ${r.prunedWeights} of ${r.totalWeights} weights; perplexity ${r.perplexityBefore} → ${r.perplexityAfter} on ${r.evalTokens} tokens of ${r.settings.evalText}`);
+  ctx.addRun(r);
+  showRuns(ctx, [r.id]);
+  const ppl = r.perplexityBefore !== null && r.perplexityAfter !== null ? `: perplexity ${fmt(r.perplexityBefore)} → ${fmt(r.perplexityAfter)}` : '';
   void vscode.window
-    .showInformationMessage(
-      `Pruned ${(r.achievedSparsity * 100).toFixed(1)} % of the weights (${method}, ${r.scope}): perplexity ${fmtPpl(r.perplexityBefore)} → ${fmtPpl(r.perplexityAfter)}`,
-      'Export Model…',
-    )
+    .showInformationMessage(`Pruned ${(r.achievedSparsity * 100).toFixed(1)} % of the weights (${method}, ${r.settings.scope})${ppl}`, 'Export Model…')
     .then((a) => a && vscode.commands.executeCommand(CommandId.ExportModel));
   return r;
 }
@@ -286,7 +474,7 @@ interface CorrectArgs {
   neurons?: number;
 }
 
-async function correctModel(ctx: Ctx, args: CorrectArgs): Promise<EngineResult<'correct'> | undefined> {
+async function correctModel(ctx: Ctx, args: CorrectArgs): Promise<Run | undefined> {
   if (!(await ctx.ensureModel())) return undefined;
   const undesired =
     args.undesired ??
@@ -321,14 +509,14 @@ async function correctModel(ctx: Ctx, args: CorrectArgs): Promise<EngineResult<'
     if (value === undefined) return undefined;
     neurons = Number(value.trim());
   }
-  const params = { undesired, general, neurons, mode: ctx.config.mode };
+  const mode = ctx.config.mode;
+  const params: EngineParams<'correct'> = { undesired, general, neurons, ...(mode ? { mode } : {}) };
   const r = await ctx.runJob(`Correcting the model (${neurons} neurons)`, (opts) => ctx.client.correct(params, opts));
   if (!r) return undefined;
-  const changes = Object.keys(r.before).map((k) => `${k.replace(/_/g, ' ')} ${fmtPpl(r.before[k]!)} → ${fmtPpl(r.after[k] ?? Number.NaN)}`);
-  ctx.log.info(`correct: removed ${r.removed.join(', ')}; ${changes.join(', ')}`);
-  void vscode.window
-    .showInformationMessage(`Removed ${r.count} of ${r.totalComponents} MLP neurons: ${changes.join(', ')}`, 'Export Model…')
-    .then((a) => a && vscode.commands.executeCommand(CommandId.ExportModel));
+  ctx.log.info(`correct: removed ${r.removed.join(', ')}; ${describeRun(r)}`);
+  ctx.addRun(r);
+  showRuns(ctx, [r.id]);
+  void vscode.window.showInformationMessage(`Correction: ${describeRun(r)}`, 'Export Model…').then((a) => a && vscode.commands.executeCommand(CommandId.ExportModel));
   return r;
 }
 
@@ -340,7 +528,7 @@ async function exportModel(ctx: Ctx, target?: string): Promise<EngineResult<'exp
     const uri = await vscode.window.showSaveDialog({
       title: 'Circuit Lens: export the pruned or corrected model as a new folder',
       saveLabel: 'Export Model',
-      defaultUri: defaultUri(`${path.basename(model.info.folder)}-edited`),
+      ...defaultUriOption(`${path.basename(model.info.folder)}-edited`),
     });
     folder = uri?.fsPath;
   }
@@ -359,6 +547,8 @@ async function exportModel(ctx: Ctx, target?: string): Promise<EngineResult<'exp
   }
   return r;
 }
+
+// ── attribution ──
 
 /** The prompt to attribute: the selection, or the current line when nothing is selected. */
 function promptOf(editor: vscode.TextEditor): { text: string; base: number } | undefined {
@@ -395,6 +585,40 @@ async function askTarget(ctx: Ctx, choice: TargetChoice): Promise<{ token?: stri
   return { token, foil };
 }
 
+// ── circuits: open, pick ──
+
+/** Reads a circuit file (any the CLI wrote); reports the problem and returns undefined when it is not one. */
+async function readCircuitFile(ctx: Ctx, file: string): Promise<ShownCircuit | undefined> {
+  try {
+    const graph = parseCircuitFile(await fs.readFile(file, 'utf8'), file);
+    return { graph, title: path.basename(file).replace(/\.json$/i, ''), file };
+  } catch (err) {
+    void ctx.reportError('Open Circuit Graph', err);
+    return undefined;
+  }
+}
+
+/** Workspace JSON files that look like circuit graphs (checked fully when opened). */
+async function workspaceCircuitFiles(): Promise<vscode.Uri[]> {
+  const found = await vscode.workspace.findFiles('**/*.json', '**/{node_modules,.git,.e2e,.vscode}/**', 300);
+  const out: vscode.Uri[] = [];
+  for (const uri of found) {
+    try {
+      const stat = await fs.stat(uri.fsPath);
+      if (stat.size > 64 << 20) continue;
+      const head = (await fs.readFile(uri.fsPath, 'utf8')).slice(0, 4096);
+      if (/"version"\s*:\s*1/.test(head) && /"granularity"\s*:/.test(head) && /"nodes"\s*:/.test(head)) out.push(uri);
+    } catch {
+      /* unreadable: not offered */
+    }
+  }
+  return out.sort((a, b) => a.fsPath.localeCompare(b.fsPath));
+}
+
+function asShown(saved: SavedCircuit): ShownCircuit {
+  return { graph: saved.graph, title: saved.name, file: saved.file };
+}
+
 export function createCommands(ctx: Ctx, services: Services): Record<CommandId, Cmd> {
   const attribute = async (target?: TargetChoice) => {
     const editor = vscode.window.activeTextEditor;
@@ -414,9 +638,9 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
     if (!model) return;
     const doc = editor.document;
     const version = doc.version;
-    const result = await ctx.runJob('Attributing prompt', (opts) =>
-      ctx.client.attributePrompt({ text: prompt.text, mode: ctx.config.mode, target: choice, ...tokens, topNext: 5 }, opts),
-    );
+    // The setting's enum is COMPOSITES (package.json, checked by test/unit/vocabulary.test.ts).
+    const mode = ctx.config.mode ?? COMPOSITES[0]!;
+    const result = await ctx.runJob('Attributing prompt', (opts) => ctx.client.attributePrompt({ text: prompt.text, mode, target: choice, ...tokens, topNext: 5 }, opts));
     if (!result) return;
     if (doc.version !== version) {
       void vscode.window.showWarningMessage('Circuit Lens: the document changed while attributing; run the command again.');
@@ -427,22 +651,46 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
     services.heatmap.show(shown, prompt.base, result);
   };
 
-  const pickCircuit = async (arg: unknown): Promise<Circuit | undefined> => {
-    if (arg && typeof arg === 'object' && 'circuit' in arg) return (arg as SavedCircuit).circuit;
-    const shown = CircuitPanel.current?.circuit;
-    if (shown && !isPruningRecord(shown)) return shown;
-    if (ctx.currentCircuit && !isPruningRecord(ctx.currentCircuit)) return ctx.currentCircuit;
+  /**
+   * The circuit a command works on: the argument (a saved circuit, a file), else the panel's,
+   * else the last one shown, else one the user picks (saved circuits, circuit files in the
+   * workspace, or any file).
+   */
+  const pickCircuit = async (arg: unknown, preferShown: boolean): Promise<ShownCircuit | undefined> => {
+    if (isSaved(arg)) return asShown(arg);
+    if (arg instanceof vscode.Uri) return readCircuitFile(ctx, arg.fsPath);
+    if (typeof arg === 'string') return readCircuitFile(ctx, arg);
+    if (preferShown) {
+      const shown = CircuitPanel.current?.circuit ?? ctx.currentCircuit;
+      if (shown) return shown;
+    }
     const saved = await services.store.list();
-    if (saved.length === 0) {
-      const go = await vscode.window.showInformationMessage('Circuit Lens: no circuit yet. Discover one first.', 'Discover Circuit…');
-      if (go) await vscode.commands.executeCommand(CommandId.DiscoverCircuit);
+    const files = await workspaceCircuitFiles();
+    const items: (vscode.QuickPickItem & { saved?: SavedCircuit; file?: string; browse?: boolean; discover?: boolean })[] = [];
+    if (saved.length) {
+      items.push({ label: 'Saved circuits', kind: vscode.QuickPickItemKind.Separator });
+      for (const s of saved) items.push({ label: `$(type-hierarchy) ${s.name}`, description: `${s.graph.task.name} · ${s.graph.method.name} · ${s.graph.nodes.length} nodes`, saved: s });
+    }
+    if (files.length) {
+      items.push({ label: 'Circuit files in the workspace', kind: vscode.QuickPickItemKind.Separator });
+      for (const uri of files) items.push({ label: `$(file) ${vscode.workspace.asRelativePath(uri)}`, file: uri.fsPath });
+    }
+    items.push({ label: '', kind: vscode.QuickPickItemKind.Separator });
+    items.push({ label: '$(folder-opened) Open Circuit File…', description: 'a circuit.json written by circuit-lens discover or saved here', browse: true });
+    if (!saved.length) items.push({ label: '$(type-hierarchy) Discover Circuit…', discover: true });
+    const pick = await vscode.window.showQuickPick(items, { title: 'Circuit Lens: choose a circuit', matchOnDescription: true });
+    if (!pick) return undefined;
+    if (pick.saved) return asShown(pick.saved);
+    if (pick.discover) {
+      await vscode.commands.executeCommand(CommandId.DiscoverCircuit);
       return undefined;
     }
-    const pick = await vscode.window.showQuickPick(
-      saved.map((s) => ({ label: s.circuit.title, description: `${s.circuit.nodes.length} nodes`, s })),
-      { title: 'Circuit Lens: choose a saved circuit' },
-    );
-    return pick?.s.circuit;
+    let file = pick.file;
+    if (pick.browse) {
+      const uris = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectMany: false, filters: { 'Circuit graph JSON': ['json'] }, title: 'Circuit Lens: open a circuit file', ...defaultUriOption('') });
+      file = uris?.[0]?.fsPath;
+    }
+    return file ? readCircuitFile(ctx, file) : undefined;
   };
 
   return {
@@ -471,77 +719,76 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
     [CommandId.AttributeFromMenu]: () => attribute(),
     [CommandId.ClearHeatmap]: (uri?: unknown) => services.heatmap.clear(uri instanceof vscode.Uri ? uri : vscode.window.activeTextEditor?.document.uri),
     [CommandId.DiscoverCircuit]: async () => {
-      const task = await vscode.window.showQuickPick(
-        [
-          { label: 'Indirect object identification (IOI)', description: '“When Mary and John went to the store, John gave a drink to” → Mary', task: 'ioi' as const },
-          { label: 'Greater-than', description: '“The war lasted from the year 1732 to the year 17” → 33..99', task: 'greater-than' as const },
-        ],
-        { title: 'Circuit Lens: Discover Circuit', placeHolder: 'Which behaviour?' },
-      );
-      if (!task) return;
-      if (!(await ctx.ensureModel())) return;
-      const circuit = await ctx.runJob(`Discovering the ${task.task.toUpperCase()} circuit`, (opts) =>
-        ctx.client.discover(
-          { task: task.task, mode: ctx.config.mode, prompts: ctx.config.prompts, maxNodes: ctx.config.maxNodes, maxEdges: ctx.config.maxEdges, threshold: ctx.config.threshold },
-          opts,
-        ),
-      );
-      if (!circuit) return;
-      ctx.setCircuit(circuit);
-      await services.store.save(circuit);
-      ctx.log.info(`discovered ${circuit.id}: ${circuit.nodes.length} nodes, ${circuit.edges.length} edges`);
-      CircuitPanel.show(ctx, circuit, panelHandlers(ctx));
+      const choices = await chooseDiscovery(ctx);
+      if (!choices) return undefined;
+      if (!(await ctx.ensureModel())) return undefined;
+      const params = discoverParams(ctx, choices);
+      const graph = await ctx.runJob(`Discovering a circuit for ${taskLabel(params.task)}`, (opts) => ctx.client.discover(params, opts));
+      if (!graph) return undefined;
+      const saved = await services.store.save(graph);
+      ctx.log.info(`discovered ${saved.name}: ${graph.nodes.length} nodes, ${graph.edges.length} edges; faithfulness ${graph.metrics?.faithfulness ?? '—'}; saved to ${saved.file}`);
+      CircuitPanel.show(ctx, asShown(saved), panelHandlers(ctx));
+      return saved.file;
     },
     [CommandId.OpenGraph]: async (arg) => {
-      const circuit = await pickCircuit(arg);
+      const circuit = await pickCircuit(arg, false);
       if (!circuit) return;
-      ctx.setCircuit(circuit);
       CircuitPanel.show(ctx, circuit, panelHandlers(ctx));
     },
     [CommandId.VerifyCircuit]: async (arg) => {
       const panel = CircuitPanel.current;
-      if (panel?.circuit && !isPruningRecord(panel.circuit) && !(arg && typeof arg === 'object' && 'circuit' in arg)) {
-        await panel.verify();
-        return;
+      let result: VerificationSummary | undefined;
+      let circuit: ShownCircuit | undefined;
+      if (panel?.circuit && arg === undefined) {
+        circuit = panel.circuit;
+        result = await panel.verify();
+      } else {
+        circuit = await pickCircuit(arg, true);
+        if (!circuit) return;
+        result = await verify(ctx, circuit, []);
+        if (result && panel?.circuit === circuit) panel.setVerification(result);
       }
-      const circuit = await pickCircuit(arg);
-      if (!circuit) return;
-      const metrics = await verify(ctx, circuit, []);
-      if (metrics) {
+      if (result) {
         void vscode.window.showInformationMessage(
-          `${circuit.title}: ${metrics.metric} full ${metrics.full.toFixed(3)}, circuit ${metrics.circuit.toFixed(3)}, faithfulness ${metrics.faithfulness.toFixed(3)}`,
+          `${circuit.title}: ${result.metric} full ${result.full.toFixed(3)}, circuit ${result.circuit.toFixed(3)}, faithfulness ${result.faithfulness.toFixed(3)}`,
         );
       }
     },
     [CommandId.PruneModel]: (args?: unknown) => pruneModel(ctx, isObject(args) ? (args as PruneArgs) : {}),
     [CommandId.CorrectModel]: (args?: unknown) => correctModel(ctx, isObject(args) ? (args as CorrectArgs) : {}),
+    [CommandId.ShowRun]: async (id?: unknown) => {
+      if (typeof id === 'string') return showRuns(ctx, [id]);
+      if (ctx.runs.length === 0) {
+        void vscode.window.showInformationMessage('Circuit Lens: no pruning or correction run in this session yet (Prune Model…, Correct Model…).');
+        return;
+      }
+      const picks = await vscode.window.showQuickPick(
+        ctx.runs.map((r) => ({ label: r.title, description: describeRun(r), id: r.id })),
+        { title: 'Circuit Lens: runs to show', canPickMany: true },
+      );
+      if (picks?.length) showRuns(ctx, picks.map((p) => p.id));
+    },
     [CommandId.ExportCircuit]: async (arg) => {
-      const circuit = await pickCircuit(arg);
+      const circuit = await pickCircuit(arg, true);
       if (!circuit) return;
       const format = await vscode.window.showQuickPick(
         [
-          { label: 'Circuit Lens JSON', description: 'reopen in Circuit Lens', format: 'circuit-lens' as const },
+          { label: 'Circuit Lens JSON', description: 'what circuit-lens discover writes: reopen here, verify with the CLI', format: 'circuit-lens' as const },
           { label: 'EAP-IG / MIB circuit JSON', description: 'benchmark with EAP-IG tooling', format: 'eap-ig' as const },
           { label: 'Neuronpedia attribution graph', description: 'circuit-tracer JSON schema', format: 'neuronpedia' as const },
         ],
         { title: 'Circuit Lens: Export Circuit' },
       );
-      if (format) await exportToFile(ctx, circuit, format.format, undefined);
+      if (format) await exportToFile(ctx, circuit, format.format);
     },
     [CommandId.ExportModel]: (folder?: unknown) => exportModel(ctx, typeof folder === 'string' ? folder : undefined),
     [CommandId.DeleteCircuit]: async (arg) => {
-      if (arg && typeof arg === 'object' && 'file' in arg) await services.store.remove(arg as SavedCircuit);
+      if (isSaved(arg)) await services.store.remove(arg);
     },
     [CommandId.SelectExecutionProvider]: async () => {
-      const descriptions: Record<ExecutionProviderSetting, string> = {
-        auto: 'CUDA or WebGPU when available, else CPU',
-        cpu: 'always available',
-        cuda: 'NVIDIA GPUs on Linux x64 (needs the CUDA 12 runtime)',
-        webgpu: 'experimental',
-      };
       const current = ctx.config.executionProvider;
       const pick = await vscode.window.showQuickPick(
-        EXECUTION_PROVIDERS.map((ep) => ({ label: ep, description: `${descriptions[ep]}${ep === current ? ' (current)' : ''}`, ep })),
+        EXECUTION_PROVIDERS.map((ep) => ({ label: ep, description: `${EXECUTION_PROVIDER_DOCS[ep]}${ep === current ? ' (current)' : ''}`, ep })),
         { title: 'Circuit Lens: Select Execution Provider' },
       );
       if (!pick) return;
@@ -558,9 +805,4 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
       await ctx.runJob('Engine test job', (opts) => ctx.client.sleep({ ms: duration, cooperative: false }, opts));
     },
   };
-}
-
-/** Writes a circuit JSON next to the workspace (used by tests and the walkthrough). */
-export async function writeJson(file: string, data: unknown): Promise<void> {
-  await fs.writeFile(file, JSON.stringify(data, null, 1));
 }

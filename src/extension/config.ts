@@ -1,18 +1,20 @@
-/** Typed access to the `circuitLens.*` settings (see `contributes.configuration` in package.json). */
+/**
+ * Typed access to the `circuitLens.*` settings (see `contributes.configuration` in package.json).
+ * The enums are the vocabulary's (src/vocabulary.ts) and the defaults the pipelines' — both
+ * checked against package.json by test/unit/vocabulary.test.ts — so a getter falls back to
+ * "not given" (undefined: the pipeline's default applies) rather than to a number of its own.
+ */
 import * as vscode from 'vscode';
-import type { ExecutionProviderSetting } from '../engine/api';
-import { EXECUTION_PROVIDERS, type TargetChoice, TARGET_CHOICES } from '../protocol';
-
-export type AttributionMode = 'attnlrp' | 'cp-lrp';
+import { COMPOSITES, EXECUTION_PROVIDERS, PRUNE_SCOPES, TARGET_CHOICES, type Composite, type ExecutionProviderSetting, type PruneScope, type TargetChoice } from '../vocabulary';
 
 const SECTION = 'circuitLens';
 
-function pick<T extends string>(value: unknown, allowed: readonly T[], fallback: T): T {
-  return allowed.includes(value as T) ? (value as T) : fallback;
+function pick<T extends string>(value: unknown, allowed: readonly T[]): T | undefined {
+  return allowed.includes(value as T) ? (value as T) : undefined;
 }
 
-function int(value: unknown, fallback: number, min: number, max: number): number {
-  return typeof value === 'number' && Number.isFinite(value) ? Math.min(max, Math.max(min, Math.round(value))) : fallback;
+function int(value: unknown, min: number, max: number): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max ? value : undefined;
 }
 
 export class Config {
@@ -23,47 +25,47 @@ export class Config {
   get modelPath(): string {
     return String(this.c.get('model.path') ?? '').trim();
   }
+  /** `auto` (the engine's own default) when the setting is missing or invalid. */
   get executionProvider(): ExecutionProviderSetting {
-    return pick(this.c.get('engine.executionProvider'), EXECUTION_PROVIDERS, 'auto');
+    return pick(this.c.get('engine.executionProvider'), EXECUTION_PROVIDERS) ?? 'auto';
+  }
+  /** Share of free memory a model or a run may take before the engine refuses it (memory.ts). */
+  get memoryShare(): number | undefined {
+    const v = this.c.get<number>('engine.memoryShare');
+    return typeof v === 'number' && v >= 0.05 && v <= 1 ? v : undefined;
   }
   /** 0 = let ONNX Runtime decide. */
-  /** Share of free memory a model or a run may take before the engine refuses it (memory.ts). */
-  get memoryShare(): number {
-    const v = this.c.get<number>('engine.memoryShare');
-    return typeof v === 'number' && v >= 0.05 && v <= 1 ? v : 0.8;
+  get threads(): number | undefined {
+    return int(this.c.get('engine.threads'), 0, 1024);
   }
-
-  get threads(): number {
-    return int(this.c.get('engine.threads'), 0, 0, 256);
-  }
-  get mode(): AttributionMode {
-    return pick(this.c.get('attribution.mode'), ['attnlrp', 'cp-lrp'] as const, 'attnlrp');
+  get mode(): Composite | undefined {
+    return pick(this.c.get('attribution.mode'), COMPOSITES);
   }
   get target(): TargetChoice {
-    return pick(this.c.get('attribution.target'), TARGET_CHOICES, 'top1');
+    return pick(this.c.get('attribution.target'), TARGET_CHOICES) ?? 'top1';
   }
   get codeLens(): boolean {
     return this.c.get('attribution.codeLens') !== false;
   }
-  get maxNodes(): number {
-    return int(this.c.get('graph.maxNodes'), 40, 1, 1 << 15);
-  }
+  /** Edges the panel shows at first (its Top-k slider). */
   get maxEdges(): number {
-    return int(this.c.get('graph.maxEdges'), 120, 0, 1 << 17);
+    return int(this.c.get('graph.maxEdges'), 1, 1 << 17) ?? 1 << 17;
   }
+  /** Edges below this share of the largest |relevance| are hidden at first (the Threshold slider). */
   get threshold(): number {
     const v = this.c.get('graph.threshold');
-    return typeof v === 'number' && v >= 0 && v <= 1 ? v : 0.02;
+    return typeof v === 'number' && v >= 0 && v <= 1 ? v : 0;
   }
-  get prompts(): number {
-    return int(this.c.get('circuits.prompts'), 32, 1, 10000);
+  /** Prompts generated for a built-in task (undefined: the pipeline's DISCOVER_DEFAULTS.n). */
+  get prompts(): number | undefined {
+    return int(this.c.get('circuits.prompts'), 1, 100000);
   }
-  get pruneScope(): 'rowwise' | 'global' {
-    return pick(this.c.get('pruning.scope'), ['rowwise', 'global'] as const, 'rowwise');
+  get pruneScope(): PruneScope | undefined {
+    return pick(this.c.get('pruning.scope'), PRUNE_SCOPES);
   }
-  /** Calibration windows of 64 tokens for pruning scores. */
-  get pruneWindows(): number {
-    return int(this.c.get('pruning.windows'), 32, 1, 4096);
+  /** Calibration windows for pruning scores (undefined: PRUNE_DEFAULTS.windows). */
+  get pruneWindows(): number | undefined {
+    return int(this.c.get('pruning.windows'), 1, 4096);
   }
   get testHooks(): boolean {
     return this.c.get('developer.testHooks') === true;

@@ -7,9 +7,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { EngineClient, EngineError, type JobOptions } from '../engine/client';
-import type { Circuit, LoadedModel, Progress } from '../protocol';
+import { EngineClient, EngineError, type JobOptions } from '../worker/client';
+import type { CircuitGraph } from '../circuits/graph';
+import type { LoadedModel, Run } from '../protocol/shapes';
+import type { Progress } from '../protocol/worker';
 import { Config } from './config';
+
+/** A circuit as the extension shows it: the CLI's graph JSON and a name for it. */
+export interface ShownCircuit {
+  readonly graph: CircuitGraph;
+  /** Its saved name, or the file it was opened from. */
+  readonly title: string;
+  /** The file it was read from or saved to, when there is one. */
+  readonly file?: string;
+}
 
 const RECENT_KEY = 'circuitLens.recentModels';
 const MAX_RECENT = 8;
@@ -27,9 +38,15 @@ export class Ctx implements vscode.Disposable {
   /** Fires when a model is loaded or unloaded. */
   readonly onDidChangeModel = this.modelEmitter.event;
   /** The circuit most recently discovered or opened (for Verify/Export without a panel). */
-  currentCircuit: Circuit | null = null;
-  private readonly circuitEmitter = new vscode.EventEmitter<Circuit | null>();
+  currentCircuit: ShownCircuit | null = null;
+  private readonly circuitEmitter = new vscode.EventEmitter<ShownCircuit | null>();
   readonly onDidChangeCircuit = this.circuitEmitter.event;
+  /** Pruning and correction runs of this session, newest first (the Runs view, the panel's charts). */
+  private runList: Run[] = [];
+  private readonly runsEmitter = new vscode.EventEmitter<readonly Run[]>();
+  readonly onDidChangeRuns = this.runsEmitter.event;
+  /** Execution providers the user asked for and did not get, already reported (once each). */
+  private readonly reportedFallbacks = new Set<string>();
   private readonly status: vscode.StatusBarItem;
 
   constructor(readonly extension: vscode.ExtensionContext) {
@@ -47,6 +64,7 @@ export class Ctx implements vscode.Disposable {
       this.status,
       this.modelEmitter,
       this.circuitEmitter,
+      this.runsEmitter,
       this.client.onDidDie((err) => {
         void this.showError(`The Circuit Lens engine stopped: ${err.message}. It restarts on the next command.`);
       }),
@@ -62,9 +80,23 @@ export class Ctx implements vscode.Disposable {
     return path.join(this.extension.extensionPath, 'models', 'tiny-ioi-gpt2');
   }
 
-  setCircuit(circuit: Circuit | null): void {
+  setCircuit(circuit: ShownCircuit | null): void {
     this.currentCircuit = circuit;
     this.circuitEmitter.fire(circuit);
+  }
+
+  get runs(): readonly Run[] {
+    return this.runList;
+  }
+
+  addRun(run: Run): void {
+    this.runList = [run, ...this.runList.filter((r) => r.id !== run.id)];
+    this.runsEmitter.fire(this.runList);
+  }
+
+  removeRun(id: string): void {
+    this.runList = this.runList.filter((r) => r.id !== id);
+    this.runsEmitter.fire(this.runList);
   }
 
   push(...disposables: vscode.Disposable[]): void {
@@ -88,9 +120,9 @@ export class Ctx implements vscode.Disposable {
    * are reported here; the returned promise resolves to undefined when the job did not finish.
    */
   async runJob<T>(title: string, job: Job<T>): Promise<T | undefined> {
-    return vscode.window.withProgress(
+    const outcome = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title, cancellable: true },
-      async (progress, token) => {
+      async (progress, token): Promise<{ ok: true; value: T } | { ok: false; error: unknown } | { ok: false; cancelled: true }> => {
         const controller = new AbortController();
         const sub = token.onCancellationRequested(() => {
           this.log.info(`${title}: cancel requested`);
@@ -104,22 +136,26 @@ export class Ctx implements vscode.Disposable {
         };
         const started = Date.now();
         try {
-          const result = await job({ signal: controller.signal, onProgress }, progress);
+          const value = await job({ signal: controller.signal, onProgress }, progress);
           this.log.info(`${title}: done in ${Date.now() - started} ms`);
-          return result;
-        } catch (err) {
-          if (err instanceof EngineError && err.code === 'cancelled') {
-            this.log.info(`${title}: cancelled`);
-            void vscode.window.setStatusBarMessage(`Circuit Lens: ${title} cancelled`, 4000);
-            return undefined;
-          }
-          await this.reportError(title, err);
-          return undefined;
+          return { ok: true, value };
+        } catch (error) {
+          if (error instanceof EngineError && error.code === 'cancelled') return { ok: false, cancelled: true };
+          return { ok: false, error };
         } finally {
           sub.dispose();
         }
       },
     );
+    if (outcome.ok) return outcome.value;
+    // The progress notification is closed by now: the error toast does not keep it open.
+    if ('cancelled' in outcome) {
+      this.log.info(`${title}: cancelled`);
+      void vscode.window.setStatusBarMessage(`Circuit Lens: ${title} cancelled`, 4000);
+    } else {
+      void this.reportError(title, outcome.error);
+    }
+    return undefined;
   }
 
   /** Logs an error (with the worker's stack, when there is one) and shows it with "Show Log". */
@@ -166,9 +202,14 @@ export class Ctx implements vscode.Disposable {
     }
     if (!embedded && !(await this.consentToLoad(folder))) return undefined;
     const name = path.basename(folder);
-    const run = this.runJob(`Loading model ${name}`, (opts) =>
-      this.client.load({ folder, executionProvider: this.config.executionProvider, threads: this.config.threads, memoryShare: this.config.memoryShare }, opts),
-    );
+    const requested = this.config.executionProvider;
+    const params = {
+      folder,
+      executionProvider: requested,
+      ...(this.config.threads !== undefined ? { threads: this.config.threads } : {}),
+      ...(this.config.memoryShare !== undefined ? { memoryShare: this.config.memoryShare } : {}),
+    };
+    const run = this.runJob(`Loading model ${name}`, (opts) => this.client.load(params, opts));
     this.loading = run.then((m) => {
       if (!m) throw new Error('not loaded');
       return m;
@@ -176,17 +217,53 @@ export class Ctx implements vscode.Disposable {
     this.loading.catch(() => undefined);
     try {
       const model = await run;
-      if (!model) return undefined;
-      this.loaded = model;
+      if (!model) {
+        // A failed load must not leave the editor showing a model the engine no longer has.
+        await this.syncWithEngine();
+        return undefined;
+      }
+      this.setLoaded(model);
       this.log.info(`loaded ${folder}: ${model.info.architecture}, ${model.info.layers} layers × ${model.info.heads} heads, ${model.info.parameters} parameters on ${model.info.executionProvider}`);
+      this.reportFallback(requested, model);
       await this.remember(folder);
-      await vscode.commands.executeCommand('setContext', 'circuitLens.modelLoaded', true);
-      this.updateStatus();
-      this.modelEmitter.fire(model);
       return model;
     } finally {
       this.loading = null;
     }
+  }
+
+  private setLoaded(model: LoadedModel | null): void {
+    this.loaded = model;
+    void vscode.commands.executeCommand('setContext', 'circuitLens.modelLoaded', model !== null);
+    this.updateStatus();
+    this.modelEmitter.fire(model);
+  }
+
+  /** Asks the engine which model it holds and shows that (after a failed load). */
+  private async syncWithEngine(): Promise<void> {
+    let held: LoadedModel | null = null;
+    try {
+      held = await this.client.info();
+    } catch (err) {
+      this.log.warn(`could not ask the engine which model it holds: ${(err as Error).message}`);
+      held = this.loaded;
+    }
+    const before = this.loaded?.info.folder ?? null;
+    const after = held?.info.folder ?? null;
+    if (before !== after) {
+      this.log.info(`after the failed load the engine holds ${after ?? 'no model'}`);
+      this.setLoaded(held);
+    }
+  }
+
+  /** A GPU asked for and not given is said once per provider and session (the log has the reason). */
+  private reportFallback(requested: string, model: LoadedModel): void {
+    const got = model.info.executionProvider;
+    if (requested === 'auto' || requested === 'cpu' || got === requested || this.reportedFallbacks.has(requested)) return;
+    this.reportedFallbacks.add(requested);
+    void vscode.window
+      .showWarningMessage(`Circuit Lens: ${requested} is not available here; the model runs on the ${got.toUpperCase()}. The log says why.`, 'Show Log')
+      .then((a) => a && this.log.show(true));
   }
 
   /** Reloads the current model (after an execution-provider or thread change). */

@@ -1,105 +1,60 @@
 /**
- * Circuit → file, for the Export Circuit… command and the panel's export menu. The formats are
- * the CLI's (src/circuits/export.ts, src/circuits/graph.ts): the panel's circuit is converted to
- * a `CircuitGraph` and written as
- * - `circuit-lens`: the circuit graph JSON of the README (what `circuit-lens verify|export --circuit` read),
- * - `eap-ig`: `toEapIgJson`,
- * - `neuronpedia`: `toNeuronpediaJson`, drawn on one prompt (its tokens, target and token relevance
- *   come from the engine, as in `circuit-lens export --format neuronpedia --prompt …`).
+ * Circuit → file, for Save, Export Circuit… and the panel's export menu. The circuit is the
+ * CLI's `CircuitGraph` itself, written by the export use case the CLI runs
+ * (src/pipelines/exports.ts, over src/circuits/export.ts):
+ * - `circuit-lens`: the circuit graph JSON, byte for byte what `circuit-lens discover --out`
+ *   writes (`circuitJson`), so `circuit-lens verify|export --circuit` read it;
+ * - `eap-ig`: `toEapIgJson`;
+ * - `neuronpedia`: `toNeuronpediaJson`, drawn on one prompt (its tokens, target and token
+ *   relevance come from the engine, as in `circuit-lens export --format neuronpedia --prompt …`).
  * Every document is checked by its validator before it is written.
- * A `nodes` subset exports the sub-graph they induce (`input` and `logits` always stay).
  */
-import { toEapIgJson, toNeuronpediaJson, validateEapIgJson, validateNeuronpediaJson } from '../circuits/export';
-import { CIRCUIT_GRAPH_VERSION, edgeId, validateCircuitGraph, type CircuitGraph, type CircuitNode } from '../circuits/graph';
-import { METRIC_NAMES, type MetricName } from '../circuits/tasks';
-import type { Circuit, PromptAttribution } from '../protocol';
-import { type Granularity } from '../vocabulary';
+import { validateCircuitGraph, type CircuitGraph } from '../circuits/graph';
+import { exportCircuitDocument, type ExportFormat } from '../pipelines/exports';
+import type { PromptAttribution } from '../protocol/shapes';
 
-export type ExportFormat = 'circuit-lens' | 'neuronpedia' | 'eap-ig';
+export type { ExportFormat };
 
-/** Model widths the circuit itself does not record (circuits saved by older builds). */
-export interface ModelDims {
-  readonly dModel: number;
-  readonly dMlp: number;
+/** The text of a circuit file, as the CLI writes it (one-space indent, final newline). */
+export function circuitJson(graph: CircuitGraph): string {
+  return `${JSON.stringify(graph, null, 1)}\n`;
 }
 
-/** A circuit record for a pruning run (no components): not exportable, not verifiable. */
-export function isPruningRecord(circuit: Circuit): boolean {
-  return circuit.task === 'pruning';
-}
-
-/** The panel's circuit as the CLI's circuit graph (restricted to `nodes` when given). */
-export function toCircuitGraph(circuit: Circuit, dims: ModelDims, nodes?: readonly string[]): CircuitGraph {
-  const keep = nodes && nodes.length > 0 ? new Set([...nodes, 'input', 'logits']) : null;
-  const kept = circuit.nodes.filter((n) => !keep || keep.has(n.id));
-  const ids = new Set(kept.map((n) => n.id));
-  const graphNodes: CircuitNode[] = kept.map((n) => ({
-    id: n.id,
-    kind: n.kind,
-    layer: n.kind === 'input' ? -1 : n.kind === 'logits' ? circuit.layers : n.layer,
-    ...(n.head !== undefined ? { head: n.head } : {}),
-    relevance: n.relevance,
-  }));
-  for (const [id, kind, layer] of [
-    ['input', 'input', -1],
-    ['logits', 'logits', circuit.layers],
-  ] as const) {
-    if (!ids.has(id)) graphNodes[kind === 'input' ? 'unshift' : 'push']({ id, kind, layer, relevance: 0 });
-  }
-  const edges = circuit.edges
-    .filter((e) => ids.has(e.source) && ids.has(e.target))
-    .map((e) => ({ id: edgeId(e.source, e.target), source: e.source, target: e.target, relevance: e.weight }));
-  const components = graphNodes.filter((n) => n.kind === 'head' || n.kind === 'mlp').length;
-  const candidates = circuit.nodes.filter((n) => n.kind === 'head' || n.kind === 'mlp').length;
-  const granularity: Granularity = graphNodes.some((n) => n.kind === 'mlp') ? 'heads+mlps' : 'heads';
-  const named = circuit.metrics?.metric as MetricName | undefined;
-  const metric: MetricName = named && METRIC_NAMES.includes(named) ? named : circuit.task === 'greater-than' ? 'prob_diff' : 'logit_diff';
-  const m = circuit.metrics;
-  const graph = {
-    version: CIRCUIT_GRAPH_VERSION,
-    model: { name: circuit.model.split(/[\\/]/).pop() || circuit.model, nLayers: circuit.layers, nHeads: circuit.heads, dModel: dims.dModel, dMlp: dims.dMlp },
-    task: { name: circuit.task, metric, examples: circuit.examples ?? 0 },
-    method: { name: circuit.mode },
-    granularity,
-    nodes: graphNodes,
-    edges,
-    selection: { level: 'node', rule: 'top-k', value: components, absolute: true, candidates, kept: components, removedForConnectivity: 0 },
-    ...(m && !keep ? { metrics: { metric, full: m.full, circuit: m.circuit, faithfulness: m.faithfulness } } : {}),
-  };
-  // Round-trip through the CLI's reader: what is written is what `--circuit` accepts.
-  return validateCircuitGraph(JSON.parse(JSON.stringify(graph)), circuit.id);
-}
-
-/** The document for `format` (validated); `prompt` is needed for Neuronpedia graphs. */
-export function exportCircuit(
-  circuit: Circuit,
-  format: ExportFormat,
-  dims: ModelDims,
-  nodes?: readonly string[],
-  prompt?: { readonly text: string; readonly attribution: PromptAttribution },
-): unknown {
-  const graph = toCircuitGraph(circuit, dims, nodes);
+/** Reads a circuit file the CLI (or the panel) wrote; throws naming the file and the problem. */
+export function parseCircuitFile(text: string, file: string): CircuitGraph {
   let json: unknown;
-  let problems: string[] = [];
-  if (format === 'circuit-lens') {
-    json = graph;
-  } else if (format === 'eap-ig') {
-    json = toEapIgJson(graph);
-    problems = validateEapIgJson(json);
-  } else {
-    if (!prompt) throw new Error('a Neuronpedia graph is drawn on one prompt: no prompt given');
-    const a = prompt.attribution;
-    json = toNeuronpediaJson(graph, {
-      slug: circuit.id.replace(/[^A-Za-z0-9_-]+/g, '-'),
-      prompt: prompt.text,
-      promptIds: a.tokens.map((t) => t.id),
-      promptTokens: a.tokens.map((t) => t.text),
-      target: { id: a.target.token, text: a.target.text, ...(a.topNext[0]?.id === a.target.token ? { probability: a.topNext[0].prob } : {}) },
-      tokenRelevance: a.tokens.map((t) => t.relevance),
-      description: circuit.title,
-    });
-    problems = validateNeuronpediaJson(json);
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: not JSON (${(err as Error).message})`);
   }
-  if (problems.length > 0) throw new Error(`the exported ${format} JSON does not validate: ${problems.slice(0, 5).join('; ')}`);
-  return json;
+  return validateCircuitGraph(json, file);
+}
+
+/** A file-name-safe name for a circuit: task, method, granularity and time. */
+export function circuitName(graph: CircuitGraph): string {
+  const time = (graph.created ?? new Date().toISOString()).replace(/\.\d+Z$/, 'Z').replace(/[:]/g, '-');
+  return `${graph.task.name}-${graph.method.name}-${graph.granularity}-${time}`.replace(/[^A-Za-z0-9_.+-]+/g, '_');
+}
+
+/** The file text for `format`: the export pipeline's document (validated), written as the CLI writes it. */
+export function exportCircuit(graph: CircuitGraph, format: ExportFormat, prompt?: { readonly text: string; readonly attribution: PromptAttribution; readonly slug: string }): string {
+  if (format === 'circuit-lens') return circuitJson(graph);
+  const a = prompt?.attribution;
+  const json = exportCircuitDocument(
+    graph,
+    format,
+    prompt && a
+      ? {
+          text: prompt.text,
+          ids: a.tokens.map((t) => t.id),
+          tokens: a.tokens.map((t) => t.text),
+          target: { id: a.target.token, text: a.target.text, ...(a.topNext[0]?.id === a.target.token ? { probability: a.topNext[0].prob } : {}) },
+          tokenRelevance: a.tokens.map((t) => t.relevance),
+        }
+      : undefined,
+    prompt ? { slug: prompt.slug } : {},
+  );
+  // As `circuit-lens export` writes it.
+  return `${JSON.stringify(json)}\n`;
 }

@@ -11,7 +11,7 @@
  * line under the whole prompt).
  */
 import * as vscode from 'vscode';
-import type { PromptAttribution, TokenRelevance } from '../protocol';
+import type { PromptAttribution, TokenRelevance } from '../protocol/shapes';
 
 export const BUCKETS = 10;
 /** Tokens with the largest |relevance| that get an outline. */
@@ -101,7 +101,7 @@ export class Heatmap implements vscode.HoverProvider, vscode.CodeLensProvider, v
   /** Shows `result` for the prompt starting at document offset `base`. */
   show(editor: vscode.TextEditor, base: number, result: PromptAttribution): void {
     const doc = editor.document;
-    const order = result.tokens.map((t, i) => i).sort((a, b) => Math.abs(result.tokens[b]!.relevance) - Math.abs(result.tokens[a]!.relevance));
+    const order = result.tokens.map((_, i) => i).sort((a, b) => Math.abs(result.tokens[b]!.relevance) - Math.abs(result.tokens[a]!.relevance));
     const ranks = new Map<number, number>();
     order.forEach((tokenIndex, rank) => ranks.set(tokenIndex, rank + 1));
     const totalAbs = result.tokens.reduce((acc, t) => acc + Math.abs(t.relevance), 0);

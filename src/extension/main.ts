@@ -1,13 +1,13 @@
 /**
- * Extension entry: builds the context, registers commands, views, the heatmap providers and the
- * panel serializer. Nothing else happens here — no model is loaded until a command needs one.
+ * Extension entry: builds the context, registers commands, views (model, saved circuits, runs),
+ * the heatmap providers and the panel serializer. Nothing else happens here — no model is loaded until a command needs one.
  */
 import * as vscode from 'vscode';
 import { createCommands, panelHandlers } from './commands';
 import { Ctx } from './ctx';
 import { Heatmap } from './heatmap';
 import { CircuitPanelSerializer, PANEL_VIEW_TYPE } from './panel';
-import { CircuitStore, ModelTree } from './views';
+import { CircuitStore, ModelTree, RunsTree } from './views';
 
 let ctx: Ctx | undefined;
 
@@ -27,6 +27,7 @@ export function activate(context: vscode.ExtensionContext): void {
       vscode.languages.registerCodeLensProvider('*', heatmap),
       vscode.window.registerTreeDataProvider('circuitLens.model', new ModelTree(c)),
       vscode.window.registerTreeDataProvider('circuitLens.circuits', store),
+      vscode.window.registerTreeDataProvider('circuitLens.runs', new RunsTree(c)),
       vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, new CircuitPanelSerializer(c, panelHandlers(c))),
       vscode.workspace.onDidGrantWorkspaceTrust(() => c.log.info('workspace trusted: workspace model settings now apply')),
       vscode.workspace.onDidChangeConfiguration((e) => {

@@ -6,30 +6,31 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
-import {
-  type Circuit,
-  type CircuitMetrics,
-  FromWebview,
-  fromWebviewMessages,
-  type PanelState,
-  panelStateSchema,
-  parseWith,
-  ToWebview,
-  type ToWebviewType,
-} from '../protocol';
-import type { Ctx } from './ctx';
+import { parseWith } from '../protocol/schema';
+import type { Run, VerificationSummary } from '../protocol/shapes';
+import { FromWebview, fromWebviewMessages, type PanelState, panelStateSchema, ToWebview, type ToWebviewType } from '../protocol/webview';
+import type { Ctx, ShownCircuit } from './ctx';
 
 export const PANEL_VIEW_TYPE = 'circuitLens.circuitGraph';
 
 export interface PanelHandlers {
-  verify(circuit: Circuit, ablate: string[]): Promise<CircuitMetrics | undefined>;
-  export(circuit: Circuit, format: 'circuit-lens' | 'neuronpedia' | 'eap-ig', nodes: string[] | undefined): Promise<void>;
-  exportPng(circuit: Circuit, dataUrl: string): Promise<void>;
+  verify(circuit: ShownCircuit, ablate: string[]): Promise<VerificationSummary | undefined>;
+  export(circuit: ShownCircuit, format: 'circuit-lens' | 'neuronpedia' | 'eap-ig'): Promise<void>;
+  exportPng(name: string, dataUrl: string): Promise<void>;
 }
 
-export function defaultState(circuit: Circuit | null, ctx: Ctx): PanelState {
+/** The same circuit (a re-show keeps the panel's ablations, pins and verification). */
+function sameCircuit(a: ShownCircuit | null, state: PanelState): boolean {
+  return a !== null && state.circuit !== null && a.title === state.title && a.graph.created === state.circuit.created && a.graph.nodes.length === state.circuit.nodes.length;
+}
+
+export function defaultState(circuit: ShownCircuit | null, ctx: Ctx, runs: readonly Run[] = ctx.runs): PanelState {
   return {
-    circuit,
+    circuit: circuit?.graph ?? null,
+    title: circuit?.title ?? '',
+    verification: null,
+    runs: [...runs],
+    shownRuns: [],
     ablated: [],
     pinned: [],
     selected: null,
@@ -44,13 +45,17 @@ export class CircuitPanel implements vscode.Disposable {
   private ready = false;
   private readonly queue: { method: string; params: unknown }[] = [];
   private readonly disposables: vscode.Disposable[] = [];
+  /** The circuit shown, with the file it came from (the state holds only what the app needs). */
+  private shown: ShownCircuit | null;
 
   private constructor(
     private readonly ctx: Ctx,
     readonly panel: vscode.WebviewPanel,
     private state: PanelState,
     private readonly handlers: PanelHandlers,
+    shown: ShownCircuit | null,
   ) {
+    this.shown = shown;
     panel.webview.options = webviewOptions(ctx.extension.extensionUri);
     panel.iconPath = vscode.Uri.joinPath(ctx.extension.extensionUri, 'media', 'circuit-lens.svg');
     panel.webview.html = html(panel.webview, ctx.extension.extensionUri);
@@ -58,28 +63,45 @@ export class CircuitPanel implements vscode.Disposable {
       panel.onDidDispose(() => this.dispose()),
       panel.webview.onDidReceiveMessage((raw: unknown) => void this.onMessage(raw)),
       panel.onDidChangeViewState((e) => vscode.commands.executeCommand('setContext', 'circuitLens.panelActive', e.webviewPanel.active)),
+      ctx.onDidChangeRuns((runs) => {
+        const ids = new Set(runs.map((r) => r.id));
+        this.setState({ ...this.state, runs: [...runs], shownRuns: this.state.shownRuns.filter((id) => ids.has(id)) });
+      }),
     );
     void vscode.commands.executeCommand('setContext', 'circuitLens.panelActive', true);
   }
 
-  /** Opens (or reveals) the panel showing `circuit`. */
-  static show(ctx: Ctx, circuit: Circuit | null, handlers: PanelHandlers): CircuitPanel {
+  private static open(ctx: Ctx, state: PanelState, handlers: PanelHandlers, shown: ShownCircuit | null): CircuitPanel {
     const existing = CircuitPanel.current;
     if (existing) {
       existing.panel.reveal(existing.panel.viewColumn ?? vscode.ViewColumn.Beside);
-      if (circuit && circuit.id !== existing.state.circuit?.id) existing.setState(defaultState(circuit, ctx));
       return existing;
     }
     const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, 'Circuit Graph', vscode.ViewColumn.Beside, webviewOptions(ctx.extension.extensionUri));
-    CircuitPanel.current = new CircuitPanel(ctx, panel, defaultState(circuit, ctx), handlers);
+    CircuitPanel.current = new CircuitPanel(ctx, panel, state, handlers, shown);
     return CircuitPanel.current;
   }
 
-  /** Opens (or reveals) the panel showing `circuit`, keeping the panel's selection when it is the same circuit. */
-  static showCircuit(ctx: Ctx, circuit: Circuit, handlers: PanelHandlers, view?: PanelState['view']): CircuitPanel {
-    const panel = CircuitPanel.show(ctx, circuit, handlers);
-    const state = panel.state.circuit?.id === circuit.id ? panel.state : defaultState(circuit, ctx);
-    panel.setState({ ...state, circuit, ...(view ? { view } : {}) });
+  /**
+   * Opens (or reveals) the panel showing `circuit`. The same circuit keeps its ablations, pins
+   * and verification; another one starts afresh (a stale verification is never shown).
+   */
+  static show(ctx: Ctx, circuit: ShownCircuit, handlers: PanelHandlers, view?: PanelState['view']): CircuitPanel {
+    const panel = CircuitPanel.open(ctx, defaultState(circuit, ctx), handlers, circuit);
+    const keep = sameCircuit(circuit, panel.state);
+    const base = keep ? panel.state : { ...defaultState(circuit, ctx), shownRuns: panel.state.shownRuns, topK: panel.state.topK, threshold: panel.state.threshold };
+    panel.shown = circuit;
+    panel.setState({ ...base, circuit: circuit.graph, title: circuit.title, runs: [...ctx.runs], ...(view ? { view } : {}) });
+    ctx.setCircuit(circuit);
+    return panel;
+  }
+
+  /** Opens (or reveals) the panel's Charts view overlaying `ids` (pruning/correction runs). */
+  static showRuns(ctx: Ctx, ids: readonly string[], handlers: PanelHandlers): CircuitPanel {
+    const panel = CircuitPanel.open(ctx, { ...defaultState(null, ctx), view: 'charts' }, handlers, null);
+    const known = new Set(ctx.runs.map((r) => r.id));
+    const shownRuns = [...new Set([...ids, ...panel.state.shownRuns])].filter((id) => known.has(id));
+    panel.setState({ ...panel.state, runs: [...ctx.runs], shownRuns, view: 'charts' });
     return panel;
   }
 
@@ -92,14 +114,17 @@ export class CircuitPanel implements vscode.Disposable {
         ctx.log.warn(`could not restore the circuit panel's state: ${(err as Error).message}`);
       }
     }
+    // Runs live in the extension host for one session; a reload starts without them.
+    state = { ...state, runs: [...ctx.runs], shownRuns: state.shownRuns.filter((id) => ctx.runs.some((r) => r.id === id)) };
+    const shown = state.circuit ? { graph: state.circuit, title: state.title } : null;
     CircuitPanel.current?.dispose();
-    CircuitPanel.current = new CircuitPanel(ctx, panel, state, handlers);
-    if (state.circuit) ctx.setCircuit(state.circuit);
+    CircuitPanel.current = new CircuitPanel(ctx, panel, state, handlers, shown);
+    if (shown) ctx.setCircuit(shown);
     return CircuitPanel.current;
   }
 
-  get circuit(): Circuit | null {
-    return this.state.circuit;
+  get circuit(): ShownCircuit | null {
+    return this.shown;
   }
 
   get ablated(): readonly string[] {
@@ -111,19 +136,21 @@ export class CircuitPanel implements vscode.Disposable {
     this.post(ToWebview.state, state);
   }
 
-  setMetrics(metrics: CircuitMetrics): void {
-    if (this.state.circuit) this.state = { ...this.state, circuit: { ...this.state.circuit, metrics } };
-    this.post(ToWebview.metrics, metrics);
+  setVerification(verification: VerificationSummary): void {
+    this.state = { ...this.state, verification };
+    this.post(ToWebview.verification, verification);
   }
 
   /** Runs Verify for the panel's circuit with its current ablations. */
-  async verify(): Promise<void> {
-    const circuit = this.state.circuit;
-    if (!circuit) return;
+  async verify(): Promise<VerificationSummary | undefined> {
+    const circuit = this.shown;
+    if (!circuit) return undefined;
     this.post(ToWebview.verifying, { busy: true });
     try {
-      const metrics = await this.handlers.verify(circuit, [...this.state.ablated]);
-      if (metrics) this.setMetrics(metrics);
+      const result = await this.handlers.verify(circuit, [...this.state.ablated]);
+      // Only if the panel still shows that circuit.
+      if (result && this.shown === circuit) this.setVerification(result);
+      return result;
     } finally {
       this.post(ToWebview.verifying, { busy: false });
     }
@@ -175,17 +202,19 @@ export class CircuitPanel implements vscode.Disposable {
       this.state = { ...this.state, threshold: msg.params.threshold, topK: msg.params.topK };
     } else if (FromWebview.setView.is(msg)) {
       this.state = { ...this.state, view: msg.params.view };
+    } else if (FromWebview.showRuns.is(msg)) {
+      const known = new Set(this.state.runs.map((r) => r.id));
+      this.state = { ...this.state, shownRuns: msg.params.ids.filter((id) => known.has(id)) };
     } else if (FromWebview.verify.is(msg)) {
       this.state = { ...this.state, ablated: [...msg.params.ablate] };
       await this.verify();
     } else if (FromWebview.export.is(msg)) {
-      const circuit = this.state.circuit;
-      if (!circuit) return;
       if (msg.params.format === 'png') {
-        if (msg.params.dataUrl) await this.handlers.exportPng(circuit, msg.params.dataUrl);
-      } else {
-        await this.handlers.export(circuit, msg.params.format, msg.params.nodes);
+        if (msg.params.dataUrl) await this.handlers.exportPng(this.shown?.title || 'circuit', msg.params.dataUrl);
+        return;
       }
+      const circuit = this.shown;
+      if (circuit) await this.handlers.export(circuit, msg.params.format);
     }
   }
 

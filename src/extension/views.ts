@@ -1,12 +1,16 @@
 /**
- * The activity-bar views: the loaded model (architecture, then layers → heads and MLP) and the
- * saved circuits (stored as JSON in the extension's global storage).
+ * The activity-bar views: the loaded model (architecture, then layers → heads and MLP), the
+ * saved circuits (circuit graph JSON files, exactly as the CLI writes them, in the extension's
+ * global storage) and the pruning/correction runs of this session.
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { type Circuit, circuitSchema, parseWith } from '../protocol';
+import { circuitComponentIds, type CircuitGraph } from '../circuits/graph';
+import { componentId } from '../models/componentIds';
+import type { Run } from '../protocol/shapes';
 import type { Ctx } from './ctx';
+import { circuitJson, circuitName, parseCircuitFile } from './exporters';
 
 type ModelNode = { kind: 'info'; label: string; value: string } | { kind: 'layers' } | { kind: 'layer'; layer: number } | { kind: 'component'; id: string; label: string };
 
@@ -54,8 +58,8 @@ export class ModelTree implements vscode.TreeDataProvider<ModelNode> {
     if (node.kind === 'layers') return Array.from({ length: i.layers }, (_, layer) => ({ kind: 'layer' as const, layer }));
     if (node.kind === 'layer') {
       return [
-        ...Array.from({ length: i.heads }, (_, h) => ({ kind: 'component' as const, id: `a${node.layer}.h${h}`, label: `Head ${h}` })),
-        { kind: 'component' as const, id: `m${node.layer}`, label: 'MLP' },
+        ...Array.from({ length: i.heads }, (_, h) => ({ kind: 'component' as const, id: componentId.head(node.layer, h), label: `Head ${h}` })),
+        { kind: 'component' as const, id: componentId.mlp(node.layer), label: 'MLP' },
       ];
     }
     return [];
@@ -64,10 +68,12 @@ export class ModelTree implements vscode.TreeDataProvider<ModelNode> {
 
 export interface SavedCircuit {
   readonly file: string;
-  readonly circuit: Circuit;
+  /** The file name without `.json`. */
+  readonly name: string;
+  readonly graph: CircuitGraph;
 }
 
-/** Saved circuits: one JSON file per circuit under globalStorage/circuits. */
+/** Saved circuits: one circuit graph JSON file per circuit under globalStorage/circuits. */
 export class CircuitStore implements vscode.TreeDataProvider<SavedCircuit> {
   private readonly emitter = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.emitter.event;
@@ -76,16 +82,20 @@ export class CircuitStore implements vscode.TreeDataProvider<SavedCircuit> {
     ctx.push(this.emitter);
   }
 
-  private get dir(): string {
+  get dir(): string {
     return path.join(this.ctx.extension.globalStorageUri.fsPath, 'circuits');
   }
 
-  async save(circuit: Circuit): Promise<string> {
+  /** Writes the graph as the CLI would (`circuitJson`), under `name` or a fresh one. */
+  async save(graph: CircuitGraph, name = circuitName(graph)): Promise<SavedCircuit> {
     await fs.mkdir(this.dir, { recursive: true });
-    const file = path.join(this.dir, `${circuit.id.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
-    await fs.writeFile(file, JSON.stringify(circuit, null, 1));
+    const safe = name.replace(/[^A-Za-z0-9_.+-]+/g, '_').replace(/\.json$/, '');
+    const file = path.join(this.dir, `${safe}.json`);
+    const tmp = `${file}.${process.pid}.tmp`;
+    await fs.writeFile(tmp, circuitJson(graph));
+    await fs.rename(tmp, file);
     this.emitter.fire();
-    return file;
+    return { file, name: safe, graph };
   }
 
   async remove(item: SavedCircuit): Promise<void> {
@@ -104,21 +114,21 @@ export class CircuitStore implements vscode.TreeDataProvider<SavedCircuit> {
     for (const name of names) {
       const file = path.join(this.dir, name);
       try {
-        out.push({ file, circuit: parseWith(circuitSchema, JSON.parse(await fs.readFile(file, 'utf8')), 64 << 20) });
+        out.push({ file, name: name.slice(0, -'.json'.length), graph: parseCircuitFile(await fs.readFile(file, 'utf8'), file) });
       } catch (err) {
         this.ctx.log.warn(`ignoring saved circuit ${file}: ${(err as Error).message}`);
       }
     }
-    return out.sort((a, b) => b.circuit.id.localeCompare(a.circuit.id));
+    return out.sort((a, b) => (b.graph.created ?? '').localeCompare(a.graph.created ?? '') || a.name.localeCompare(b.name));
   }
 
   getTreeItem(item: SavedCircuit): vscode.TreeItem {
-    const c = item.circuit;
-    const t = new vscode.TreeItem(c.title);
-    const heads = c.nodes.filter((n) => n.kind === 'head').length;
-    const mlps = c.nodes.filter((n) => n.kind === 'mlp').length;
-    t.description = `${heads} heads · ${mlps} MLPs${c.metrics ? ` · faithfulness ${c.metrics.faithfulness.toFixed(2)}` : ''}`;
-    t.tooltip = `${c.title}\n${c.task} · ${c.mode} · ${path.basename(c.model)}\n${c.nodes.length} nodes, ${c.edges.length} edges`;
+    const g = item.graph;
+    const t = new vscode.TreeItem(item.name);
+    const components = circuitComponentIds(g).length;
+    const faithfulness = g.metrics?.faithfulness;
+    t.description = `${components} of ${g.selection.candidates} · ${g.granularity}${faithfulness !== undefined ? ` · faithfulness ${faithfulness.toFixed(2)}` : ''}`;
+    t.tooltip = `${item.name}\n${g.task.name} (${g.task.metric}, ${g.task.examples} prompts) · ${g.method.name}${g.method.aggregation ? ` ${g.method.aggregation}` : ''} · ${g.model.name}\n${g.nodes.length} nodes, ${g.edges.length} edges\n${item.file}`;
     t.iconPath = new vscode.ThemeIcon('type-hierarchy');
     t.contextValue = 'savedCircuit';
     t.command = { command: 'circuitLens.openGraph', title: 'Open Circuit Graph', arguments: [item] };
@@ -127,5 +137,43 @@ export class CircuitStore implements vscode.TreeDataProvider<SavedCircuit> {
 
   getChildren(item?: SavedCircuit): Promise<SavedCircuit[]> | SavedCircuit[] {
     return item ? [] : this.list();
+  }
+}
+
+/** A one-line summary of a run (the Runs view, pickers, messages). */
+export function describeRun(run: Run): string {
+  if (run.kind === 'prune') {
+    const ppl = run.perplexityBefore !== null && run.perplexityAfter !== null ? ` · perplexity ${fmt(run.perplexityBefore)} → ${fmt(run.perplexityAfter)}` : '';
+    return `${(run.achievedSparsity * 100).toFixed(1)} % pruned${ppl}`;
+  }
+  const changes = Object.keys(run.before).map((k) => `${k.replace(/_/g, ' ')} ${fmt(run.before[k]!)} → ${fmt(run.after[k] ?? Number.NaN)}`);
+  return `${run.removed.length} of ${run.totalComponents} ${run.settings.unit} removed${changes.length ? ` · ${changes.join(', ')}` : ''}`;
+}
+
+export function fmt(x: number): string {
+  return Number.isFinite(x) ? (Math.abs(x) >= 1000 ? x.toExponential(2) : x.toFixed(3)) : String(x);
+}
+
+/** The pruning and correction runs of this session; a click shows the run in the panel's charts. */
+export class RunsTree implements vscode.TreeDataProvider<Run> {
+  private readonly emitter = new vscode.EventEmitter<void>();
+  readonly onDidChangeTreeData = this.emitter.event;
+
+  constructor(private readonly ctx: Ctx) {
+    ctx.push(this.emitter, ctx.onDidChangeRuns(() => this.emitter.fire()));
+  }
+
+  getTreeItem(run: Run): vscode.TreeItem {
+    const t = new vscode.TreeItem(run.title);
+    t.description = describeRun(run);
+    t.tooltip = `${run.title}\n${describeRun(run)}\n${run.model}\n${run.created}`;
+    t.iconPath = new vscode.ThemeIcon(run.kind === 'prune' ? 'scissors' : 'wrench');
+    t.contextValue = `run.${run.kind}`;
+    t.command = { command: 'circuitLens.showRun', title: 'Show Run', arguments: [run.id] };
+    return t;
+  }
+
+  getChildren(run?: Run): Run[] {
+    return run ? [] : [...this.ctx.runs];
   }
 }

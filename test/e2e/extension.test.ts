@@ -1,6 +1,10 @@
+/// <reference lib="dom" />
+// page.evaluate callbacks run in the browser: DOM types for them only (tsconfig.json has none).
 /**
  * Circuit Lens end to end in code-server: the packaged VSIX, the real engine worker and model,
- * the editor heatmap and the circuit panel, checked through the DOM.
+ * the editor heatmap and the circuit panel, checked through the DOM. The editor and the CLI run
+ * the same pipeline: a circuit discovered in the editor equals the CLI's for the same settings,
+ * the panel opens the CLI's circuit file, and the CLI verifies the circuit the panel saved.
  *
  *   npm run test:e2e          (installs code-server + chromium on first run; see harness.ts)
  */
@@ -9,8 +13,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Frame, Page } from 'playwright-core';
+import { buildCircuitGraph, selectNodes, validateCircuitGraph, type CircuitGraph } from '../../src/circuits/graph';
 import {
+  cli,
   cliAttribute,
+  circuitStore,
   type CodeServer,
   e2eDir,
   ensureInstalled,
@@ -48,29 +55,56 @@ let server: CodeServer;
 let browser: Browser;
 let page: Page;
 
-/** A small circuit for the panel tests that do not depend on discovery. */
-const fixtureCircuit = {
-  id: 'fixture-ioi',
-  title: 'Fixture circuit <b>not bold</b>',
-  task: 'ioi',
-  model: 'tiny-ioi-gpt2',
-  mode: 'attnlrp',
-  layers: 4,
-  heads: 4,
-  nodes: [
-    { id: 'input', kind: 'input', layer: -1, relevance: 1 },
-    { id: 'a0.h0', kind: 'head', layer: 0, head: 0, relevance: 0.9, label: '<img src=x onerror="document.body.dataset.pwned=1">' },
-    { id: 'a2.h1', kind: 'head', layer: 2, head: 1, relevance: 0.5 },
-    { id: 'm1', kind: 'mlp', layer: 1, relevance: 0.3 },
-    { id: 'logits', kind: 'logits', layer: 4, relevance: 1 },
-  ],
-  edges: [
-    { source: 'input', target: 'a0.h0', weight: 0.8 },
-    { source: 'a0.h0', target: 'm1', weight: 0.4 },
-    { source: 'm1', target: 'a2.h1', weight: -0.2 },
-    { source: 'a2.h1', target: 'logits', weight: 0.6 },
-  ],
-};
+/** The embedded model's shape, as a circuit file records it. */
+const TINY = { name: 'tiny-ioi-gpt2', nLayers: 4, nHeads: 4, dModel: 128, dMlp: 512 };
+
+/**
+ * A small circuit for the panel tests that do not depend on discovery: the CLI's circuit graph
+ * JSON (a0.h0, m1 and a2.h1 kept of 20 candidates), with a hostile task name that must stay text.
+ */
+function fixtureCircuit(): CircuitGraph {
+  const heads = [
+    [0.9, 0.02, 0.01, 0.03],
+    [0.04, 0.01, 0.02, 0.01],
+    [0.01, 0.5, 0.02, 0.05],
+    [0.03, 0.01, 0.04, 0.02],
+  ];
+  const full = buildCircuitGraph({
+    model: TINY,
+    task: { name: '<img src=x onerror="document.body.dataset.pwned=1">', metric: 'logit_diff', examples: 16, seed: 0 },
+    method: { name: 'attnlrp', aggregation: 'signed-mean' },
+    heads,
+    mlps: [0.02, 0.3, 0.01, 0.04],
+    inputRelevance: 1,
+    logitsRelevance: 1,
+    edges: [
+      { source: 'input', target: 'a0.h0', relevance: 0.8 },
+      { source: 'a0.h0', target: 'm1', relevance: 0.4 },
+      { source: 'm1', target: 'a2.h1', relevance: -0.2 },
+      { source: 'a2.h1', target: 'logits', relevance: 0.6 },
+    ],
+  });
+  const scores = Object.fromEntries(full.nodes.filter((n) => n.kind === 'head' || n.kind === 'mlp').map((n) => [n.id, n.relevance]));
+  const graph = { ...selectNodes(full, { kind: 'top-k', k: 3 }, { absolute: false }), scores, created: '2026-01-01T00:00:00.000Z' };
+  return validateCircuitGraph(JSON.parse(JSON.stringify(graph)), 'fixture');
+}
+const FIXTURE_NAME = 'Fixture circuit <b>not bold</b>';
+
+/** A circuit file without its timestamp (the one field two runs of the same discovery differ in). */
+function withoutTime(file: string): Record<string, unknown> {
+  const json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  assert.equal(typeof json['created'], 'string', `${file} has no created time`);
+  delete json['created'];
+  return json;
+}
+
+/** Chooses a view of the panel through its select. */
+async function showView(f: Frame, view: 'graph' | 'table' | 'charts'): Promise<void> {
+  await f.locator('[data-testid="view-select"]').evaluate((e, v) => {
+    (e as HTMLElement & { value: string }).value = v;
+    e.dispatchEvent(new Event('change'));
+  }, view);
+}
 
 async function hoverText(): Promise<string> {
   return until('the Circuit Lens hover', async () => {
@@ -99,11 +133,11 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     fs.rmSync(workspace, { recursive: true, force: true });
     fs.mkdirSync(workspace, { recursive: true });
     fs.writeFileSync(path.join(workspace, 'prompt.txt'), `${PROMPT}\nThe war lasted from the year 1732 to the year 17\n`);
-    server = await startCodeServer(vsix, workspace, { 'workbench.colorTheme': 'Default Dark Modern', 'workbench.preferredDarkColorTheme': 'Default Dark Modern', 'workbench.preferredLightColorTheme': 'Default Light Modern', 'circuitLens.developer.testHooks': true, 'circuitLens.circuits.prompts': 16, 'circuitLens.pruning.windows': 8, 'git.enabled': false, 'git.openRepositoryInParentFolders': 'never' });
-    // Seed a saved circuit so panel tests do not depend on discovery.
-    const store = path.join(server.userDataDir, 'User', 'globalStorage', 'circuit-lens.circuit-lens', 'circuits');
+    server = await startCodeServer(vsix, workspace, { 'workbench.colorTheme': 'Default Dark Modern', 'workbench.preferredDarkColorTheme': 'Default Dark Modern', 'workbench.preferredLightColorTheme': 'Default Light Modern', 'circuitLens.developer.testHooks': true, 'circuitLens.pruning.windows': 8, 'git.enabled': false, 'git.openRepositoryInParentFolders': 'never' });
+    // Seed a saved circuit so panel tests do not depend on discovery (written as the CLI writes it).
+    const store = circuitStore(server);
     fs.mkdirSync(store, { recursive: true });
-    fs.writeFileSync(path.join(store, 'fixture-ioi.json'), JSON.stringify(fixtureCircuit));
+    fs.writeFileSync(path.join(store, `${FIXTURE_NAME}.json`), `${JSON.stringify(fixtureCircuit(), null, 1)}\n`);
     browser = await launchBrowser();
     page = await openWorkbench(browser, server);
   });
@@ -212,26 +246,28 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
 
   let frame: Frame;
 
-  it('opens a saved circuit in the panel and keeps model-derived text inert', async () => {
-    await runCommand(page, 'Circuit Lens: Open Circuit Graph');
-    const pick = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Fixture circuit' }).first();
-    const picked = await pick.waitFor({ state: 'visible', timeout: 5000 }).then(() => true, () => false);
-    if (picked) await pickQuickItem(page, 'Fixture', 'Fixture circuit');
+  it('opens a saved circuit in the panel with its layer axis, legend and ghosts, and keeps model-derived text inert', async () => {
+    await runCommand(page, 'Circuit Lens: Open Circuit Graph…');
+    await pickQuickItem(page, 'Fixture', 'Fixture circuit');
     frame = await webviewFrame(page, '[data-testid="node-count"]');
     await until('the fixture circuit in the panel', async () => (await frame.textContent('[data-testid="title"]'))?.includes('Fixture circuit'));
     assert.equal(await frame.textContent('[data-testid="node-count"]'), '5');
+    assert.equal(await frame.textContent('[data-testid="edge-count"]'), '4');
     assert.equal(await frame.locator('[data-testid="title"] b').count(), 0, 'title must be text, not HTML');
-    await frame.locator('[data-testid="view-select"]').evaluate((e) => {
-      (e as HTMLElement & { value: string }).value = 'table';
-      e.dispatchEvent(new Event('change'));
-    });
+    // Discovery-time metrics are absent from the fixture: nothing stale is shown.
+    assert.equal(await frame.locator('[data-testid="not-verified"]').count(), 1);
+    assert.ok((await frame.locator('[data-testid="legend"]').innerText()).includes('candidate not in the circuit'));
+    await frame.click('[data-testid="fit"]');
+    await showView(frame, 'table');
     await frame.locator('tr[data-node="a0.h0"]').waitFor();
-    assert.equal(await frame.locator('table.nodes img').count(), 0, 'labels must never become elements');
+    // Ranked among all 20 candidates (graph.scores), not only the kept ones.
+    assert.match((await frame.locator('tr[data-node="a0.h0"]').innerText()).replace(/\s+/g, ' '), /1 \/ 20/);
+    assert.equal(await frame.locator('table.nodes img').count(), 0, 'names must never become elements');
+    await showView(frame, 'charts');
+    await frame.locator('[data-testid="head-heatmap"]').waitFor();
+    assert.equal(await frame.locator('[data-testid="head-heatmap"] td.kept').count(), 2, 'a0.h0 and a2.h1 are marked as kept');
     assert.equal(await frame.evaluate(() => document.body.dataset['pwned'] ?? null), null);
-    await frame.locator('[data-testid="view-select"]').evaluate((e) => {
-      (e as HTMLElement & { value: string }).value = 'graph';
-      e.dispatchEvent(new Event('change'));
-    });
+    await showView(frame, 'graph');
   });
 
   it('rejects a hostile message posted to the panel', async () => {
@@ -240,7 +276,10 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     await frame.evaluate(() => window.postMessage({ method: 'panel/eval', params: 'alert(1)' }, '*'));
     await until('first rejection', async () => Number((await frame.evaluate(() => document.body.dataset['rejected'])) ?? '0') > before);
     // From the outer webview frame, where host messages come from: rejected by the validator.
-    const hostile = { method: 'panel/state', params: { circuit: null, ablated: ['<script>alert(1)</script>'], pinned: [], selected: null, threshold: 0, topK: 1, view: 'graph' } };
+    const hostile = {
+      method: 'panel/state',
+      params: { circuit: null, title: '', verification: null, runs: [], shownRuns: [], ablated: ['<script>alert(1)</script>'], pinned: [], selected: null, threshold: 0, topK: 1, view: 'graph' },
+    };
     const outer = frame.parentFrame();
     assert.ok(outer, 'the webview app runs in a nested frame');
     await outer.evaluate((msg) => {
@@ -262,53 +301,97 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     await setTheme(DARK);
   });
 
-  it('discovers the IOI circuit, verifies it, ablates a node and sees the metric change', async () => {
+  /** The circuit the editor discovered and saved, and the one the CLI wrote for the same settings. */
+  let saved = '';
+  let fromCli = '';
+
+  it('discovers the IOI circuit in the editor and with the CLI: the same circuit.json apart from the time', async () => {
+    const store = circuitStore(server);
+    const existing = new Set(fs.readdirSync(store));
     await runCommand(page, 'Circuit Lens: Discover Circuit…');
-    await pickQuickItem(page, 'Indirect object', 'Indirect object identification');
-    const outcome = await until(
-      'discovery result',
+    await until('the discovery menu', async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes('Discover Circuit'), 20_000);
+    // Fresh workspace: every setting is the default, i.e. `circuit-lens discover --task ioi`.
+    await pickQuickItem(page, 'Discover', 'Discover');
+    const f = await until(
+      'the discovered circuit in the panel',
       async () => {
-        const f = await webviewFrame(page, '[data-testid="node-count"]');
-        const title = (await f.textContent('[data-testid="title"]')) ?? '';
-        return title && !title.includes('Fixture') ? f : undefined;
+        const fr = await webviewFrame(page, '[data-testid="node-count"]');
+        return ((await fr.textContent('[data-testid="title"]')) ?? '').startsWith('ioi-attnlrp') ? fr : undefined;
       },
-      5 * 60_000,
+      8 * 60_000,
       1000,
     );
-    const f = outcome;
-    const nodes = Number(await f.textContent('[data-testid="node-count"]'));
-    assert.ok(nodes > 2, `node count ${nodes}`);
+    frame = f;
+    const added = fs.readdirSync(store).filter((n) => !existing.has(n) && n.endsWith('.json'));
+    assert.equal(added.length, 1, `new saved circuits: ${added.join(', ')}`);
+    saved = path.join(store, added[0]!);
+    assert.equal((await f.textContent('[data-testid="title"]'))?.trim(), added[0]!.replace(/\.json$/, ''));
+    const graph = JSON.parse(fs.readFileSync(saved, 'utf8')) as CircuitGraph;
+    assert.equal(Number(await f.textContent('[data-testid="node-count"]')), graph.nodes.length);
+    // The panel shows the metrics measured at discovery until it is verified again.
+    assert.equal(await f.textContent('[data-testid="metrics-source"]'), 'measured at discovery');
+    assert.equal(Number(await f.textContent('[data-testid="faithfulness"]')).toFixed(3), graph.metrics!.faithfulness!.toFixed(3));
+
+    fromCli = path.join(server.workspace, 'cli-ioi.json');
+    await cli(['discover', '--task', 'ioi', '--out', fromCli]);
+    assert.deepEqual(withoutTime(saved), withoutTime(fromCli), 'the editor and the CLI must find the same circuit');
+    // Byte for byte too, once the time is the same: both write the documented JSON the same way.
+    const cliText = fs.readFileSync(fromCli, 'utf8');
+    const editorText = fs.readFileSync(saved, 'utf8');
+    assert.equal(editorText.replace(/"created": "[^"]*"/, ''), cliText.replace(/"created": "[^"]*"/, ''));
+  });
+
+  it('verifies the circuit in the panel, ablates a node and sees the metric change; the CLI verifies the saved file alike', async () => {
+    const f = frame;
     await f.click('[data-testid="verify"]');
-    const faith1 = await until('faithfulness', async () => {
-      const v = await f.textContent('[data-testid="faithfulness"]');
-      return v && v !== '—' ? Number(v) : undefined;
-    }, 5 * 60_000);
-    assert.ok(Number.isFinite(faith1));
-    const ablated1 = await f.textContent('[data-testid="metric-ablated"]');
+    await until('the verification', async () => (await f.textContent('[data-testid="metrics-source"]')) === 'verified in this session', 5 * 60_000);
+    const faith = Number(await f.textContent('[data-testid="faithfulness"]'));
+    assert.ok(Number.isFinite(faith), `faithfulness ${faith}`);
+    assert.match((await f.textContent('[data-testid="status"]')) ?? '', /Verified: faithfulness/);
+    const out = JSON.parse(await cli(['verify', '--circuit', saved, '--task', 'ioi', '--json'])) as Record<string, unknown>;
+    const cliFaith = Number(out['faithfulness'] ?? (out['metrics'] as Record<string, unknown> | undefined)?.['faithfulness']);
+    assert.ok(Math.abs(cliFaith - faith) <= 1e-3 * Math.max(1, Math.abs(faith)), `the CLI verifies the panel's circuit at ${cliFaith}, the panel at ${faith}`);
     // For the README: heatmap and circuit side by side, without the side bar or progress toasts.
     await until('no toasts', async () => (await page.locator('.notifications-toasts .notification-toast').count()) === 0, 15_000).catch(() => undefined);
     await runCommand(page, 'View: Close Primary Side Bar');
     await page.keyboard.press('Escape');
-    await page.waitForTimeout(1500);
+    await f.click('[data-testid="fit"]');
     await screenshot(page, 'ioi-panel-dark');
     await runCommand(page, 'View: Toggle Primary Side Bar Visibility');
     // Ablate the most relevant head through the table, then verify again.
-    await f.locator('[data-testid="view-select"]').evaluate((e) => {
-      (e as HTMLElement & { value: string }).value = 'table';
-      e.dispatchEvent(new Event('change'));
-    });
+    await showView(f, 'table');
     const headRow = f.locator('table.nodes tbody tr', { has: f.locator('td', { hasText: /^head$/ }) }).first();
     await headRow.locator('input[type="checkbox"]').first().check();
     assert.equal(await f.textContent('[data-testid="ablated-count"]'), '1');
     await f.click('[data-testid="verify"]');
-    const ablated2 = await until('metric after ablation', async () => {
+    const ablated = await until('the metric with the ablation', async () => {
       const v = await f.textContent('[data-testid="metric-ablated"]');
-      return v && v !== ablated1 && v !== '—' ? v : undefined;
+      return v && v !== '—' ? v : undefined;
     }, 5 * 60_000);
-    assert.notEqual(ablated2, ablated1);
+    assert.notEqual(ablated, await f.textContent('[data-testid="metric-circuit"]'));
+    await showView(f, 'graph');
   });
 
-  it('prunes the embedded model to 50 % and shows perplexity before/after and the sparsity curve', async () => {
+  it('opens the CLI circuit in the panel, without the previous verification', async () => {
+    await runCommand(page, 'Circuit Lens: Open Circuit Graph…');
+    await pickQuickItem(page, 'cli-ioi', 'cli-ioi.json');
+    const f = frame;
+    await until('the CLI circuit in the panel', async () => (await f.textContent('[data-testid="title"]'))?.trim() === 'cli-ioi');
+    const graph = JSON.parse(fs.readFileSync(fromCli, 'utf8')) as CircuitGraph;
+    assert.equal(Number(await f.textContent('[data-testid="node-count"]')), graph.nodes.length);
+    assert.equal(await f.textContent('[data-testid="metrics-source"]'), 'measured at discovery');
+    assert.equal(await f.textContent('[data-testid="ablated-count"]'), '0');
+    assert.doesNotMatch((await f.textContent('[data-testid="status"]')) ?? '', /Verified/);
+    await showView(f, 'charts');
+    await f.locator('[data-testid="chart-faithfulness"] canvas').waitFor({ state: 'visible', timeout: 20_000 });
+    const sizes = (await f.locator('[data-testid="curve-table"] tr').first().locator('th[scope="col"]').allInnerTexts()).map(Number);
+    assert.ok(sizes.length >= 2, `curve sizes ${sizes.join(' ')}`);
+    assert.deepEqual([...new Set(sizes)], sizes, 'one point per circuit size');
+    assert.ok(sizes.every((x, i) => x > 0 && (i === 0 || x > sizes[i - 1]!)), `sizes ascend on the log axis: ${sizes.join(' ')}`);
+    await showView(f, 'graph');
+  });
+
+  it('prunes the embedded model to 50 % and shows the run: perplexity before/after and the sparsity curve', async () => {
     const pickRow = (filter: string, row: string) => pickQuickItem(page, filter, row);
     await runCommand(page, 'Circuit Lens: Prune Model…');
     await until('the method picker', async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes('Prune Model (1/3)'), 20_000);
@@ -331,15 +414,18 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     assert.equal(m[1], '5.150');
     const after = Number(m[2]);
     assert.ok(after > 5 && after < 20, note);
-    // The panel shows the same numbers and draws the curve.
+    // The panel's Charts view shows the run: the same numbers and the curve on a numeric axis.
     const f = await webviewFrame(page, '[data-testid="perplexity-after"]');
     assert.equal(Number(await f.textContent('[data-testid="perplexity-after"]')).toFixed(3), after.toFixed(3));
     assert.equal(Number(await f.textContent('[data-testid="perplexity-before"]')).toFixed(3), '5.150');
+    assert.equal(await f.locator('[data-testid="run-toggle"]:checked').count(), 1);
     await f.locator('[data-testid="chart-sparsity"] canvas').waitFor({ state: 'visible', timeout: 20_000 });
     const cells = await f.locator('[data-testid="sparsity-table"] td').allInnerTexts();
     assert.ok(cells.length >= 6, `curve cells: ${cells.join(' ')}`);
     assert.equal(cells[0], '5.150');
     assert.ok(cells.some((c) => Number(c).toFixed(3) === after.toFixed(3)));
+    // The circuit shown before stays in the panel (the run is overlaid, not a fake circuit).
+    assert.equal((await f.textContent('[data-testid="title"]'))?.trim(), 'cli-ioi');
     await f.locator('[data-testid="chart-sparsity"]').scrollIntoViewIfNeeded();
     await screenshot(page, 'pruning-dark');
   });

@@ -1,8 +1,10 @@
+/// <reference lib="dom" />
+// page.evaluate callbacks run in the browser: DOM types for them only (tsconfig.json has none).
 /**
  * End-to-end harness: code-server 4.100.3 (VS Code's workbench in a browser, with a real Node
- * extension host) driven by playwright-core in Debian's Chromium. See
- * /work/shared/recipes/code-server.md for why this setup (VS Code desktop cannot be downloaded
- * offline; code-server 4.101+ needs Node 22).
+ * extension host) driven by playwright-core in Debian's Chromium. Why this setup: VS Code desktop
+ * cannot be downloaded without network access, and code-server 4.101+ needs Node 22 (this project
+ * runs on Node 20); test/e2e/install-code-server.sh installs it.
  *
  * Environment:
  *   CL_E2E_DIR       state folder (default .e2e/ in the repo; git-ignored)
@@ -301,4 +303,20 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 export function cliAttribute(prompt: string, extra: string[] = []): Record<string, unknown> {
   const out = execFileSync(process.execPath, [path.join(root, 'dist/cli.js'), 'attribute', '--prompt', prompt, '--json', ...extra], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
   return JSON.parse(out) as Record<string, unknown>;
+}
+
+/** Runs the CLI (`dist/cli.js`) without blocking the test process; resolves to its stdout. */
+export async function cli(args: readonly string[]): Promise<string> {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(root, 'dist/cli.js'), ...args], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`circuit-lens ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** Where the extension keeps its saved circuits (one circuit graph JSON file each). */
+export function circuitStore(server: CodeServer): string {
+  return path.join(server.userDataDir, 'User', 'globalStorage', 'circuit-lens.circuit-lens', 'circuits');
 }

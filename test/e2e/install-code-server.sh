@@ -3,7 +3,7 @@
 # for the end-to-end suite, offline except for the npm registry and Debian apt.
 # Usage: test/e2e/install-code-server.sh [DIR]   (default: .e2e/code-server)
 # Idempotent: does nothing when DIR already holds a working code-server.
-# Follows /work/shared/recipes/code-server.md.
+# apt waits up to 10 minutes for the dpkg lock (other jobs on the machine may hold it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${1:-$root/.e2e/code-server}
@@ -16,7 +16,7 @@ else
   need=()
   for p in libkrb5-dev ripgrep; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
   if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null
   fi
   # @vscode/ripgrep looks for its release archive in a temp-dir cache before GitHub.
   cache="$(node -p 'require("os").tmpdir()')/vscode-ripgrep-cache-1.15.11"
@@ -36,6 +36,6 @@ else
   echo "code-server $version installed in $dir"
 fi
 if [ ! -x /usr/bin/chromium ]; then
-  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null
 fi
 echo "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo missing)"

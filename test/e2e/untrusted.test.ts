@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// page.evaluate callbacks run in the browser: DOM types for them only (tsconfig.json has none).
 /**
  * Circuit Lens in an untrusted workspace (code-server with workspace trust on, the folder opened
  * in Restricted Mode): a model folder inside the workspace is loaded only after the user agrees

@@ -1,69 +1,68 @@
 /**
- * The extension's Export Circuit… formats (src/extension/exporters.ts): the panel's circuit goes
- * through the CLI's exporters and validators, and the circuit graph JSON it writes is what the
- * CLI's `--circuit` reader accepts.
+ * The extension's Save / Export Circuit… formats (src/extension/exporters.ts): the circuit is
+ * the CLI's `CircuitGraph` itself, written byte for byte as `circuit-lens discover --out` writes
+ * it, and the EAP-IG and Neuronpedia documents come from the CLI's exporters and validators.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { circuitFileText } from '../../src/cli/commands';
 import { validateEapIgJson, validateNeuronpediaJson, type EapIgGraphJson, type NeuronpediaGraphJson } from '../../src/circuits/export';
-import { validateCircuitGraph, type CircuitGraph } from '../../src/circuits/graph';
+import { selectNodes, type CircuitGraph } from '../../src/circuits/graph';
 import { Engine } from '../../src/engine/engine';
-import { exportCircuit, toCircuitGraph } from '../../src/extension/exporters';
-import type { Circuit, PromptAttribution } from '../../src/protocol';
+import { circuitJson, circuitName, exportCircuit, parseCircuitFile } from '../../src/extension/exporters';
+import type { PromptAttribution } from '../../src/protocol/shapes';
 import { EMBEDDED_MODEL } from '../helpers';
+import { tinyNodeGraph } from './circuits-graph-fixture';
 
-const circuit: Circuit = {
-  id: 'fixture-ioi',
-  title: 'Fixture circuit',
-  task: 'ioi',
-  model: '/models/tiny-ioi-gpt2',
-  mode: 'attnlrp',
-  layers: 4,
-  heads: 4,
-  dModel: 128,
-  dMlp: 512,
-  examples: 16,
-  nodes: [
-    { id: 'input', kind: 'input', layer: -1, relevance: 1 },
-    { id: 'a0.h0', kind: 'head', layer: 0, head: 0, relevance: 0.9 },
-    { id: 'a2.h1', kind: 'head', layer: 2, head: 1, relevance: 0.5 },
-    { id: 'm1', kind: 'mlp', layer: 1, relevance: 0.3 },
-    { id: 'logits', kind: 'logits', layer: 4, relevance: 1 },
-  ],
-  edges: [
-    { source: 'input', target: 'a0.h0', weight: 0.8 },
-    { source: 'a0.h0', target: 'm1', weight: 0.4 },
-    { source: 'm1', target: 'a2.h1', weight: -0.2 },
-    { source: 'a2.h1', target: 'logits', weight: 0.6 },
-  ],
-  metrics: { metric: 'logit_diff', full: 10.5, circuit: 9.8, faithfulness: 0.93 },
-};
-const dims = { dModel: 128, dMlp: 512 };
+/** A selected circuit as discovery returns it: kept nodes, all candidate scores, metrics, time. */
+function discovered(): CircuitGraph {
+  const full = tinyNodeGraph();
+  const scores = Object.fromEntries(full.nodes.filter((n) => n.kind !== 'input' && n.kind !== 'logits').map((n) => [n.id, n.relevance]));
+  const graph = selectNodes(full, { kind: 'top-k', k: 3 }, { absolute: true });
+  return {
+    ...graph,
+    metrics: { metric: 'logit_diff', ablation: 'mean', full: 5, empty: 0.5, circuit: 4.5, faithfulness: 0.89, curve: [{ fraction: 0.5, size: 3, score: 4.5, faithfulness: 0.89 }] },
+    scores,
+    created: '2026-01-02T03:04:05.678Z',
+  };
+}
 
 describe('extension exporters', () => {
-  it('writes the CLI circuit graph JSON, restricted to a node subset when given', () => {
-    const graph = exportCircuit(circuit, 'circuit-lens', dims) as CircuitGraph;
-    assert.deepEqual(validateCircuitGraph(JSON.parse(JSON.stringify(graph))), graph);
-    assert.equal(graph.model.name, 'tiny-ioi-gpt2');
-    assert.equal(graph.granularity, 'heads+mlps');
-    assert.equal(graph.metrics?.faithfulness, 0.93);
-    assert.deepEqual(graph.edges.map((e) => e.id), ['input->a0.h0', 'a0.h0->m1', 'm1->a2.h1', 'a2.h1->logits']);
-    const sub = toCircuitGraph(circuit, dims, ['a0.h0', 'm1']);
-    assert.deepEqual(sub.nodes.map((n) => n.id), ['input', 'a0.h0', 'm1', 'logits']);
-    assert.deepEqual(sub.edges.map((e) => e.id), ['input->a0.h0', 'a0.h0->m1']);
+  it('writes the circuit graph exactly as the CLI does, and reads it back unchanged', () => {
+    const graph = discovered();
+    const text = circuitJson(graph);
+    assert.equal(text, circuitFileText(graph), 'the editor and the CLI must write the same bytes');
+    assert.ok(text.endsWith('}\n'));
+    const back = parseCircuitFile(text, 'saved.json');
+    assert.deepEqual(back, graph);
+    // What is read and written again is the same file: Save after Open changes nothing.
+    assert.equal(circuitJson(back), text);
+    assert.equal(exportCircuit(graph, 'circuit-lens'), text);
   });
 
-  it('writes valid EAP-IG JSON', () => {
-    const json = exportCircuit(circuit, 'eap-ig', dims) as EapIgGraphJson;
+  it('names the file and the problem when a circuit file is not one', () => {
+    assert.throws(() => parseCircuitFile('{"version": 1', 'broken.json'), /broken\.json: not JSON/);
+    const wrong = JSON.parse(circuitJson(discovered()));
+    wrong.nodes[1].kind = 'attention';
+    assert.throws(() => parseCircuitFile(JSON.stringify(wrong), 'wrong.json'), /wrong\.json.*nodes\[1\].*kind/s);
+  });
+
+  it('gives a circuit a file-name-safe name from its task, method, granularity and time', () => {
+    const name = circuitName(discovered());
+    assert.equal(name, 'ioi-attnlrp-heads+mlps-2026-01-02T03-04-05Z');
+    assert.match(name, /^[A-Za-z0-9_.+-]+$/);
+  });
+
+  it('writes valid EAP-IG JSON from the graph itself', () => {
+    const json = JSON.parse(exportCircuit(discovered(), 'eap-ig')) as EapIgGraphJson;
     assert.deepEqual(validateEapIgJson(json), []);
-    assert.equal(json.cfg.d_model, 128);
-    assert.equal(json.nodes['a0.h0']!.in_graph, true);
-    assert.equal(json.nodes['a1.h0']!.in_graph, false);
-    assert.equal(json.edges['a0.h0->m1']!.in_graph, true);
+    assert.equal(json.cfg.d_model, 8);
+    const kept = discovered().nodes.map((n) => n.id);
+    for (const id of ['a0.h0', 'a0.h1', 'a1.h0', 'a1.h1']) assert.equal(json.nodes[id]!.in_graph, kept.includes(id), id);
   });
 
   it('writes a valid Neuronpedia graph on one prompt, and needs the prompt', async () => {
-    assert.throws(() => exportCircuit(circuit, 'neuronpedia', dims), /one prompt/);
+    assert.throws(() => exportCircuit(discovered(), 'neuronpedia'), /one prompt/);
     const engine = await Engine.load(EMBEDDED_MODEL);
     try {
       const text = 'When Mary and John went to the store, John gave a drink to';
@@ -79,11 +78,13 @@ describe('extension exporters', () => {
         headRelevance: [],
         sums: { token: 0, position: 0, bias: 0 },
       };
-      const json = exportCircuit(circuit, 'neuronpedia', dims, undefined, { text, attribution }) as NeuronpediaGraphJson;
+      // The embedded model's shape, so the graph's ids are in range.
+      const graph: CircuitGraph = { ...discovered(), model: { name: 'tiny-ioi-gpt2', nLayers: engine.spec.nLayers, nHeads: engine.spec.nHeads, dModel: engine.spec.dModel, dMlp: engine.spec.dMlp } };
+      const json = JSON.parse(exportCircuit(graph, 'neuronpedia', { text, attribution, slug: 'my circuit' })) as NeuronpediaGraphJson;
       assert.deepEqual(validateNeuronpediaJson(json), []);
       assert.equal(json.metadata.prompt, text);
       assert.equal(json.metadata.prompt_tokens.length, ids.length);
-      assert.ok(json.nodes.some((n) => n.clerp === 'a0.h0'));
+      assert.equal(json.metadata.slug, 'my-circuit');
       assert.ok(json.nodes.some((n) => n.feature_type === 'logit'));
     } finally {
       await engine.dispose();

@@ -1,41 +1,57 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  Engine,
-  FromWebview,
-  fromWebviewMessages,
-  parseWith,
-  ProtocolError,
-  s,
-  ToWebview,
-  toWebviewMessages,
-  validateWorkerMessage,
-  validateWorkerRequest,
-  type PanelState,
-} from '../../src/protocol';
+import { parseWith, ProtocolError, s } from '../../src/protocol/schema';
+import type { Run, VerificationSummary } from '../../src/protocol/shapes';
+import { FromWebview, fromWebviewMessages, ToWebview, toWebviewMessages, type PanelState } from '../../src/protocol/webview';
+import { Engine, validateWorkerMessage, validateWorkerRequest } from '../../src/protocol/worker';
 
 const reasonOf = (r: { ok: boolean; reason?: string }) => {
   assert.equal(r.ok, false, 'expected the message to be rejected');
   return r.reason ?? '';
 };
 
+const pruneRun: Run = {
+  id: 'prune-1',
+  title: 'attnlrp row-wise 50 %',
+  created: '2026-01-01T00:00:00.000Z',
+  model: 'tiny',
+  kind: 'prune',
+  settings: { method: 'attnlrp', scope: 'rowwise', sparsity: 0.5, aggregation: 'mean-abs', target: 'logit', samples: 'sequence', windows: 8, windowLength: 64, calibText: null, evalText: 'heldout.txt' },
+  achievedSparsity: 0.5,
+  prunedWeights: 50,
+  totalWeights: 100,
+  evalTokens: 1000,
+  perplexityBefore: 5.15,
+  perplexityAfter: 6.2,
+  curve: [
+    { sparsity: 0, perplexity: 5.15 },
+    { sparsity: 0.5, perplexity: 6.2 },
+  ],
+};
+
+/** The panel state: the circuit is the CLI's graph JSON; model-derived names are plain strings. */
 const state: PanelState = {
   circuit: {
-    id: 'c1',
-    title: 'IOI',
-    task: 'ioi',
-    model: 'tiny',
-    mode: 'attnlrp',
-    layers: 2,
-    heads: 2,
+    version: 1,
+    model: { name: 'tiny', nLayers: 2, nHeads: 2, dModel: 8, dMlp: 4 },
+    task: { name: '<img src=x onerror=alert(1)>', metric: 'logit_diff', examples: 10 },
+    method: { name: 'attnlrp', aggregation: 'signed-mean' },
+    granularity: 'heads',
     nodes: [
       { id: 'input', kind: 'input', layer: -1, relevance: 1 },
-      { id: 'a1.h0', kind: 'head', layer: 1, head: 0, relevance: 0.5, label: '<img src=x onerror=alert(1)>' },
+      { id: 'a1.h0', kind: 'head', layer: 1, head: 0, relevance: 0.5 },
       { id: 'logits', kind: 'logits', layer: 2, relevance: 1 },
     ],
-    edges: [{ source: 'input', target: 'a1.h0', weight: 0.4 }],
-    metrics: { metric: 'logit diff', full: 3, circuit: 2.7, faithfulness: 0.9 },
+    edges: [{ id: 'input->a1.h0', source: 'input', target: 'a1.h0', relevance: 0.4 }],
+    selection: { level: 'node', rule: 'top-k', value: 1, absolute: false, candidates: 4, kept: 1, removedForConnectivity: 0 },
+    metrics: { metric: 'logit_diff', full: 3, circuit: 2.7, faithfulness: 0.9 },
+    scores: { 'a0.h0': 0.1, 'a0.h1': -0.2, 'a1.h0': 0.5, 'a1.h1': 0 },
+    created: '2026-01-01T00:00:00.000Z',
   },
+  title: '<b>IOI</b>',
+  verification: null,
+  runs: [pruneRun],
+  shownRuns: ['prune-1'],
   ablated: [],
   pinned: [],
   selected: null,
@@ -112,23 +128,44 @@ describe('webview → host commands', () => {
 });
 
 describe('host → webview messages', () => {
-  it('accepts a full state and keeps model-derived strings as data', () => {
+  it('accepts a full state (the CLI circuit graph, runs) and keeps model-derived strings as data', () => {
     const r = toWebviewMessages.validate(ToWebview.state.create(state));
     assert.ok(r.ok);
-    if (r.ok && ToWebview.state.is(r.message)) assert.equal(r.message.params.circuit?.nodes[1]?.label, '<img src=x onerror=alert(1)>');
+    if (r.ok && ToWebview.state.is(r.message)) {
+      assert.equal(r.message.params.circuit?.task.name, '<img src=x onerror=alert(1)>');
+      assert.equal(r.message.params.title, '<b>IOI</b>');
+      assert.deepEqual(r.message.params.runs[0], pruneRun);
+    }
   });
 
-  it('rejects a state with a hostile node', () => {
+  it('rejects a state with a hostile node or a circuit the CLI would not read', () => {
     const bad = structuredClone(state) as unknown as { circuit: { nodes: Record<string, unknown>[] } };
     bad.circuit.nodes[1]!['kind'] = 'script';
-    assert.match(reasonOf(toWebviewMessages.validate({ method: 'panel/state', params: bad })), /nodes\[1\]\.kind/);
-    const bad2 = structuredClone(state) as unknown as { circuit: { nodes: Record<string, unknown>[] } };
-    bad2.circuit.nodes[1]!['onclick'] = 'alert(1)';
-    assert.match(reasonOf(toWebviewMessages.validate({ method: 'panel/state', params: bad2 })), /onclick: unknown field/);
+    assert.match(reasonOf(toWebviewMessages.validate({ method: 'panel/state', params: bad })), /nodes\[1\]/);
+    const bad2 = structuredClone(state) as unknown as { circuit: Record<string, unknown> };
+    bad2.circuit['version'] = 2;
+    assert.match(reasonOf(toWebviewMessages.validate({ method: 'panel/state', params: bad2 })), /version/);
+    const bad3 = structuredClone(state) as unknown as { runs: Record<string, unknown>[] };
+    bad3.runs[0]!['kind'] = 'circuit';
+    assert.equal(toWebviewMessages.validate({ method: 'panel/state', params: bad3 }).ok, false);
+  });
+
+  it('carries a verification, and rejects one with an unknown metric', () => {
+    const v: VerificationSummary = { metric: 'logit_diff', ablation: 'mean', full: 3, empty: 0, circuit: 2.7, complement: 0.3, faithfulness: 0.9, completeness: 0.9, cpr: 0.8, cmd: 0.1, curve: [{ fraction: 0.5, size: 2, score: 2, faithfulness: 0.7 }] };
+    assert.ok(toWebviewMessages.validate(ToWebview.verification.create(v)).ok);
+    assert.equal(toWebviewMessages.validate({ method: 'panel/verification', params: { ...v, metric: 'vibes' } }).ok, false);
   });
 
   it('rejects commands meant for the other direction', () => {
     assert.equal(toWebviewMessages.validate(FromWebview.verify.create({ ablate: [] })).ok, false);
+  });
+});
+
+describe('webview → host: runs', () => {
+  it('accepts the runs to overlay and rejects anything else', () => {
+    assert.ok(fromWebviewMessages.validate(FromWebview.showRuns.create({ ids: ['prune-1'] })).ok);
+    assert.equal(fromWebviewMessages.validate({ method: 'panel/showRuns', params: { ids: 'prune-1' } }).ok, false);
+    assert.equal(fromWebviewMessages.validate({ method: 'panel/showRuns', params: { ids: ['x'.repeat(200)] } }).ok, false);
   });
 });
 
