@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const req = JSON.parse(process.argv[2]!) as MeasureRequest;
   const loadavgStart = os.loadavg();
   const log = (m: string) => console.error(`[measure T=${req.tokens}] ${m}`);
-  let t = performance.now();
+  const t = performance.now();
   const engine = await Engine.load(req.folder, { threads: req.threads, executionProvider: 'cpu' });
   const loadMs = performance.now() - t;
   const rssAfterLoadMiB = maxRssMiB();

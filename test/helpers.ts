@@ -1,5 +1,6 @@
 /** Paths to the shared fixtures and the skip rule for tests that need them. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const REPO = path.resolve(__dirname, '..');
@@ -41,7 +42,7 @@ export function maxAbsDiff(ours: ArrayLike<number>, reference: ArrayLike<number>
 }
 
 export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(require('node:os').tmpdir(), `circuit-lens-${prefix}-`));
+  return fs.mkdtempSync(path.join(os.tmpdir(), `circuit-lens-${prefix}-`));
 }
 
 /**

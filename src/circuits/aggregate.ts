@@ -36,7 +36,7 @@ export function aggregateVectors(samples: readonly ArrayLike<number>[], mode: Ag
     }
     for (let j = 0; j < length; j++) {
       const value = sample[j]!;
-      sum[j] += mode === 'mean-abs' ? Math.abs(value) : value;
+      sum[j] = sum[j]! + (mode === 'mean-abs' ? Math.abs(value) : value);
     }
   });
   for (let j = 0; j < length; j++) {

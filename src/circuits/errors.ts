@@ -16,7 +16,7 @@ export class CircuitInputError extends InputError {
     super(line === undefined ? `${source}: ${problem}` : `${source}:${line}: ${problem}`);
     this.name = 'CircuitInputError';
     this.source = source;
-    this.line = line;
+    if (line !== undefined) this.line = line;
   }
 }
 

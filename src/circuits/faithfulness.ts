@@ -208,8 +208,8 @@ function accumulate(values: Float32Array, length: number, width: number, overall
   for (let t = 0; t < length; t++) {
     for (let j = 0; j < width; j++) {
       const value = values[t * width + j]!;
-      overall[j] += value;
-      positional[t * width + j] += value;
+      overall[j] = overall[j]! + value;
+      positional[t * width + j] = positional[t * width + j]! + value;
     }
   }
 }

@@ -544,11 +544,11 @@ export function validateCircuitGraph(json: unknown, source = 'circuit JSON'): Ci
   } else {
     nodes.forEach((node, index) => {
       const at = `nodes[${index}]`;
-      if (!isObject(node)) return problems.push(`${at}: expected an object, got ${describeValue(node)}`);
+      if (!isObject(node)) return void problems.push(`${at}: expected an object, got ${describeValue(node)}`);
       const id = node['id'];
-      if (typeof id !== 'string') return problems.push(`${at}.id: expected a string, got ${describeValue(id)}`);
+      if (typeof id !== 'string') return void problems.push(`${at}.id: expected a string, got ${describeValue(id)}`);
       const label = `${at} ("${id}")`;
-      if (nodesById.has(id)) return problems.push(`${label}: duplicate node id`);
+      if (nodesById.has(id)) return void problems.push(`${label}: duplicate node id`);
       if (typeof node['relevance'] !== 'number' || !Number.isFinite(node['relevance'])) {
         problems.push(`${label}.relevance: expected a finite number, got ${describeValue(node['relevance'])}`);
       }
@@ -557,7 +557,7 @@ export function validateCircuitGraph(json: unknown, source = 'circuit JSON'): Ci
       try {
         expected = nodeForId(id, modelInfo);
       } catch (error) {
-        return problems.push(`${label}: ${(error as Error).message}`);
+        return void problems.push(`${label}: ${(error as Error).message}`);
       }
       for (const key of ['kind', 'layer', 'head', 'neuron'] as const) {
         if (node[key] !== expected[key]) {
@@ -579,10 +579,10 @@ export function validateCircuitGraph(json: unknown, source = 'circuit JSON'): Ci
     const seen = new Set<string>();
     edges.forEach((edge, index) => {
       const at = `edges[${index}]`;
-      if (!isObject(edge)) return problems.push(`${at}: expected an object, got ${describeValue(edge)}`);
+      if (!isObject(edge)) return void problems.push(`${at}: expected an object, got ${describeValue(edge)}`);
       const { id, source: from, target: to, relevance } = edge;
       if (typeof id !== 'string' || typeof from !== 'string' || typeof to !== 'string') {
-        return problems.push(`${at}: id, source and target must be strings`);
+        return void problems.push(`${at}: id, source and target must be strings`);
       }
       const label = `${at} ("${id}")`;
       if (id !== edgeId(from, to)) problems.push(`${label}: the id must be "${edgeId(from, to)}" (source->target)`);

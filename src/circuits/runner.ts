@@ -26,12 +26,3 @@ export interface ModelRunner {
 
 /** Text → token ids, without special tokens. Task loading and generators take one of these. */
 export type EncodeFn = (text: string) => readonly number[];
-
-/** The runner's tokenizer as an `EncodeFn`, or a clear error when the model has none. */
-export function encoderOf(runner: Pick<ModelRunner, 'tokenizer'>): EncodeFn {
-  const tokenizer = runner.tokenizer;
-  if (tokenizer === null) {
-    throw new Error('This model has no tokenizer: give token ids (prompt_ids) instead of text');
-  }
-  return (text) => tokenizer.encodeIds(text);
-}

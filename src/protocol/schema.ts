@@ -158,7 +158,8 @@ export const s = {
   object<Shape extends Record<string, Schema<unknown>>>(
     shape: Shape,
   ): Schema<{ [K in keyof Shape as undefined extends Infer<Shape[K]> ? never : K]: Infer<Shape[K]> } & {
-    [K in keyof Shape as undefined extends Infer<Shape[K]> ? K : never]?: Infer<Shape[K]>;
+    // Absent, never `undefined`: `parse` leaves out keys whose value is undefined.
+    [K in keyof Shape as undefined extends Infer<Shape[K]> ? K : never]?: Exclude<Infer<Shape[K]>, undefined>;
   }> {
     const keys = Object.keys(shape);
     const label = `object {${keys.join(', ')}}`;

@@ -98,7 +98,7 @@ describe('pruning, correction and model export in the engine worker', () => {
     const file = path.join(dir, 'short.txt');
     fs.writeFileSync(file, 'When Mary and John went to the store, John gave a drink to Mary.\n');
     await rejectsWith(c.prune({ method: 'attnlrp', sparsity: 0.5, text: file }), 'input', /too few/);
-    await rejectsWith(c.prune({ method: 'wanda', sparsity: 0.5, text: path.join(dir, 'missing.txt') }), 'input', /cannot read/);
+    await rejectsWith(c.prune({ method: 'wanda', sparsity: 0.5, text: path.join(dir, 'missing.txt') }), 'input', /text not found/);
   });
 
   it('cancels an attribution-scored prune between engine calls', async () => {
