@@ -104,6 +104,7 @@ function fmt(x: number): string {
 export class GraphView {
   private cy: cytoscape.Core | null = null;
   private key = '';
+  private readonly stage: HTMLElement;
   private readonly canvasBox: HTMLElement;
   private readonly card: HTMLElement;
   private graph: CircuitGraph | null = null;
@@ -111,22 +112,25 @@ export class GraphView {
   private scores = new Map<string, number>();
 
   constructor(
-    private readonly container: HTMLElement,
+    container: HTMLElement,
     private readonly callbacks: GraphCallbacks,
   ) {
+    // The legend above a stage that holds the canvas, the Fit button and the hover card.
+    this.stage = el('div', { class: 'graph-stage' });
     this.canvasBox = el('div', { class: 'graph-canvas' });
     this.card = el('div', { class: 'hovercard', role: 'tooltip', 'data-testid': 'hovercard' });
     this.card.hidden = true;
     const fit = el('button', { class: 'graph-fit', type: 'button', title: 'Fit the whole circuit in view', 'data-testid': 'fit' }, 'Fit');
     fit.addEventListener('click', () => this.fit());
-    container.append(this.canvasBox, legend(), fit, this.card);
+    this.stage.append(this.canvasBox, fit, this.card);
+    container.append(legend(), this.stage);
     new MutationObserver(() => this.restyle()).observe(document.body, { attributes: true, attributeFilter: ['class'] });
     // Refit whenever the panel (or the split beside it) changes size.
     new ResizeObserver(() => {
-      if (!this.cy || this.container.offsetWidth === 0) return;
+      if (!this.cy || this.stage.offsetWidth === 0) return;
       this.cy.resize();
       this.fit();
-    }).observe(this.container);
+    }).observe(this.stage);
   }
 
   render(graph: CircuitGraph, opts: GraphOptions): { nodes: number; edges: number } {
@@ -287,7 +291,7 @@ export class GraphView {
     for (const [k, v] of rows) dl.append(el('dt', {}, k), el('dd', {}, v));
     this.card.append(dl);
     this.card.hidden = false;
-    const box = this.container.getBoundingClientRect();
+    const box = this.stage.getBoundingClientRect();
     const x = Math.min(at.x + 14, Math.max(0, box.width - this.card.offsetWidth - 4));
     const yPos = Math.min(at.y + 14, Math.max(0, box.height - this.card.offsetHeight - 4));
     this.card.style.left = `${x}px`;

@@ -202,6 +202,7 @@ export class Ctx implements vscode.Disposable {
     }
     if (!embedded && !(await this.consentToLoad(folder))) return undefined;
     const name = path.basename(folder);
+    const previous = this.loaded;
     const requested = this.config.executionProvider;
     const params = {
       folder,
@@ -218,8 +219,9 @@ export class Ctx implements vscode.Disposable {
     try {
       const model = await run;
       if (!model) {
-        // A failed load must not leave the editor showing a model the engine no longer has.
-        await this.syncWithEngine();
+        // A failed load must not leave the editor without the model it had, nor showing one the
+        // engine no longer holds (the worker drops its model before loading the next).
+        await this.restoreAfterFailedLoad(previous);
         return undefined;
       }
       this.setLoaded(model);
@@ -239,21 +241,29 @@ export class Ctx implements vscode.Disposable {
     this.modelEmitter.fire(model);
   }
 
-  /** Asks the engine which model it holds and shows that (after a failed load). */
-  private async syncWithEngine(): Promise<void> {
+  /**
+   * After a failed load: the engine holds the previous model again (reloaded if it had to drop
+   * it), and the status bar, views and context key show what the engine really holds.
+   */
+  private async restoreAfterFailedLoad(previous: LoadedModel | null): Promise<void> {
     let held: LoadedModel | null = null;
     try {
       held = await this.client.info();
     } catch (err) {
       this.log.warn(`could not ask the engine which model it holds: ${(err as Error).message}`);
-      held = this.loaded;
     }
-    const before = this.loaded?.info.folder ?? null;
-    const after = held?.info.folder ?? null;
-    if (before !== after) {
-      this.log.info(`after the failed load the engine holds ${after ?? 'no model'}`);
-      this.setLoaded(held);
+    if (previous && held?.info.folder !== previous.info.folder) {
+      const folder = previous.info.folder;
+      this.log.info(`the failed load dropped ${folder}; loading it again`);
+      const params = {
+        folder,
+        executionProvider: this.config.executionProvider,
+        ...(this.config.threads !== undefined ? { threads: this.config.threads } : {}),
+        ...(this.config.memoryShare !== undefined ? { memoryShare: this.config.memoryShare } : {}),
+      };
+      held = (await this.runJob(`Restoring model ${path.basename(folder)}`, (opts) => this.client.load(params, opts))) ?? null;
     }
+    if ((held?.info.folder ?? null) !== (this.loaded?.info.folder ?? null) || held === null) this.setLoaded(held);
   }
 
   /** A GPU asked for and not given is said once per provider and session (the log has the reason). */

@@ -214,7 +214,7 @@ describe('host ↔ engine worker', () => {
   });
 
   it('checks results against the request result schema', () => {
-    const result = { info: { folder: '/m' }, hasTokenizer: true, circuits: false };
+    const result = { info: { folder: '/m' }, hasTokenizer: true };
     assert.throws(() => parseWith(Engine.load.result, result, 1 << 20), /info\.architecture/);
   });
 });
