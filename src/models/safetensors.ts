@@ -44,8 +44,11 @@ export class SafetensorsFile {
   static open(path: string): SafetensorsFile {
     let fd: number;
     try {
+      // Checked before the open: opening a FIFO blocks until a writer comes, which never happens.
+      if (!fs.statSync(path).isFile()) throw new InputError('not a regular file', path);
       fd = fs.openSync(path, 'r');
     } catch (err) {
+      if (err instanceof InputError) throw err;
       throw new InputError(`cannot read safetensors file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, path);
     }
     try {

@@ -151,8 +151,11 @@ function checkVocab(vocab: unknown, type: unknown, file: string): void {
 function readJson(file: string): unknown {
   let text: string;
   try {
+    // A FIFO or device would block or never end: only regular files are read.
+    if (!fs.statSync(file).isFile()) throw new InputError('not a regular file', file);
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(`cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, file);
   }
   try {
