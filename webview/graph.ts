@@ -10,7 +10,7 @@
  * come from VS Code's theme variables (re-read when the theme changes).
  */
 import cytoscape from 'cytoscape';
-import type { CircuitEdge, CircuitGraph, CircuitNode } from '../src/circuits/graph';
+import { impliedEdges, type CircuitEdge, type CircuitGraph, type CircuitNode } from '../src/circuits/graph';
 import { parseComponentId } from '../src/models/componentIds';
 import { el } from './controls';
 
@@ -204,6 +204,14 @@ export class GraphView {
     for (const e of edges) {
       elements.push({ group: 'edges', data: { id: e.id, source: e.source, target: e.target, width: 1 + 7 * (Math.abs(e.relevance) / maxW) }, classes: e.relevance >= 0 ? 'pos' : 'neg' });
     }
+    // A node-level circuit without scored edges: its components still talk through the residual
+    // stream, each reading from everything before it. Those edges are drawn faint and unscored.
+    if (graph.edges.length === 0) {
+      // input → logits (the direct path) is left out: it would cross every row.
+      for (const e of impliedEdges(graph).filter((x) => !(x.source === 'input' && x.target === 'logits'))) {
+        elements.push({ group: 'edges', data: { id: `${e.source}->${e.target}`, source: e.source, target: e.target, width: 1 }, classes: 'implied' });
+      }
+    }
     const key = `${graph.created ?? ''}|${graph.model.name}|${layers}|${heads}|${graph.nodes.length}`;
     if (!this.cy || this.key !== key) {
       this.cy?.destroy();
@@ -262,7 +270,12 @@ export class GraphView {
     let title = id;
     if (isEdge) {
       const e = g.edges.find((x) => x.id === id);
-      if (!e) return;
+      if (!e) {
+        const [source, target] = id.split('->');
+        this.card.replaceChildren(el('strong', {}, `${source} → ${target}`), el('p', {}, 'Implied by the residual stream: this circuit scored nodes, not edges.'));
+        this.place(at);
+        return;
+      }
       title = `${e.source} → ${e.target}`;
       rows.push(['relevance', `${e.relevance >= 0 ? '+' : '−'}${fmt(Math.abs(e.relevance))}`]);
       rows.push(['sign', e.relevance >= 0 ? 'supports the metric' : 'works against it']);
@@ -290,6 +303,10 @@ export class GraphView {
     const dl = el('dl');
     for (const [k, v] of rows) dl.append(el('dt', {}, k), el('dd', {}, v));
     this.card.append(dl);
+    this.place(at);
+  }
+
+  private place(at: { x: number; y: number }): void {
     this.card.hidden = false;
     const box = this.stage.getBoundingClientRect();
     const x = Math.min(at.x + 14, Math.max(0, box.width - this.card.offsetWidth - 4));
@@ -358,6 +375,7 @@ export class GraphView {
       },
       { selector: 'edge.pos', style: { 'line-color': t.pos, 'target-arrow-color': t.pos, 'line-style': 'solid' } },
       { selector: 'edge.neg', style: { 'line-color': t.neg, 'target-arrow-color': t.neg, 'line-style': 'dashed' } },
+      { selector: 'edge.implied', style: { 'line-color': t.ghost, 'target-arrow-color': t.ghost, 'line-style': 'dotted', opacity: 0.45, 'arrow-scale': 0.6 } },
       { selector: 'edge:selected, edge:active', style: { opacity: 1 } },
     ];
   }
@@ -375,6 +393,7 @@ function legend(): HTMLElement {
     ['ablated', 'ablated (double-click)'],
     ['edge-pos', 'edge, positive relevance'],
     ['edge-neg', 'edge, negative relevance'],
+    ['edge-implied', 'implied edge (not scored)'],
   ];
   for (const [cls, text] of items) {
     const row = el('span', { class: 'legend-item' });

@@ -313,7 +313,8 @@ function render(): void {
   const nothing = c === null && state.runs.length === 0;
   empty.hidden = !nothing;
   main.hidden = nothing;
-  controls.hidden = c === null || view !== 'graph';
+  // The edge filters only matter when the circuit has scored edges.
+  controls.hidden = c === null || view !== 'graph' || c.edges.length === 0;
   metrics.hidden = c === null;
   verifyBtn.setDisabled(c === null || busy);
   resetBtn.setDisabled(state.ablated.length === 0);
