@@ -218,6 +218,13 @@ function discoverParams(ctx: Ctx, c: DiscoverChoices): EngineParams<'discover'> 
   };
 }
 
+/** The choices with `key` set to `value`, or without it (the pipeline's default) when undefined. */
+function setChoice<K extends keyof DiscoverChoices>(c: DiscoverChoices, key: K, value: DiscoverChoices[K] | undefined): DiscoverChoices {
+  const next: DiscoverChoices = { ...c };
+  delete next[key];
+  return value === undefined ? next : { ...next, [key]: value };
+}
+
 type Row = vscode.QuickPickItem & { step?: 'run' | 'task' | 'method' | 'granularity' | 'edges' | 'aggregation' | 'size' | 'ablation' | 'reset' };
 
 /** One vocabulary as quick-pick rows, the default (absent) first; the current choice is marked. */
@@ -302,7 +309,7 @@ async function chooseDiscovery(ctx: Ctx): Promise<DiscoverChoices | undefined> {
     ];
     const pick = await vscode.window.showQuickPick(rows, { title: 'Circuit Lens: Discover Circuit', placeHolder: 'Enter to discover with these settings, or change one' });
     if (!pick?.step) return undefined;
-    const next: DiscoverChoices = { ...c };
+    let next: DiscoverChoices = { ...c };
     switch (pick.step) {
       case 'run':
         return c;
@@ -312,41 +319,39 @@ async function chooseDiscovery(ctx: Ctx): Promise<DiscoverChoices | undefined> {
         continue;
       case 'task': {
         const r = await pickTask(c.task);
-        if (r) (r.value === undefined ? delete next.task : (next.task = r.value));
+        if (r) next = setChoice(next, 'task', r.value);
         break;
       }
       case 'method': {
         const r = await pickFrom('Circuit Lens: discovery method', DISCOVERY_METHOD_DOCS, c.method);
-        if (r) (r.value === undefined ? delete next.method : (next.method = r.value));
+        if (r) next = setChoice(next, 'method', r.value);
         break;
       }
       case 'granularity': {
         const r = await pickFrom('Circuit Lens: granularity', GRANULARITY_DOCS, c.granularity);
-        if (r) (r.value === undefined ? delete next.granularity : (next.granularity = r.value));
+        if (r) next = setChoice(next, 'granularity', r.value);
         break;
       }
       case 'edges': {
         const r = await pickFrom('Circuit Lens: select nodes or edges', { nodes: 'score and keep components', edges: 'score and keep edges of the head/MLP graph' } as const, c.edges === undefined ? undefined : c.edges ? 'edges' : 'nodes');
-        if (r) (r.value === undefined ? delete next.edges : (next.edges = r.value === 'edges'));
+        if (r) next = setChoice(next, 'edges', r.value === undefined ? undefined : r.value === 'edges');
         break;
       }
       case 'aggregation': {
         const r = await pickFrom('Circuit Lens: aggregation over prompts', AGGREGATION_DOCS, c.aggregation);
-        if (r) (r.value === undefined ? delete next.aggregation : (next.aggregation = r.value));
+        if (r) next = setChoice(next, 'aggregation', r.value);
         break;
       }
       case 'size': {
         const r = await pickSize(c);
         if (r) {
-          delete next.top;
-          delete next.budget;
-          Object.assign(next, r);
+          next = setChoice(setChoice(next, 'top', r.top), 'budget', r.budget);
         }
         break;
       }
       case 'ablation': {
         const r = await pickFrom('Circuit Lens: ablation for verification', ABLATION_DOCS, c.ablation);
-        if (r) (r.value === undefined ? delete next.ablation : (next.ablation = r.value));
+        if (r) next = setChoice(next, 'ablation', r.value);
         break;
       }
     }
