@@ -41,6 +41,8 @@ const node = {
 const builds = [
   { ...node, entryPoints: ['src/extension/main.ts'], outfile: 'dist/extension.js', external: ['vscode', 'onnxruntime-node'] },
   { ...node, entryPoints: ['src/worker/worker.ts'], outfile: 'dist/worker.js', external: ['onnxruntime-node'] },
+  // The in-host suite (test/inhost), loaded by VS Code through --extensionTestsPath.
+  { ...node, entryPoints: ['test/inhost/suite.ts'], outfile: 'dist/test/inhost-suite.js', external: ['vscode', 'onnxruntime-node'] },
   {
     bundle: true,
     platform: 'browser',

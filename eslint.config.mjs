@@ -22,7 +22,7 @@ export default tseslint.config(
       'no-restricted-imports': wall([VSCODE, ORT]),
     },
   },
-  { files: ['src/extension/**/*.ts'], rules: { 'no-restricted-imports': wall([ORT]) } },
+  { files: ['src/extension/**/*.ts', 'test/inhost/suite.ts', 'test/e2e/**/*.ts'], rules: { 'no-restricted-imports': wall([ORT]) } },
   { files: ['src/engine/session.ts', 'test/**/*.ts', 'bench/**/*.ts'], rules: { 'no-restricted-imports': wall([VSCODE]) } },
   {
     files: ['src/models/**/*.ts', 'src/vocabulary.ts'],
