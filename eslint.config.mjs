@@ -22,8 +22,10 @@ export default tseslint.config(
       'no-restricted-imports': wall([VSCODE, ORT]),
     },
   },
-  { files: ['src/extension/**/*.ts', 'test/inhost/suite.ts', 'test/e2e/**/*.ts'], rules: { 'no-restricted-imports': wall([ORT]) } },
   { files: ['src/engine/session.ts', 'test/**/*.ts', 'bench/**/*.ts'], rules: { 'no-restricted-imports': wall([VSCODE]) } },
+  // Code that runs inside VS Code. Tests may open ONNX Runtime themselves, so only vscode is walled off above.
+  { files: ['src/extension/**/*.ts'], rules: { 'no-restricted-imports': wall([ORT]) } },
+  { files: ['test/inhost/suite.ts', 'test/e2e/**/*.ts'], rules: { 'no-restricted-imports': 'off' } },
   {
     files: ['src/models/**/*.ts', 'src/vocabulary.ts'],
     rules: { 'no-restricted-imports': wall([VSCODE, ORT], [{ group: ['**/engine/**', '**/circuits/**', '**/pipelines/**', '**/worker/**', '**/extension/**', '**/cli/**', '**/protocol/**'], message: 'src/models is the bottom room: it imports nothing of ours above it.' }]) },
