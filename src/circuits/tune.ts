@@ -5,12 +5,20 @@
  *
  * Search space (what the engine can do honestly):
  * - composite: `attnlrp` | `cp-lrp` (softmax rule vs attention as constant; the PXP softmax-rule choice);
- * - target (explained quantity at the last position): `logit_diff` (IO − S), `logit` (IO logit,
- *   PXP's one-hot seed of 1) or `contrastive` (IO logit − mean logit, LXT's GPT-2 recommendation);
+ * - target (explained quantity at the last position): `logit_diff` (IO − S), `logit` (the IO
+ *   logit) or `contrastive` (IO logit − mean logit, LXT's GPT-2 recommendation).
+ *   How `logit` relates to PXP's seed: the engine seeds the modified *gradient* with 1 at the
+ *   target logit, so in gradient × input form the relevance at the output is R_out = z_t · 1 = z_t:
+ *   the explained quantity is the logit value. PXP (`pxp/attribute.py`, zennit) seeds the
+ *   *relevance* with a one-hot 1 at the true class, R_out = 1, whatever the logit. The two differ
+ *   per sample by the factor z_t; for a single sample the ranking of components is identical, but
+ *   aggregated over samples ours weights each sample by its logit (and a negative logit flips the
+ *   sample's signs, which `mean-abs` undoes and `signed-mean` does not). Dividing each sample's
+ *   relevances by z_t would give PXP's seed exactly.
  * - aggregation: `mean-abs` (PXP), `abs-mean`, `signed-mean` (PXP's MAG switch).
- * Not searched: ε / γ / z⁺ / α-β rules on linear layers. The engine computes LRP in the
- * modified-gradient form, where linear layers keep their plain gradient (ε → 0) and there is no
- * per-layer rule to swap, so such a search could not be implemented faithfully.
+ * Not searched yet: ε / γ / z⁺ rules per layer group. They *are* expressible in the
+ * modified-gradient form (each is a modified VJP of the linear layer; issue 11) and are being
+ * added to the rule table separately; this search covers what the composite table offers today.
  *
  * Components pruned at each rate (one-shot: scores once on the dense model, masks nested):
  * `neurons` (MLP neurons, ranked globally; PXP/SparC³ structured) or `weights` (elements of
