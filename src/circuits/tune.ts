@@ -37,7 +37,7 @@ import {
   type Aggregation,
   type ExplainedOutput,
 } from './prune';
-import { ioiMetrics, trapezoidAuc, type IoiResult } from './pruneEval';
+import { ioiMetrics, perPromptIoi, trapezoidAuc, type IoiResult } from './pruneEval';
 import { Random } from './prng';
 import type { TaskExample } from './tasks';
 
@@ -156,4 +156,46 @@ export async function tune(engine: Engine, options: TuneOptions): Promise<TuneRe
       evaluation: options.evaluation.length,
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-prompt curves (for the calibration/held-out protocol with bootstrap CIs)
+
+/** The pruned-weights function of one configuration: scores once on `reference`, masks nested in the rate. */
+export async function configPruner(engine: Engine, config: TuneConfig, reference: readonly TaskExample[], unit: 'neurons' | 'weights'): Promise<(rate: number) => Map<string, Float32Array>> {
+  const tensors = prunableTensors(engine).filter((t) => t.roles.includes('up') || t.roles.includes('down'));
+  const rel = await attributionScores(engine, explained(reference, config.target), {
+    mode: config.composite,
+    aggregation: config.aggregation,
+    weights: unit === 'weights' ? tensors.map((t) => t.name) : [],
+  });
+  if (unit === 'neurons') {
+    const ranked = rankComponents(rel.neurons, 'neurons');
+    return (rate) => neuronRemovalWeights(engine, ranked.slice(0, Math.floor(rate * ranked.length)));
+  }
+  return (rate) => applyMask(engine, globalMask({ method: config.composite, tensors, scores: rel.weights, calibration: null, aggregation: config.aggregation, target: null }, rate));
+}
+
+/** Per-prompt IO − S logit difference at each rate: `[rate][prompt]`. */
+export async function perPromptCurve(
+  engine: Engine,
+  prune: (rate: number) => Map<string, Float32Array>,
+  evaluation: readonly TaskExample[],
+  rates: readonly number[],
+): Promise<number[][]> {
+  const out: number[][] = [];
+  for (const rate of rates) {
+    const pruned = rate === 0 ? engine : engine.withWeights(prune(rate));
+    try {
+      out.push((await perPromptIoi(pruned, evaluation)).logitDiff);
+    } finally {
+      if (pruned !== engine) await pruned.dispose();
+    }
+  }
+  return out;
+}
+
+/** Trapezoid AUC over the rates of the mean over `indices` of a per-prompt curve. */
+export function curveAuc(curve: readonly number[][], rates: readonly number[], indices: readonly number[]): number {
+  return trapezoidAuc(rates, curve.map((row) => indices.reduce((s, i) => s + row[i]!, 0) / indices.length));
 }

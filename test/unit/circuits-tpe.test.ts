@@ -53,3 +53,12 @@ test('TPE is seeded, evaluates the initial configuration first and stops at the 
   assert.deepEqual(b1.trials.map((t) => t.config), b2.trials.map((t) => t.config));
   await assert.rejects(tpeSearch(SPACE, f, { budget: 0 }), /budget/);
 });
+
+test('curve AUC of the mean over resampled prompts (the PXP objective on a prompt subset)', async () => {
+  const { curveAuc } = await import('../../src/circuits/tune');
+  const curve = [[2, 4], [1, 3], [0, 2]]; // [rate][prompt]
+  // mean curve over both prompts: 3, 2, 1 at rates 0, 0.5, 1 → area 2
+  assert.equal(curveAuc(curve, [0, 0.5, 1], [0, 1]), 2);
+  // prompt 0 twice: 2, 1, 0 → area 1
+  assert.equal(curveAuc(curve, [0, 0.5, 1], [0, 0]), 1);
+});
