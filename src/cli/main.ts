@@ -12,6 +12,7 @@ import { argmaxOf, attributionJson, topK } from './format';
 import { extraCommands } from './commands';
 import { pruneCommands } from './prune-commands';
 import { pruneCurveCommands } from './prune-curve';
+import { perturbCommands } from './perturb';
 import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
 export { MODEL_FLAGS, type Command, type CommandContext };
@@ -160,6 +161,7 @@ const commands: Record<string, Command> = {
   ...extraCommands,
   ...pruneCommands,
   ...pruneCurveCommands,
+  ...perturbCommands,
 };
 
 

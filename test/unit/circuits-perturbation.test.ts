@@ -42,3 +42,29 @@ test('on IOI prompts AttnLRP token relevance beats random replacement order (ABC
 function close(a: number, b: number, tol = 1e-12): void {
   assert.ok(Math.abs(a - b) <= tol, `expected ${b}, got ${a}`);
 }
+
+test('CLI perturb: ABC with CIs per method; bad input exits 2', async () => {
+  const { main } = await import('../../src/cli/main');
+  const out: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  const errWrite = process.stderr.write.bind(process.stderr);
+  (process.stdout as any).write = (s: string) => (out.push(String(s)), true);
+  (process.stderr as any).write = (s: string) => (out.push(String(s)), true);
+  let code: number;
+  try {
+    assert.equal(await main(['perturb', '--task', path.join(EMBEDDED_MODEL, 'ioi.jsonl'), '--methods', 'shap']), 2);
+    assert.equal(await main(['perturb']), 2);
+    out.length = 0;
+    code = await main(['perturb', '--task', path.join(EMBEDDED_MODEL, 'ioi.jsonl'), '--n', '6', '--methods', 'attnlrp,random', '--json']);
+  } finally {
+    (process.stdout as any).write = write;
+    (process.stderr as any).write = errWrite;
+  }
+  assert.equal(code, 0, out.join(''));
+  const json = JSON.parse(out.filter((s) => s.startsWith('{"prompts"')).pop()!);
+  assert.equal(json.prompts, 6);
+  assert.equal(json.replacement_id, 2087);
+  const lrp = json.results[0];
+  assert.ok(lrp.abc.lo <= lrp.abc.estimate && lrp.abc.estimate <= lrp.abc.hi);
+  assert.ok(lrp.minus_random.estimate > 0);
+});
