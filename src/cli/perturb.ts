@@ -4,6 +4,7 @@
  * CI over prompts and the paired difference to random.
  */
 import { InputError } from '../models/errors';
+import { heldOutIoiTask } from '../circuits/generators';
 import { loadTask } from '../circuits/pruneEval';
 import { perturbationCurves, tokenScores, type PerturbationMethod } from '../circuits/perturbation';
 import { bootstrapMean, pairedBootstrapMeanDiff } from '../circuits/stats';
@@ -15,7 +16,7 @@ const METHODS: readonly PerturbationMethod[] = ['attnlrp', 'cp-lrp', 'gradient',
 export const perturbCommands: Record<string, Command> = {
   perturb: {
     summary: "AttnLRP's perturbation test: MoRF/LeRF token replacement, area between curves per attribution method, with CIs",
-    usage: 'circuit-lens perturb [--model DIR] --task FILE.jsonl [--n 40] [--methods attnlrp,cp-lrp,gradient,random] [--replacement-id ID] [--seed 0] [--json]',
+    usage: 'circuit-lens perturb [--model DIR] --task ioi|FILE.jsonl [--n 40] [--methods attnlrp,cp-lrp,gradient,random] [--replacement-id ID] [--seed 0] [--json]',
     async run(ctx) {
       const flags = parseFlags(ctx.argv, { ...MODEL_FLAGS, task: { type: 'string' }, n: { type: 'string' }, methods: { type: 'string' }, 'replacement-id': { type: 'string' }, seed: { type: 'string' } });
       if (flags.task === undefined) throw new InputError('--task FILE.jsonl is required (its prompts are perturbed)');
@@ -27,7 +28,10 @@ export const perturbCommands: Record<string, Command> = {
       const fallback = engine.spec.eosTokenId ?? 0;
       const replacement = intFlag(flags['replacement-id'], 'replacement-id', fallback, 0);
       if (replacement >= engine.spec.vocabSize) throw new InputError(`--replacement-id ${replacement} is outside the vocabulary (${engine.spec.vocabSize})`);
-      const prompts = loadTask(engine, flags.task).examples.slice(0, n).map((e) => [...e.ids]);
+      // `ioi`: the held-out IOI split (generated for this tokenizer).
+      if (flags.task === 'ioi' && !engine.tokenizer) throw new InputError('--task ioi generates prompts from text: the model needs a tokenizer.json', engine.folder);
+      const examples = flags.task === 'ioi' ? heldOutIoiTask(engine.tokenizer!, n).examples : loadTask(engine, flags.task).examples;
+      const prompts = examples.slice(0, n).map((e) => [...e.ids]);
       if (prompts.length < 2) throw new InputError('the task has fewer than 2 prompts: no interval can be computed', flags.task);
       const bos = engine.spec.bosTokenId;
       const from = bos !== undefined && prompts.every((p) => p[0] === bos) ? 1 : 0;

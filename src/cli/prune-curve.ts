@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { InputError } from '../models/errors';
-import { generateIoiTask } from '../circuits/generators';
+import { generateIoiTask, heldOutIoiTask } from '../circuits/generators';
 import { loadTask } from '../circuits/pruneEval';
 import { CURVE_METHODS, pruneCurves, type CurveMethod, type CurveMode } from '../circuits/pruneCurve';
 import { floatFlag, intFlag, parseFlags } from './args';
@@ -15,7 +15,7 @@ export const pruneCurveCommands: Record<string, Command> = {
   'prune-curve': {
     summary: "SparC³ circuits: IOI accuracy vs sparsity (structured heads+neurons, unstructured MLP weights), methods × reference-set seeds",
     usage:
-      'circuit-lens prune-curve [--model DIR] --eval FILE.jsonl [--seeds 3] [--reference 128] [--methods attnlrp,gradient,activation,wanda,random] [--modes structured,unstructured] [--rates 0,0.2,…] [--keep 0.9] [--json]',
+      'circuit-lens prune-curve [--model DIR] --eval ioi|FILE.jsonl [--seeds 3] [--reference 128] [--methods attnlrp,gradient,activation,wanda,random] [--modes structured,unstructured] [--rates 0,0.2,…] [--keep 0.9] [--json]',
     async run(ctx) {
       const flags = parseFlags(ctx.argv, {
         ...MODEL_FLAGS,
@@ -27,8 +27,8 @@ export const pruneCurveCommands: Record<string, Command> = {
         rates: { type: 'string' },
         keep: { type: 'string' },
       });
-      if (flags.eval === undefined) throw new InputError('--eval FILE.jsonl (IOI prompts with io and s) is required');
-      if (!fs.existsSync(flags.eval)) throw new InputError('--eval: file not found', flags.eval);
+      if (flags.eval === undefined) throw new InputError('--eval ioi|FILE.jsonl (IOI prompts with io and s) is required');
+      if (flags.eval !== 'ioi' && !fs.existsSync(flags.eval)) throw new InputError('--eval: file not found', flags.eval);
       const seeds = intFlag(flags.seeds, 'seeds', 3, 1);
       const size = intFlag(flags.reference, 'reference', 128, 2);
       const keep = floatFlag(flags.keep, 'keep', 0.9, 0, 1);
@@ -43,7 +43,8 @@ export const pruneCurveCommands: Record<string, Command> = {
       const rates = flags.rates?.split(',').map((s) => floatFlag(s.trim(), 'rates', 0, 0, 0.999999));
       const engine = await ctx.openEngine(flags.model, flags);
       if (!engine.tokenizer) throw new InputError('prune-curve generates IOI reference sets from text: the model needs a tokenizer.json', engine.folder);
-      const evaluation = loadTask(engine, flags.eval).examples;
+      // `ioi`: the held-out IOI split (ACDC templates, its own seed), 200 prompts.
+      const evaluation = flags.eval === 'ioi' ? heldOutIoiTask(engine.tokenizer, 200).examples : loadTask(engine, flags.eval).examples;
       const encode = (t: string) => engine.tokenizer!.encodeIds(t);
       const references = Array.from({ length: seeds }, (_, s) => generateIoiTask({ count: size, seed: s + 1, encode }).examples);
       const result = await pruneCurves(engine, { references, evaluation, keep, ...(methods && { methods }), ...(modes && { modes }), ...(rates && { rates }) });
