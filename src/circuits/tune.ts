@@ -1,6 +1,6 @@
 /**
  * PXP-style tuning of the attribution used for pruning (Hatefi et al., arXiv:2408.12568):
- * a seeded random search over the attribution settings, with the objective = area under the
+ * a seeded TPE search (src/circuits/tpe.ts) over the attribution settings, with the objective = area under the
  * task-metric-vs-pruning-rate curve (trapezoid rule, as `np.trapz(acc, rates)` in the PXP code).
  *
  * Search space (what the engine can do honestly):
@@ -38,7 +38,7 @@ import {
   type ExplainedOutput,
 } from './prune';
 import { ioiMetrics, perPromptIoi, trapezoidAuc, type IoiResult } from './pruneEval';
-import { Random } from './prng';
+import { tpeSearch, type Config } from './tpe';
 import type { TaskExample } from './tasks';
 
 export type TuneTarget = 'logit_diff' | 'logit' | 'contrastive';
@@ -91,7 +91,6 @@ function explained(examples: readonly TaskExample[], target: TuneTarget): Explai
   });
 }
 
-const sameConfig = (a: TuneConfig, b: TuneConfig) => a.composite === b.composite && a.target === b.target && a.aggregation === b.aggregation;
 
 /** One configuration's metric-vs-rate curve and its trapezoid AUC. */
 export async function evaluateConfig(engine: Engine, config: TuneConfig, options: Omit<TuneOptions, 'budget'>): Promise<TuneTrial> {
@@ -130,15 +129,26 @@ export async function tune(engine: Engine, options: TuneOptions): Promise<TuneRe
   for (const composite of options.composites ?? (['attnlrp', 'cp-lrp'] as Composite[]))
     for (const target of options.targets ?? (['logit_diff', 'logit', 'contrastive'] as TuneTarget[]))
       for (const aggregation of options.aggregations ?? (['mean-abs', 'abs-mean', 'signed-mean'] as Aggregation[])) space.push({ composite, target, aggregation });
-  // Random search over a small discrete space = drawing configurations without replacement.
-  const draws = new Random(seed).shuffle(space.filter((c) => !sameConfig(c, DEFAULT_TUNE_CONFIG)));
-  const queue = [DEFAULT_TUNE_CONFIG, ...draws].slice(0, options.budget);
-  const trials: TuneTrial[] = [];
-  for (const config of queue) {
-    const trial = await evaluateConfig(engine, config, options);
-    trials.push(trial);
-    log(`${config.composite} / ${config.target} / ${config.aggregation}: AUC ${trial.auc.toFixed(4)} (${trial.seconds.toFixed(1)} s)`);
-  }
+  // TPE (src/circuits/tpe.ts; PXP searches by Bayesian optimisation), the default evaluated first.
+  const keyOf = (c: { readonly composite?: string; readonly target?: string; readonly aggregation?: string }) => `${c.composite}|${c.target}|${c.aggregation}`;
+  const byKey = new Map<string, TuneConfig>([...space, DEFAULT_TUNE_CONFIG].map((c) => [keyOf(c), c]));
+  const dims = {
+    composite: [...new Set(space.map((c) => c.composite))],
+    target: [...new Set(space.map((c) => c.target))],
+    aggregation: [...new Set(space.map((c) => c.aggregation))],
+  };
+  const initial: Config[] = [{ ...DEFAULT_TUNE_CONFIG }];
+  const search = await tpeSearch(
+    dims,
+    async (c) => {
+      const config = byKey.get(keyOf(c))!;
+      const trial = await evaluateConfig(engine, config, options);
+      log(`${config.composite} / ${config.target} / ${config.aggregation}: AUC ${trial.auc.toFixed(4)} (${trial.seconds.toFixed(1)} s)`);
+      return { value: trial.auc, result: trial };
+    },
+    { budget: options.budget, seed, initial, startup: Math.min(4, options.budget) },
+  );
+  const trials: TuneTrial[] = search.trials.map((t) => t.result);
   const best = trials.reduce((a, b) => (b.auc > a.auc ? b : a));
   const rates = [...(options.rates ?? [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])];
   return {
