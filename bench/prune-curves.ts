@@ -2,6 +2,8 @@
  * Perplexity-vs-sparsity curves for every pruning method on the embedded tiny-ioi-gpt2, the
  * model-correction result and a small PXP tuning run. Run: `node --import tsx bench/prune-curves.ts`
  * (about 6–8 minutes on 2 CPU cores). Prints markdown tables.
+ * The README's correction and PXP tables come from bench/correction.ts and bench/pxp.ts (held-out
+ * splits, bootstrap CIs); the correction and tuning runs here use the library defaults only.
  *
  * Data split (heldout.txt, 11,643 tokens as one stream):
  * - evaluation: the first 8,192 tokens = 64 windows of 128 (README perplexity definition);

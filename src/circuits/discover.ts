@@ -7,7 +7,11 @@
  *   IOI) at heads (z ⊙ g̃) and MLP neurons, one modified backward pass per batch.
  * - `gradient`: gradient × activation with the plain gradient (the same readouts, no LRP rules).
  * - `activation`: activation magnitude (‖z_h‖ and |post| summed over positions), forward only.
- * - `eap`: attribution patching, (corrupted − clean activation) · ∇, needs corrupted prompts.
+ * - `eap`: attribution patching (Nanda 2023; Syed et al. 2023), the first-order estimate of what
+ *   patching a component's corrupted activation in would cost the metric:
+ *   m(clean) − m(patched) ≈ (clean − corrupted activation) · ∇m. Needs corrupted prompts. The
+ *   sign makes an important component score positive, like the LRP relevances, so every method
+ *   is ranked the same way (signed value, or |value|).
  */
 import type { Attribution, Composite, Target } from '../engine/api';
 import { aggregateAttributions, aggregateVectors, DEFAULT_AGGREGATION, type ComponentRelevance } from './aggregate';
@@ -84,9 +88,10 @@ async function scoreBatch(runner: ModelRunner, batch: Task['examples'], method: 
       mode: 'gradient',
       interventions: { ablate: [], headReplacement: corrupted.map((r) => r.headZ!), neuronReplacement: corrupted.map((r) => r.mlpPost!) },
     });
+    // (clean − corrupted) · ∇: positive when patching the component in lowers the metric.
     return attributions.map((a) => ({
-      headRelevance: a.headPatch!.map((row, l) => row.map((patched, h) => patched - a.headRelevance[l]![h]!)),
-      mlpRelevance: a.neuronPatch!.map((patched, l) => patched.map((v, n) => v - a.mlpRelevance![l]![n]!)),
+      headRelevance: a.headPatch!.map((row, l) => row.map((patched, h) => a.headRelevance[l]![h]! - patched)),
+      mlpRelevance: a.neuronPatch!.map((patched, l) => patched.map((v, n) => a.mlpRelevance![l]![n]! - v)),
     }));
   }
   return runner.attribute({ ids, targets, mode: method as Composite });

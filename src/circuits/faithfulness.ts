@@ -463,3 +463,40 @@ export function defaultUniverse(spec: Pick<ArchSpec, 'nLayers' | 'nHeads' | 'dMl
   }
   return ids;
 }
+
+/**
+ * Per-prompt metric values for several ablation sets (one forward pass over the task per set),
+ * under one ablation kind. The per-prompt values are what a bootstrap over prompts resamples
+ * (src/circuits/stats.ts): faithfulness is a ratio of means, so it is recomputed from the
+ * resampled prompts' values, not averaged per prompt. `[]` is the full model.
+ */
+export async function perPromptScores(
+  runner: RunnerLike,
+  task: Task,
+  ablationSets: readonly (readonly string[])[],
+  ablation: Ablation,
+  options: FaithfulnessOptions = {},
+): Promise<number[][]> {
+  for (const set of ablationSets) if (set.length > 0) checkComponents(runner, set, 'ablation set');
+  const batchSize = options.batchSize ?? 16;
+  const source = await prepareAblation(runner, task, ablation, options);
+  const fullLogits = await runTask(runner, task, [], source, batchSize);
+  const out: number[][] = [];
+  for (const set of ablationSets) {
+    out.push(scoreExamples(task, set.length === 0 ? fullLogits : await runTask(runner, task, set, source, batchSize), fullLogits));
+  }
+  return out;
+}
+
+/** (mean circuit − mean empty) / (mean full − mean empty) over the prompts in `indices`. */
+export function faithfulnessOf(circuit: readonly number[], empty: readonly number[], full: readonly number[], indices: readonly number[]): number {
+  let c = 0;
+  let e = 0;
+  let f = 0;
+  for (const i of indices) {
+    c += circuit[i]!;
+    e += empty[i]!;
+    f += full[i]!;
+  }
+  return (c - e) / (f - e);
+}

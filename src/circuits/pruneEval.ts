@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import type { Engine } from '../engine/engine';
 import { InputError } from '../models/errors';
-import { logSoftmax, perplexity, type PerplexityResult } from './metrics';
+import { logSoftmax, perplexity, perplexityWindows, windowNll, type PerplexityResult } from './metrics';
 import { makeMask, applyMask, maskStats, weightScores, type CalibTarget, type CalibrationOptions, type WeightScores } from './prune';
 import { loadTaskFile, splitTaskBy, type Task, type TaskExample } from './tasks';
 import { type Aggregation, type PruneMethod, type PruneScope, type SampleUnit } from '../vocabulary';
@@ -288,4 +288,46 @@ export function curveTable(result: { dense: { perplexity?: number; ioi?: IoiResu
 export function splitCalibration(ids: readonly number[], calibTokens: number): { calibIds: number[]; evalIds: number[] } {
   if (calibTokens >= ids.length) throw new InputError(`the text has ${ids.length} tokens; ${calibTokens} calibration tokens would leave nothing to evaluate`);
   return { calibIds: ids.slice(ids.length - calibTokens), evalIds: ids.slice(0, ids.length - calibTokens) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-unit values, for bootstrap CIs over prompts / windows (src/circuits/stats.ts)
+
+/** Per prompt: IO − S logit difference and whether it is > 0. */
+export async function perPromptIoi(engine: Engine, examples: readonly TaskExample[]): Promise<{ logitDiff: number[]; correct: number[] }> {
+  const logits = await lastLogits(engine, examples);
+  const logitDiff = examples.map((e, i) => {
+    if (e.target === undefined || e.foil === undefined) throw new InputError(`${e.origin}: IOI needs io and s tokens`);
+    return logits[i]![e.target]! - logits[i]![e.foil]!;
+  });
+  return { logitDiff, correct: logitDiff.map((d) => (d > 0 ? 1 : 0)) };
+}
+
+/** Per prompt: Σ softmax p(goodTokens) at the last position. */
+export async function perPromptProbability(engine: Engine, examples: readonly TaskExample[]): Promise<number[]> {
+  const logits = await lastLogits(engine, examples);
+  return examples.map((e, i) => {
+    if (!e.goodTokens) throw new InputError(`${e.origin}: no toxic_token_ids/good_ids`);
+    const lp = logSoftmax(logits[i]!);
+    let p = 0;
+    for (const t of new Set(e.goodTokens)) p += Math.exp(lp[t]!);
+    return p;
+  });
+}
+
+/** Per window (the `textPerplexity` windows): summed NLL and tokens scored. Perplexity = exp(Σ nll / Σ count). */
+export async function perWindowNll(engine: Engine, ids: readonly number[], contextLength = engine.spec.maxPositions): Promise<{ nll: number[]; count: number[] }> {
+  const windows = perplexityWindows(ids, contextLength);
+  const nll: number[] = [];
+  const count: number[] = [];
+  for (let start = 0; start < windows.length; start += 8) {
+    const batch = windows.slice(start, start + 8);
+    const rows = await engine.forward({ ids: batch, allLogits: true });
+    batch.forEach((w, i) => {
+      const r = windowNll(rows[i]!.logits!, w);
+      nll.push(r.nll);
+      count.push(r.count);
+    });
+  }
+  return { nll, count };
 }

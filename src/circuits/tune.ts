@@ -1,16 +1,24 @@
 /**
  * PXP-style tuning of the attribution used for pruning (Hatefi et al., arXiv:2408.12568):
- * a seeded random search over the attribution settings, with the objective = area under the
+ * a seeded TPE search (src/circuits/tpe.ts) over the attribution settings, with the objective = area under the
  * task-metric-vs-pruning-rate curve (trapezoid rule, as `np.trapz(acc, rates)` in the PXP code).
  *
  * Search space (what the engine can do honestly):
  * - composite: `attnlrp` | `cp-lrp` (softmax rule vs attention as constant; the PXP softmax-rule choice);
- * - target (explained quantity at the last position): `logit_diff` (IO − S), `logit` (IO logit,
- *   PXP's one-hot seed of 1) or `contrastive` (IO logit − mean logit, LXT's GPT-2 recommendation);
+ * - target (explained quantity at the last position): `logit_diff` (IO − S), `logit` (the IO
+ *   logit) or `contrastive` (IO logit − mean logit, LXT's GPT-2 recommendation).
+ *   How `logit` relates to PXP's seed: the engine seeds the modified *gradient* with 1 at the
+ *   target logit, so in gradient × input form the relevance at the output is R_out = z_t · 1 = z_t:
+ *   the explained quantity is the logit value. PXP (`pxp/attribute.py`, zennit) seeds the
+ *   *relevance* with a one-hot 1 at the true class, R_out = 1, whatever the logit. The two differ
+ *   per sample by the factor z_t; for a single sample the ranking of components is identical, but
+ *   aggregated over samples ours weights each sample by its logit (and a negative logit flips the
+ *   sample's signs, which `mean-abs` undoes and `signed-mean` does not). Dividing each sample's
+ *   relevances by z_t would give PXP's seed exactly.
  * - aggregation: `mean-abs` (PXP), `abs-mean`, `signed-mean` (PXP's MAG switch).
- * Not searched: ε / γ / z⁺ / α-β rules on linear layers. The engine computes LRP in the
- * modified-gradient form, where linear layers keep their plain gradient (ε → 0) and there is no
- * per-layer rule to swap, so such a search could not be implemented faithfully.
+ * Not searched yet: ε / γ / z⁺ rules per layer group. They *are* expressible in the
+ * modified-gradient form (each is a modified VJP of the linear layer; issue 11) and are being
+ * added to the rule table separately; this search covers what the composite table offers today.
  *
  * Components pruned at each rate (one-shot: scores once on the dense model, masks nested):
  * `neurons` (MLP neurons, ranked globally; PXP/SparC³ structured) or `weights` (elements of
@@ -28,8 +36,8 @@ import {
   rankComponents,
   type ExplainedOutput,
 } from './prune';
-import { ioiMetrics, trapezoidAuc, type IoiResult } from './pruneEval';
-import { Random } from './prng';
+import { ioiMetrics, perPromptIoi, trapezoidAuc, type IoiResult } from './pruneEval';
+import { tpeSearch, type Config } from './tpe';
 import type { TaskExample } from './tasks';
 import type { Aggregation } from '../vocabulary';
 
@@ -83,7 +91,6 @@ function explained(examples: readonly TaskExample[], target: TuneTarget): Explai
   });
 }
 
-const sameConfig = (a: TuneConfig, b: TuneConfig) => a.composite === b.composite && a.target === b.target && a.aggregation === b.aggregation;
 
 /** One configuration's metric-vs-rate curve and its trapezoid AUC. */
 export async function evaluateConfig(engine: Engine, config: TuneConfig, options: Omit<TuneOptions, 'budget'>): Promise<TuneTrial> {
@@ -122,15 +129,26 @@ export async function tune(engine: Engine, options: TuneOptions): Promise<TuneRe
   for (const composite of options.composites ?? (['attnlrp', 'cp-lrp'] as Composite[]))
     for (const target of options.targets ?? (['logit_diff', 'logit', 'contrastive'] as TuneTarget[]))
       for (const aggregation of options.aggregations ?? (['mean-abs', 'abs-mean', 'signed-mean'] as Aggregation[])) space.push({ composite, target, aggregation });
-  // Random search over a small discrete space = drawing configurations without replacement.
-  const draws = new Random(seed).shuffle(space.filter((c) => !sameConfig(c, DEFAULT_TUNE_CONFIG)));
-  const queue = [DEFAULT_TUNE_CONFIG, ...draws].slice(0, options.budget);
-  const trials: TuneTrial[] = [];
-  for (const config of queue) {
-    const trial = await evaluateConfig(engine, config, options);
-    trials.push(trial);
-    log(`${config.composite} / ${config.target} / ${config.aggregation}: AUC ${trial.auc.toFixed(4)} (${trial.seconds.toFixed(1)} s)`);
-  }
+  // TPE (src/circuits/tpe.ts; PXP searches by Bayesian optimisation), the default evaluated first.
+  const keyOf = (c: { readonly composite?: string; readonly target?: string; readonly aggregation?: string }) => `${c.composite}|${c.target}|${c.aggregation}`;
+  const byKey = new Map<string, TuneConfig>([...space, DEFAULT_TUNE_CONFIG].map((c) => [keyOf(c), c]));
+  const dims = {
+    composite: [...new Set(space.map((c) => c.composite))],
+    target: [...new Set(space.map((c) => c.target))],
+    aggregation: [...new Set(space.map((c) => c.aggregation))],
+  };
+  const initial: Config[] = [{ ...DEFAULT_TUNE_CONFIG }];
+  const search = await tpeSearch(
+    dims,
+    async (c) => {
+      const config = byKey.get(keyOf(c))!;
+      const trial = await evaluateConfig(engine, config, options);
+      log(`${config.composite} / ${config.target} / ${config.aggregation}: AUC ${trial.auc.toFixed(4)} (${trial.seconds.toFixed(1)} s)`);
+      return { value: trial.auc, result: trial };
+    },
+    { budget: options.budget, seed, initial, startup: Math.min(4, options.budget) },
+  );
+  const trials: TuneTrial[] = search.trials.map((t) => t.result);
   const best = trials.reduce((a, b) => (b.auc > a.auc ? b : a));
   const rates = [...(options.rates ?? [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])];
   return {
@@ -148,4 +166,46 @@ export async function tune(engine: Engine, options: TuneOptions): Promise<TuneRe
       evaluation: options.evaluation.length,
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-prompt curves (for the calibration/held-out protocol with bootstrap CIs)
+
+/** The pruned-weights function of one configuration: scores once on `reference`, masks nested in the rate. */
+export async function configPruner(engine: Engine, config: TuneConfig, reference: readonly TaskExample[], unit: 'neurons' | 'weights'): Promise<(rate: number) => Map<string, Float32Array>> {
+  const tensors = prunableTensors(engine).filter((t) => t.roles.includes('up') || t.roles.includes('down'));
+  const rel = await attributionScores(engine, explained(reference, config.target), {
+    mode: config.composite,
+    aggregation: config.aggregation,
+    weights: unit === 'weights' ? tensors.map((t) => t.name) : [],
+  });
+  if (unit === 'neurons') {
+    const ranked = rankComponents(rel.neurons, 'neurons');
+    return (rate) => neuronRemovalWeights(engine, ranked.slice(0, Math.floor(rate * ranked.length)));
+  }
+  return (rate) => applyMask(engine, globalMask({ method: config.composite, tensors, scores: rel.weights, calibration: null, aggregation: config.aggregation, target: null }, rate));
+}
+
+/** Per-prompt IO − S logit difference at each rate: `[rate][prompt]`. */
+export async function perPromptCurve(
+  engine: Engine,
+  prune: (rate: number) => Map<string, Float32Array>,
+  evaluation: readonly TaskExample[],
+  rates: readonly number[],
+): Promise<number[][]> {
+  const out: number[][] = [];
+  for (const rate of rates) {
+    const pruned = rate === 0 ? engine : engine.withWeights(prune(rate));
+    try {
+      out.push((await perPromptIoi(pruned, evaluation)).logitDiff);
+    } finally {
+      if (pruned !== engine) await pruned.dispose();
+    }
+  }
+  return out;
+}
+
+/** Trapezoid AUC over the rates of the mean over `indices` of a per-prompt curve. */
+export function curveAuc(curve: readonly number[][], rates: readonly number[], indices: readonly number[]): number {
+  return trapezoidAuc(rates, curve.map((row) => indices.reduce((s, i) => s + row[i]!, 0) / indices.length));
 }

@@ -12,6 +12,8 @@ import { idsFlag, intFlag, oneOf, parseFlags, type FlagSpec } from './args';
 import { attributionJson, topK } from './format';
 import { circuitCommands } from './commands';
 import { pruneCommands } from './prune-commands';
+import { pruneCurveCommands } from './prune-curve';
+import { perturbCommands } from './perturb';
 import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
 export { MODEL_FLAGS, type Command, type CommandContext };
@@ -155,6 +157,8 @@ const commands: Record<string, Command> = {
 
   ...circuitCommands,
   ...pruneCommands,
+  ...pruneCurveCommands,
+  ...perturbCommands,
 };
 
 

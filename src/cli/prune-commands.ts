@@ -157,7 +157,7 @@ export const pruneCommands: Record<string, Command> = {
   },
 
   tune: {
-    summary: 'PXP random search over attribution settings (composite, target, aggregation), objective = AUC of the task metric vs pruning rate',
+    summary: 'PXP search (TPE) over attribution settings (composite, target, aggregation), objective = AUC of the task metric vs pruning rate',
     usage: 'circuit-lens tune [--model DIR] --task ioi|FILE.jsonl --budget N [--seed 0] [--unit neurons|weights] [--metric accuracy|logit_diff] [--reference 64] [--json]',
     async run(ctx) {
       const flags = parseFlags(ctx.argv, {

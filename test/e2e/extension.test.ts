@@ -88,7 +88,8 @@ function fixtureCircuit(): CircuitGraph {
   const graph = { ...selectNodes(full, { kind: 'top-k', k: 3 }, { absolute: false }), scores, created: '2026-01-01T00:00:00.000Z' };
   return validateCircuitGraph(JSON.parse(JSON.stringify(graph)), 'fixture');
 }
-const FIXTURE_NAME = 'Fixture circuit <b>not bold</b>';
+/** Saved circuits are named by their file (no `/`): markup in the name must stay text. */
+const FIXTURE_NAME = 'Fixture circuit <img src=x onerror="document.body.dataset.pwned=2">';
 
 /** A circuit file without its timestamp (the one field two runs of the same discovery differ in). */
 function withoutTime(file: string): Record<string, unknown> {
@@ -253,7 +254,8 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     await until('the fixture circuit in the panel', async () => (await frame.textContent('[data-testid="title"]'))?.includes('Fixture circuit'));
     assert.equal(await frame.textContent('[data-testid="node-count"]'), '5');
     assert.equal(await frame.textContent('[data-testid="edge-count"]'), '4');
-    assert.equal(await frame.locator('[data-testid="title"] b').count(), 0, 'title must be text, not HTML');
+    assert.equal(await frame.locator('[data-testid="title"] img').count(), 0, 'title must be text, not HTML');
+    assert.match((await frame.textContent('[data-testid="title"]')) ?? '', /<img src=x/);
     // Discovery-time metrics are absent from the fixture: nothing stale is shown.
     assert.equal(await frame.locator('[data-testid="not-verified"]').count(), 1);
     assert.ok((await frame.locator('[data-testid="legend"]').innerText()).includes('candidate not in the circuit'));

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Engine, embeddedModelPath } from '../../src/engine/engine';
-import { correct, undesiredOutputs } from '../../src/circuits/correct';
+import { correct, perLogitOutputs, undesiredOutputs } from '../../src/circuits/correct';
 import { calibrationWindows, nextTokenOutputs } from '../../src/circuits/prune';
 import { ioiMetrics, loadTask, probabilityMetric, readTextIds, splitCalibration, textPerplexity, toxicSplit } from '../../src/circuits/pruneEval';
 import { tune } from '../../src/circuits/tune';
@@ -50,6 +50,43 @@ describe('correct', () => {
     const corrected = engine.withWeights(result.weights);
     assert.ok(Math.abs((await probabilityMetric(corrected, heldToxic)) - after64.toxic!) < 1e-9);
     await corrected.dispose();
+  });
+});
+
+describe('correct: SparC³ Eq. 7 with commensurate sides', () => {
+  it('splits a window into one-logit samples, so both sides are per-explained-logit means', () => {
+    const rows = perLogitOutputs(nextTokenOutputs([[5, 6, 7, 8]]));
+    assert.deepEqual(rows.map((r) => ('target' in r ? [r.target.position, r.target.token] : null)), [[0, 6], [1, 7], [2, 8]]);
+  });
+
+  it('the removal score is the plain difference R̄_general − R̄_undesired of the same aggregation, lowest removed first', async () => {
+    const heldout = readTextIds(engine, path.join(engine.folder, 'heldout.txt'));
+    const { toxic } = toxicSplit(loadTask(engine, path.join(engine.folder, 'toxic.jsonl')));
+    const general = nextTokenOutputs(calibrationWindows(heldout.slice(-2 * 16), { windows: 2, windowLength: 16 }));
+    const result = await correct(engine, { undesired: undesiredOutputs(toxic.slice(0, 4)), general, unit: 'neurons', count: 10 });
+    assert.equal(result.settings.explained, 'per-logit');
+    assert.equal(result.settings.normalize, 'none');
+    assert.equal(result.settings.generalAggregation, result.settings.undesiredAggregation);
+    assert.equal(result.settings.generalOutputs, 2 * 15);
+    for (const r of result.removed) assert.ok(Math.abs(r.score - (r.general - r.undesired)) < 1e-9, `${r.id}: ${r.score} = ${r.general} − ${r.undesired}`);
+    for (let i = 1; i < result.removed.length; i++) assert.ok(result.removed[i]!.score >= result.removed[i - 1]!.score);
+    // The first removed neuron pushes the insult tokens up: positive undesired relevance.
+    assert.ok(result.removed[0]!.undesired > 0);
+  });
+
+  it('the random baseline is seeded and the Wanda baseline runs on the same reference sets', async () => {
+    const { toxic } = toxicSplit(loadTask(engine, path.join(engine.folder, 'toxic.jsonl')));
+    const heldout = readTextIds(engine, path.join(engine.folder, 'heldout.txt'));
+    const general = nextTokenOutputs(calibrationWindows(heldout.slice(-32), { windows: 2, windowLength: 16 }));
+    const base = { undesired: undesiredOutputs(toxic.slice(0, 2)), general, unit: 'neurons' as const, count: 5 };
+    const a = await correct(engine, { ...base, method: 'random', seed: 1 });
+    const b = await correct(engine, { ...base, method: 'random', seed: 1 });
+    const c = await correct(engine, { ...base, method: 'random', seed: 2 });
+    assert.deepEqual(a.removed.map((r) => r.id), b.removed.map((r) => r.id));
+    assert.notDeepEqual(a.removed.map((r) => r.id), c.removed.map((r) => r.id));
+    const w = await correct(engine, { ...base, method: 'wanda' });
+    assert.equal(w.settings.method, 'wanda');
+    assert.ok(w.removed.every((r) => r.general >= 0 && r.undesired >= 0));
   });
 });
 

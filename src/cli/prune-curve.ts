@@ -1,0 +1,58 @@
+/**
+ * `circuit-lens prune-curve`: SparC³'s circuit protocol (src/circuits/pruneCurve.ts) — IOI accuracy
+ * vs sparsity for structured and unstructured pruning, several methods, several reference-set
+ * seeds, mean ± SEM, and the circuit = the sparsest model keeping `--keep` of dense accuracy.
+ */
+import * as fs from 'node:fs';
+import { InputError } from '../models/errors';
+import { generateIoiTask, heldOutIoiTask } from '../circuits/generators';
+import { loadTask } from '../circuits/pruneEval';
+import { CURVE_METHODS, pruneCurves, type CurveMethod, type CurveMode } from '../circuits/pruneCurve';
+import { floatFlag, intFlag, parseFlags } from './args';
+import { MODEL_FLAGS, type Command } from './command';
+
+export const pruneCurveCommands: Record<string, Command> = {
+  'prune-curve': {
+    summary: "SparC³ circuits: IOI accuracy vs sparsity (structured heads+neurons, unstructured MLP weights), methods × reference-set seeds",
+    usage:
+      'circuit-lens prune-curve [--model DIR] --eval ioi|FILE.jsonl [--seeds 3] [--reference 128] [--methods attnlrp,gradient,activation,wanda,random] [--modes structured,unstructured] [--rates 0,0.2,…] [--keep 0.9] [--json]',
+    async run(ctx) {
+      const flags = parseFlags(ctx.argv, {
+        ...MODEL_FLAGS,
+        eval: { type: 'string' },
+        seeds: { type: 'string' },
+        reference: { type: 'string' },
+        methods: { type: 'string' },
+        modes: { type: 'string' },
+        rates: { type: 'string' },
+        keep: { type: 'string' },
+      });
+      if (flags.eval === undefined) throw new InputError('--eval ioi|FILE.jsonl (IOI prompts with io and s) is required');
+      if (flags.eval !== 'ioi' && !fs.existsSync(flags.eval)) throw new InputError('--eval: file not found', flags.eval);
+      const seeds = intFlag(flags.seeds, 'seeds', 3, 1);
+      const size = intFlag(flags.reference, 'reference', 128, 2);
+      const keep = floatFlag(flags.keep, 'keep', 0.9, 0, 1);
+      const list = <T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T[] | undefined => {
+        if (value === undefined) return undefined;
+        const items = value.split(',').map((s) => s.trim());
+        for (const item of items) if (!allowed.includes(item as T)) throw new InputError(`--${flag}: "${item}" is not one of ${allowed.join(', ')}`);
+        return items as T[];
+      };
+      const methods = list<CurveMethod>(flags.methods, CURVE_METHODS, 'methods');
+      const modes = list<CurveMode>(flags.modes, ['structured', 'unstructured'], 'modes');
+      const rates = flags.rates?.split(',').map((s) => floatFlag(s.trim(), 'rates', 0, 0, 0.999999));
+      const engine = await ctx.openEngine(flags.model, flags);
+      if (!engine.tokenizer) throw new InputError('prune-curve generates IOI reference sets from text: the model needs a tokenizer.json', engine.folder);
+      // `ioi`: the held-out IOI split (ACDC templates, its own seed), 200 prompts.
+      const evaluation = flags.eval === 'ioi' ? heldOutIoiTask(engine.tokenizer, 200).examples : loadTask(engine, flags.eval).examples;
+      const encode = (t: string) => engine.tokenizer!.encodeIds(t);
+      const references = Array.from({ length: seeds }, (_, s) => generateIoiTask({ count: size, seed: s + 1, encode }).examples);
+      const result = await pruneCurves(engine, { references, evaluation, keep, ...(methods && { methods }), ...(modes && { modes }), ...(rates && { rates }) });
+      const text = [
+        `dense IOI accuracy ${result.dense.toFixed(3)}`,
+        ...result.series.map((s) => `${s.mode} ${s.method} (${s.scope}): ${s.mean.map((m, i) => `${s.rates[i]}:${m.toFixed(3)}±${s.sem[i]!.toFixed(3)}`).join(' ')} → circuit ${Math.round(s.circuitRate * 100)} % pruned (${s.circuitSize} of ${s.total} left)`),
+      ].join('\n');
+      return { json: result, text };
+    },
+  },
+};
