@@ -52,10 +52,16 @@ export function loadModelFolder(folder: string, beforeWeights?: (parameters: num
   return { folder: resolved, config, spec, weights, tokenizer };
 }
 
-/** Parameters, counting a tied embedding once. */
+/**
+ * GPT-2 checkpoints may carry the causal-mask buffers `attn.bias` ([1, 1, n_ctx, n_ctx]) and
+ * `attn.masked_bias`; they are not parameters and the graph builds its own mask.
+ */
+const BUFFER = /(?:^|\.)attn\.(?:masked_)?bias$/;
+
+/** Parameters, counting a tied embedding once and leaving out buffers. */
 export function parameterCount(weights: ModelWeights): number {
   let total = 0;
-  for (const name of weights.names()) total += weights.info(name).shape.reduce((a, b) => a * b, 1);
+  for (const name of weights.names()) if (!BUFFER.test(name)) total += weights.info(name).shape.reduce((a, b) => a * b, 1);
   return total;
 }
 

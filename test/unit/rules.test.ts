@@ -225,6 +225,7 @@ describe('LRP rules against their closed forms', () => {
     assert.deepEqual(COMPOSITE_RULES['cp-lrp'].av, [0, 1]);
     assert.deepEqual(COMPOSITE_RULES.attnlrp.av, [0.5, 0.5]);
     assert.deepEqual(COMPOSITE_RULES.attnlrp.qk, [0.5, 0.5]);
-    assert.equal(COMPOSITE_RULES['cp-lrp'].gatedProduct, 'gate-detached');
+    assert.deepEqual(COMPOSITE_RULES['cp-lrp'].gatedProduct, [0, 1]);
+    assert.deepEqual(COMPOSITE_RULES.attnlrp.gatedProduct, [0.5, 0.5]);
   });
 });
