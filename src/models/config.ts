@@ -553,12 +553,28 @@ function ropeScaling(read: ConfigReader): { scaling?: RopeScaling } {
   return read.fail(`"${field}" type ${JSON.stringify(type)} is not supported (supported: default, linear, llama3)`);
 }
 
-function ids(read: ConfigReader): { bosTokenId?: number; eosTokenId?: number } {
-  const out: { bosTokenId?: number; eosTokenId?: number } = {};
-  const bos = read.raw('bos_token_id');
-  const eos = read.raw('eos_token_id');
-  if (typeof bos === 'number') out.bosTokenId = bos;
-  if (typeof eos === 'number') out.eosTokenId = eos;
+type SpecialIds = { bosTokenId?: number; eosTokenId?: number; eosTokenIds?: readonly number[] };
+
+function ids(read: ConfigReader): SpecialIds {
+  return specialIds((name) => read.raw(name), (m) => read.fail(m));
+}
+
+/**
+ * bos/eos token ids from config.json or generation_config.json. `eos_token_id` may be a list
+ * (Llama 3 ends a turn on several tokens): all are kept, the first is `eosTokenId`.
+ */
+export function specialIds(raw: (name: string) => unknown, fail: (message: string) => never): SpecialIds {
+  const out: { bosTokenId?: number; eosTokenId?: number; eosTokenIds?: number[] } = {};
+  const id = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  const bos = raw('bos_token_id');
+  const eos = raw('eos_token_id');
+  if (id(bos)) out.bosTokenId = bos as number;
+  if (id(eos)) out.eosTokenIds = [eos as number];
+  else if (Array.isArray(eos)) {
+    if (!eos.every(id)) fail(`"eos_token_id" must be a token id or a list of them, got ${JSON.stringify(eos)}`);
+    if (eos.length > 0) out.eosTokenIds = eos as number[];
+  }
+  if (out.eosTokenIds) out.eosTokenId = out.eosTokenIds[0]!;
   return out;
 }
 

@@ -120,7 +120,9 @@ export interface ArchSpec {
   readonly tiedEmbeddings: boolean;
   readonly layers: readonly LayerWeights[];
   readonly bosTokenId?: number;
+  /** The first end-of-sequence id; `eosTokenIds` has all when the config lists several. */
   readonly eosTokenId?: number;
+  readonly eosTokenIds?: readonly number[];
 }
 
 /** TransformerLens / EAP-IG component ids. */
