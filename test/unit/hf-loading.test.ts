@@ -7,6 +7,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
@@ -260,5 +261,41 @@ describe('tokenizer and generation files', { skip: missingShared('models/tiny-io
     assert.throws(() => loadModelFolder(dir), /generation_config\.json: "eos_token_id" must be a token id or a list of them/);
     fs.writeFileSync(path.join(dir, 'generation_config.json'), '{"eos_token_id": ');
     assert.throws(() => loadModelFolder(dir), /generation_config\.json: not valid JSON/);
+  });
+});
+
+describe('the three folders of the issue, from the CLI', { skip: missingShared('models/random-tiny-llama/model.safetensors') || missingShared('models/random-tiny-neox/model.safetensors') || missingShared('models/random-tiny-gemma2/model.safetensors') }, () => {
+  const REPO_ROOT = path.resolve(__dirname, '..', '..');
+  const cli = (...args: string[]) => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '-e', "require('./src/cli/main').main(process.argv.slice(1)).then((c) => { process.exitCode = c; })", ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
+    return { code: run.status, json: run.status === 0 ? JSON.parse(run.stdout) : null, stderr: run.stderr };
+  };
+  const ids = IDS.join(',');
+
+  it('a tied Llama storing only lm_head.weight, a sequential GPT-NeoX and a Gemma 2 with a window shorter than the prompt: info and attribute', () => {
+    const llama = readTensors('random-tiny-llama');
+    const folders: [string, string][] = [
+      [folder('random-tiny-llama', 'cli-tied-head', { tie_word_embeddings: true }, without(llama, 'model.embed_tokens.weight')), 'llama'],
+      [folder('random-tiny-neox', 'cli-neox-seq', { use_parallel_residual: false }, readTensors('random-tiny-neox')), 'gpt_neox'],
+      [sharedModel('random-tiny-gemma2'), 'gemma2'], // sliding_window 8 on layer 0; the prompt has 12 tokens
+    ];
+    for (const [dir, family] of folders) {
+      const info = cli('info', '--model', dir, '--json');
+      assert.equal(info.code, 0, info.stderr);
+      assert.equal(info.json.architecture, family);
+      for (const mode of ['attnlrp', 'cp-lrp']) {
+        const run = cli('attribute', '--model', dir, '--ids', ids, '--target-id', '10', '--mode', mode, '--json');
+        assert.equal(run.code, 0, `${family} ${mode}: ${run.stderr}`);
+        const tokens = run.json.token_relevance as number[];
+        assert.equal(tokens.length, IDS.length);
+        assert.ok(tokens.every(Number.isFinite));
+        if (mode === 'cp-lrp') {
+          // The whole budget arrives: tokens + linear biases + LayerNorm β = the (capped) logit.
+          const { token, bias_linear, bias_layernorm } = run.json.sums;
+          const total = token + bias_linear + bias_layernorm;
+          assert.ok(Math.abs(total - run.json.target_value) < 1e-4 * Math.max(1, Math.abs(run.json.target_value)), `${family}: ${total} vs ${run.json.target_value}`);
+        }
+      }
+    }
   });
 });
