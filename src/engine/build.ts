@@ -14,6 +14,7 @@
  *   neuron_repl    float [B, L, T, F]
  * Graph outputs: see `GraphOutputs`.
  */
+import { InputError } from '../models/errors';
 import type { ArchSpec, LinearRef, NormRef } from '../models/spec';
 import type { ModelWeights } from '../models/weights';
 import type { Composite } from './api';
@@ -127,8 +128,8 @@ class GraphBuilder {
     if (gates && !spec.preNorm) throw new Error('edge attribution needs pre-norm blocks; this model is post-norm');
     // Edges are read at resid_mid as the MLP's input; a parallel residual (the MLP reads the block
     // input) or a norm between a sublayer and the residual stream breaks that reading.
-    if (gates && spec.parallelResidual) throw new Error('edge attribution needs sequential blocks; this model has a parallel residual (use_parallel_residual)');
-    if (gates && spec.layers.some((l) => l.postAttnNorm || l.postMlpNorm)) throw new Error('edge attribution is not available for models that normalise sublayer outputs (Gemma 2)');
+    if (gates && spec.parallelResidual) throw new InputError('edge attribution needs sequential blocks; this model has a parallel residual (use_parallel_residual)');
+    if (gates && spec.layers.some((l) => l.postAttnNorm || l.postMlpNorm)) throw new InputError('edge attribution is not available for models that normalise sublayer outputs (Gemma 2)');
 
     // Embeddings. Token (and positional) embeddings are the leaves whose relevance is read.
     const tokenEmbedding = this.leafOrConstant(w.op1('Gather', [this.weight(spec.embedTokens), ids], { axis: 0 }, 'embed_tokens'), ['B', 'T', this.embedDim()]);
@@ -244,7 +245,7 @@ class GraphBuilder {
     const unembedding = this.weight(spec.lmHead.weight); // [V, D]
     let rows = w.op1('Gather', [unembedding, targetIds], { axis: 0 }, 'unembedding_rows'); // [B, T, D]
     // A soft-capped logit minus the mean capped logit is not one row's dot product.
-    if (this.options.contrastiveSequence && spec.finalSoftcap !== undefined) throw new Error('contrastive sequence targets are not available with final logit soft-capping (Gemma 2)');
+    if (this.options.contrastiveSequence && spec.finalSoftcap !== undefined) throw new InputError('contrastive sequence targets are not available with final logit soft-capping (Gemma 2)');
     if (this.options.contrastiveSequence) rows = w.op1('Sub', [rows, w.op1('ReduceMean', [unembedding, w.ints([0])], { keepdims: 1 })]);
     const logits = this.logitCap(ops.sumKeep(ops.mul(hidden, this.tape.constant(rows, hidden.shape), 'target_logit_terms'), 2, 'target_logits')); // [B, T, 1]
     const weight = w.op1('Unsqueeze', [targetWeight, w.ints([2])]);
