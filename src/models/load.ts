@@ -53,10 +53,11 @@ export function loadModelFolder(folder: string, beforeWeights?: (parameters: num
 }
 
 /**
- * GPT-2 checkpoints may carry the causal-mask buffers `attn.bias` ([1, 1, n_ctx, n_ctx]) and
- * `attn.masked_bias`; they are not parameters and the graph builds its own mask.
+ * GPT-2 and Pythia checkpoints may carry the causal-mask buffers `attn.bias` / `attention.bias`
+ * ([1, 1, n_ctx, n_ctx]) and `masked_bias`, older Pythia and Llama ones `rotary_emb.inv_freq`;
+ * they are not parameters, and the graph builds its own mask and rotary tables.
  */
-const BUFFER = /(?:^|\.)attn\.(?:masked_)?bias$/;
+const BUFFER = /(?:^|\.)(?:attn|attention)\.(?:masked_)?bias$|(?:^|\.)rotary_emb\.inv_freq$/;
 
 /**
  * generation_config.json, when present, is what HF's `generate` reads for bos/eos: its ids

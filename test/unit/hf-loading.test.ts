@@ -161,6 +161,25 @@ describe('tensor names, buffers and formats', { skip: missingShared('models/rand
     }
   });
 
+  it("Pythia's attention.bias / masked_bias / rotary_emb.inv_freq buffers are ignored: same logits, same parameter count", async () => {
+    const withBuffers = new Map(readTensors('random-tiny-neox'));
+    const n = 128;
+    for (const l of [0, 1]) {
+      withBuffers.set(`gpt_neox.layers.${l}.attention.bias`, { dtype: 'F32', shape: [1, 1, n, n], data: new Float32Array(n * n).map((_, i) => (i % n <= Math.floor(i / n) ? 1 : 0)) });
+      withBuffers.set(`gpt_neox.layers.${l}.attention.masked_bias`, { dtype: 'F32', shape: [], data: new Float32Array([-1e9]) });
+      withBuffers.set(`gpt_neox.layers.${l}.attention.rotary_emb.inv_freq`, { dtype: 'F32', shape: [2], data: new Float32Array([1, 0.01]) });
+    }
+    const dir = folder('random-tiny-neox', 'neox-buffers', {}, withBuffers);
+    same(await logits(dir), await logits(sharedModel('random-tiny-neox')), 'with buffers');
+    const [a, b] = [await Engine.load(dir), await Engine.load(sharedModel('random-tiny-neox'))];
+    try {
+      assert.equal(a.info().parameters, b.info().parameters);
+    } finally {
+      await a.dispose();
+      await b.dispose();
+    }
+  });
+
   it('a Gemma 2 in BF16, sharded in 3 files with an index, loads and keeps the logits close', async () => {
     const bf16 = new Map([...readTensors('random-tiny-gemma2')].map(([n, t]) => [n, { ...t, dtype: 'BF16' as const }]));
     const dir = folder('random-tiny-gemma2', 'gemma2-bf16-shards', {}, bf16, 3);
