@@ -8,7 +8,7 @@
 import { InputError } from './errors';
 import type { ArchSpec, Activation, LayerWeights, LinearRef, NormRef, RopeScaling } from './spec';
 
-export const SUPPORTED_MODEL_TYPES = ['gpt2', 'opt', 'llama', 'mistral', 'qwen2', 'qwen3', 'gpt_neox', 'gemma2'] as const;
+export const SUPPORTED_MODEL_TYPES = ['gpt2', 'opt', 'llama', 'mistral', 'qwen2', 'qwen3', 'gpt_neox', 'gemma2', 'phi3'] as const;
 
 type Config = Record<string, unknown>;
 
@@ -34,6 +34,8 @@ export function specFromConfig(config: Config, hasTensor: (name: string) => bool
       return neoxSpec(read, hasTensor, file);
     case 'gemma2':
       return gemma2Spec(read, hasTensor, file);
+    case 'phi3':
+      return phi3Spec(read, hasTensor, file);
     default:
       throw new InputError(`unsupported model_type "${modelType}" (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`, file);
   }
@@ -503,6 +505,68 @@ function gemma2Spec(read: ConfigReader, hasTensor: (name: string) => boolean, fi
 }
 
 /**
+ * Phi3ForCausalLM: Llama-shaped with fused projections. Honours vocab_size, hidden_size,
+ * intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim,
+ * hidden_act, rms_norm_eps, rope_theta, partial_rotary_factor (Phi-4-mini), rope_scaling
+ * (linear/llama3; `longrope`/`su` are refused), sliding_window (every layer, as HF Phi-3),
+ * tie_word_embeddings. `qkv_proj` rows are blocked [q | k | v]; `gate_up_proj` rows are
+ * [gate | up] (HF: `gate, up = gate_up_proj(x).chunk(2)`).
+ */
+function phi3Spec(read: ConfigReader, hasTensor: (name: string) => boolean, file: string): ArchSpec {
+  const dModel = read.int('hidden_size');
+  const nLayers = read.int('num_hidden_layers');
+  const nHeads = read.int('num_attention_heads');
+  const nKvHeads = read.optionalInt('num_key_value_heads') ?? nHeads;
+  const vocabSize = read.int('vocab_size');
+  const maxPositions = read.int('max_position_embeddings');
+  const dMlp = read.int('intermediate_size');
+  const explicitHeadDim = read.optionalInt('head_dim');
+  const headDim = explicitHeadDim ?? dModel / nHeads;
+  checkHeads(read, dModel, nHeads, nKvHeads, headDim, explicitHeadDim !== undefined);
+  checkLimits(read, { layers: nLayers, heads: nHeads, width: dModel, vocab: vocabSize, positions: maxPositions, mlp: dMlp });
+  const pct = read.aliasNumber(['partial_rotary_factor'], 1, { min: 0, max: 1 });
+  const rotaryDims = Math.floor(headDim * pct);
+  if (rotaryDims % 2 !== 0) read.fail(`"partial_rotary_factor" ${pct} gives ${rotaryDims} rotary dims of the ${headDim} per head; rotary embeddings need an even number`);
+  const name = prefixResolver(hasTensor, ['embed_tokens.weight', 'layers.0.input_layernorm.weight', 'norm.weight'], ['model.', ''], file);
+  const fused = (base: string, start: number, end: number): LinearRef => ({ weight: name(`${base}.weight`), layout: 'out_in', outSlice: [start, end] });
+  const [qEnd, kEnd] = [nHeads * headDim, (nHeads + nKvHeads) * headDim];
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < nLayers; l++) {
+    const p = `layers.${l}`;
+    layers.push({
+      ln1: { weight: name(`${p}.input_layernorm.weight`) },
+      q: fused(`${p}.self_attn.qkv_proj`, 0, qEnd),
+      k: fused(`${p}.self_attn.qkv_proj`, qEnd, kEnd),
+      v: fused(`${p}.self_attn.qkv_proj`, kEnd, kEnd + nKvHeads * headDim),
+      o: { weight: name(`${p}.self_attn.o_proj.weight`), layout: 'out_in' },
+      ln2: { weight: name(`${p}.post_attention_layernorm.weight`) },
+      gate: fused(`${p}.mlp.gate_up_proj`, 0, dMlp),
+      up: fused(`${p}.mlp.gate_up_proj`, dMlp, 2 * dMlp),
+      down: { weight: name(`${p}.mlp.down_proj.weight`), layout: 'out_in' },
+    });
+  }
+  const scaling = read.raw('rope_scaling');
+  if (scaling && typeof scaling === 'object' && ['longrope', 'su', 'yarn'].includes(String((scaling as Record<string, unknown>).type ?? (scaling as Record<string, unknown>).rope_type))) {
+    read.fail(`"rope_scaling" type "${String((scaling as Record<string, unknown>).type ?? (scaling as Record<string, unknown>).rope_type)}" (Phi-3 long context) is not supported (supported: default, linear, llama3)`);
+  }
+  return {
+    family: 'phi3',
+    modelType: 'phi3',
+    nLayers, nHeads, nKvHeads, dModel, headDim, dMlp, vocabSize, maxPositions,
+    norm: { kind: 'rmsnorm', eps: read.number('rms_norm_eps', 1e-5, { min: 0 }) },
+    activation: activationFrom(read.string('hidden_act', 'silu'), read),
+    preNorm: true,
+    attnScale: 1 / Math.sqrt(headDim),
+    positional: { kind: 'rope', theta: read.aliasNumber(['rope_theta'], 10000, { above: 0 }), ...ropeScaling(read), ...(rotaryDims < headDim ? { dims: rotaryDims } : {}) },
+    windows: slidingWindows(read, nLayers, () => true, null),
+    finalNorm: { weight: name('norm.weight') },
+    ...tiedHead(read, hasTensor, name('embed_tokens.weight'), 'lm_head.weight', false),
+    layers,
+    ...ids(read),
+  };
+}
+
+/**
  * Per layer, the sliding-window size or null (full attention). HF `layer_types`
  * ("sliding_attention" / "full_attention") decides when present, else `isSliding(l)`;
  * `sliding_window` null means no window; absent, `fallback`.
@@ -599,14 +663,15 @@ export function expectedShapes(spec: ArchSpec): Map<string, number[]> {
   if (spec.positional.kind === 'learned') shapes.set(spec.positional.weight, [spec.maxPositions + spec.positional.offset, dModel]);
   for (const layer of spec.layers) {
     norm(layer.ln1, dModel);
-    const fused = layer.q.outSlice || layer.q.outRows ? 3 * nHeads * headDim : undefined;
+    const fused = layer.q.outSlice || layer.q.outRows ? (nHeads + 2 * nKvHeads) * headDim : undefined;
     linear(layer.q, dModel, nHeads * headDim, fused);
     linear(layer.k, dModel, nKvHeads * headDim, fused);
     linear(layer.v, dModel, nKvHeads * headDim, fused);
     linear(layer.o, nHeads * headDim, dModel);
     norm(layer.ln2, dModel);
-    linear(layer.up, dModel, dMlp);
-    if (layer.gate) linear(layer.gate, dModel, dMlp);
+    const fusedMlp = layer.up.outSlice && layer.gate?.weight === layer.up.weight ? 2 * dMlp : undefined;
+    linear(layer.up, dModel, dMlp, fusedMlp);
+    if (layer.gate) linear(layer.gate, dModel, dMlp, fusedMlp);
     linear(layer.down, dMlp, dModel);
     for (const ref of [layer.qNorm, layer.kNorm]) if (ref) norm(ref, headDim);
     for (const ref of [layer.postAttnNorm, layer.postMlpNorm]) if (ref) norm(ref, dModel);

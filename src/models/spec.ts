@@ -4,7 +4,7 @@
  * not writing a new forward or backward pass.
  */
 
-export type Family = 'gpt2' | 'opt' | 'llama' | 'gpt_neox' | 'gemma2' | 'qwen3';
+export type Family = 'gpt2' | 'opt' | 'llama' | 'gpt_neox' | 'gemma2' | 'qwen3' | 'phi3';
 
 /** Element-wise MLP activation. `gelu_new` is GPT-2's tanh approximation. */
 export type Activation = 'gelu_new' | 'gelu' | 'relu' | 'silu';

@@ -318,3 +318,54 @@ describe('the three folders of the issue, from the CLI', { skip: missingShared('
     }
   });
 });
+
+describe('Phi-3 (fused qkv_proj and gate_up_proj) rewritten from the random Llama', { skip: missingShared('models/random-tiny-llama/model.safetensors') }, () => {
+  /** The same weights, fused as Phi-3 stores them: qkv_proj = [q; k; v] rows, gate_up_proj = [gate; up]. */
+  const phi3Folder = (changes: Record<string, unknown> = {}) => {
+    const llama = readTensors('random-tiny-llama');
+    const out = new Map<string, Tensor>();
+    const rows = (...parts: Tensor[]): Tensor => {
+      const data = new Float32Array(parts.reduce((n, t) => n + t.data.length, 0));
+      let at = 0;
+      for (const t of parts) (data.set(t.data, at), (at += t.data.length));
+      return { dtype: 'F32', shape: [parts.reduce((n, t) => n + t.shape[0]!, 0), parts[0]!.shape[1]!], data };
+    };
+    for (const [n, t] of llama) {
+      const m = /^model\.layers\.(\d+)\.(self_attn\.[qkv]_proj|mlp\.(?:gate|up)_proj)\.weight$/.exec(n);
+      if (!m) out.set(n, t);
+    }
+    for (const l of [0, 1]) {
+      const p = `model.layers.${l}`;
+      out.set(`${p}.self_attn.qkv_proj.weight`, rows(...['q', 'k', 'v'].map((x) => llama.get(`${p}.self_attn.${x}_proj.weight`)!)));
+      out.set(`${p}.mlp.gate_up_proj.weight`, rows(llama.get(`${p}.mlp.gate_proj.weight`)!, llama.get(`${p}.mlp.up_proj.weight`)!));
+    }
+    return folder('random-tiny-llama', 'phi3', { model_type: 'phi3', architectures: ['Phi3ForCausalLM'], sliding_window: null, ...changes }, out);
+  };
+
+  it('gives the Llama logits and, in both modes, the Llama relevance; fused weight relevance is the parts joined', async () => {
+    const [phi3, llama] = [await Engine.load(phi3Folder()), await Engine.load(sharedModel('random-tiny-llama'))];
+    try {
+      assert.equal(phi3.info().architecture, 'phi3');
+      same((await phi3.forward({ ids: [IDS] }))[0]!.logitsLast, (await llama.forward({ ids: [IDS] }))[0]!.logitsLast, 'phi3 vs llama logits');
+      const target = { kind: 'logit_diff' as const, position: IDS.length - 1, token: 10, foil: 20 };
+      for (const mode of ['attnlrp', 'cp-lrp'] as const) {
+        const [a] = await phi3.attribute({ ids: [IDS], targets: [target], mode, weights: ['model.layers.1.self_attn.qkv_proj.weight', 'model.layers.0.mlp.gate_up_proj.weight'] });
+        const [b] = await llama.attribute({ ids: [IDS], targets: [target], mode, weights: ['model.layers.1.self_attn.q_proj.weight', 'model.layers.1.self_attn.k_proj.weight', 'model.layers.1.self_attn.v_proj.weight', 'model.layers.0.mlp.gate_proj.weight', 'model.layers.0.mlp.up_proj.weight'] });
+        same(a!.tokenRelevance, b!.tokenRelevance, `${mode} tokens`);
+        same(Float32Array.from(a!.headRelevance.flat()), Float32Array.from(b!.headRelevance.flat()), `${mode} heads`);
+        const joined = (...names: string[]) => Float32Array.from(names.flatMap((n) => Array.from(b!.weightRelevance[n]!)));
+        same(a!.weightRelevance['model.layers.1.self_attn.qkv_proj.weight']!, joined(...['q', 'k', 'v'].map((x) => `model.layers.1.self_attn.${x}_proj.weight`)), `${mode} qkv_proj relevance`);
+        same(a!.weightRelevance['model.layers.0.mlp.gate_up_proj.weight']!, joined('model.layers.0.mlp.gate_proj.weight', 'model.layers.0.mlp.up_proj.weight'), `${mode} gate_up_proj relevance`);
+      }
+    } finally {
+      await phi3.dispose();
+      await llama.dispose();
+    }
+  });
+
+  it('partial_rotary_factor changes the model; long-context rope scaling and odd rotary dims are refused naming the field', async () => {
+    assert.ok(maxAbsDiff(await logits(phi3Folder({ partial_rotary_factor: 0.5 })), await logits(phi3Folder())) > 1e-3);
+    assert.throws(() => loadModelFolder(phi3Folder({ rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } })), /"rope_scaling" type "longrope" \(Phi-3 long context\) is not supported/);
+    assert.throws(() => loadModelFolder(phi3Folder({ partial_rotary_factor: 0.3125 })), /"partial_rotary_factor" 0\.3125 gives 5 rotary dims of the 16 per head/);
+  });
+});
