@@ -167,7 +167,7 @@ export class Ops {
   activation(x: Tensor, kind: 'gelu_new' | 'gelu' | 'relu' | 'silu', hint = 'act'): Tensor {
     const w = this.w;
     const y = this.activationForward(x.name, kind, hint);
-    const rule = kind === 'relu' ? 'gradient' : kind === 'silu' ? this.rules.silu : this.rules.gelu;
+    const rule = kind === 'relu' ? this.rules.relu : kind === 'silu' ? this.rules.silu : this.rules.gelu;
     return this.tape.record(y, x.shape, [x], (g) => {
       if (rule === 'identity') {
         const ratio = w.op1('Div', [y, w.op1('Add', [x.name, w.scalar(IDENTITY_RULE_EPSILON, 'id_eps')])], {}, `${hint}_ratio`);

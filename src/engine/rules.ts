@@ -27,6 +27,8 @@ export interface RuleTable {
    */
   readonly gelu: 'identity' | 'gradient';
   readonly silu: 'identity' | 'gradient';
+  /** ReLU (OPT): its ordinary gradient is the identity rule with ε = 0 (x·relu'(x) = relu(x)). */
+  readonly relu: 'gradient';
   /**
    * Gemma 2's tanh soft-capping cap·tanh(x/cap) of the attention scores and the logits: an
    * element-wise non-linearity, so the identity rule of Eq. 9, g̃x = g̃y · y/(x + 1e-10)
@@ -57,6 +59,7 @@ export const COMPOSITE_RULES: Readonly<Record<Composite, RuleTable>> = {
     qkNorm: 'rsqrt-detached',
     gelu: 'identity',
     silu: 'identity',
+    relu: 'gradient',
     softcap: 'identity',
     qk: [0.5, 0.5],
     av: [0.5, 0.5],
@@ -69,6 +72,7 @@ export const COMPOSITE_RULES: Readonly<Record<Composite, RuleTable>> = {
     qkNorm: 'rsqrt-detached',
     gelu: 'identity',
     silu: 'identity',
+    relu: 'gradient',
     softcap: 'identity',
     // The attention probabilities are constants: no relevance enters the softmax, V takes all.
     qk: [0, 0],
@@ -82,6 +86,7 @@ export const COMPOSITE_RULES: Readonly<Record<Composite, RuleTable>> = {
     qkNorm: 'gradient',
     gelu: 'gradient',
     silu: 'gradient',
+    relu: 'gradient',
     softcap: 'gradient',
     qk: [1, 1],
     av: [1, 1],
