@@ -299,22 +299,25 @@ class GraphBuilder {
   private linearParams(ref: LinearRef): { weight: string; bias?: string; outDim: number } {
     const w = this.w;
     let weight = this.weight(ref.weight);
-    if (ref.layout === 'out_in') weight = w.op1('Transpose', [weight], { perm: [1, 0] }, 'wT');
     let bias = ref.bias ? this.weight(ref.bias) : undefined;
     const info = this.weights.info(ref.weight);
-    let outDim = ref.layout === 'out_in' ? info.shape[0]! : info.shape[1]!;
+    // The output axis of the stored tensor: 0 for nn.Linear [out, in], 1 for Conv1D [in, out].
+    // Fused parts are cut along it before any transpose, so only the part is transposed.
+    const outAxis = ref.layout === 'out_in' ? 0 : 1;
+    let outDim = info.shape[outAxis]!;
     if (ref.outRows) {
       // Interleaved fused projection (GPT-NeoX query_key_value): gather this part's output units.
       const rows = w.ints(ref.outRows);
-      weight = w.op1('Gather', [weight, rows], { axis: 1 }, 'w_rows');
+      weight = w.op1('Gather', [weight, rows], { axis: outAxis }, 'w_rows');
       if (bias) bias = w.op1('Gather', [bias, rows], { axis: 0 }, 'b_rows');
       outDim = ref.outRows.length;
     } else if (ref.outSlice) {
       const [start, end] = ref.outSlice;
-      weight = w.op1('Slice', [weight, w.ints([start]), w.ints([end]), w.ints([1])], {}, 'w_slice');
+      weight = w.op1('Slice', [weight, w.ints([start]), w.ints([end]), w.ints([outAxis])], {}, 'w_slice');
       if (bias) bias = w.op1('Slice', [bias, w.ints([start]), w.ints([end]), w.ints([0])], {}, 'b_slice');
       outDim = end - start;
     }
+    if (ref.layout === 'out_in') weight = w.op1('Transpose', [weight], { perm: [1, 0] }, 'wT');
     return { weight, ...(bias ? { bias } : {}), outDim };
   }
 
