@@ -15,7 +15,7 @@
  * Graph outputs: see `GraphOutputs`.
  */
 import { InputError } from '../models/errors';
-import type { ArchSpec, LinearRef, NormRef } from '../models/spec';
+import type { ArchSpec, LinearRef, NormRef, RopeScaling } from '../models/spec';
 import type { ModelWeights } from '../models/weights';
 import type { Composite } from './api';
 import { OnnxWriter } from './onnx';
@@ -129,7 +129,7 @@ class GraphBuilder {
     // Edges are read at resid_mid as the MLP's input; a parallel residual (the MLP reads the block
     // input) or a norm between a sublayer and the residual stream breaks that reading.
     if (gates && spec.parallelResidual) throw new InputError('edge attribution needs sequential blocks; this model has a parallel residual (use_parallel_residual)');
-    if (gates && spec.layers.some((l) => l.postAttnNorm || l.postMlpNorm)) throw new InputError('edge attribution is not available for models that normalise sublayer outputs (Gemma 2)');
+    if (gates && spec.layers.some((l) => l.postAttnNorm || l.postMlpNorm)) throw new InputError('edge attribution is not available for models that normalise sublayer outputs (Gemma 2/3)');
 
     // Embeddings. Token (and positional) embeddings are the leaves whose relevance is read.
     const tokenEmbedding = this.leafOrConstant(w.op1('Gather', [this.weight(spec.embedTokens), ids], { axis: 0 }, 'embed_tokens'), ['B', 'T', this.embedDim()]);
@@ -143,7 +143,11 @@ class GraphBuilder {
       positionEmbedding = this.leafOrConstant(w.op1('Gather', [this.weight(spec.positional.weight), shifted], { axis: 0 }, 'embed_positions'), ['B', 'T', spec.dModel]);
       resid = ops.add(resid, positionEmbedding, 'embed');
     }
-    const rope = spec.positional.kind === 'rope' && spec.positional.dims !== 0 ? this.ropeTables() : undefined;
+    const pos = spec.positional;
+    const rope = pos.kind === 'rope' && pos.dims !== 0 ? this.ropeTables(pos.theta, pos.scaling, 'rope') : undefined;
+    // Gemma 3: sliding-window layers rotate with their own base.
+    const localRope = pos.kind === 'rope' && pos.local ? this.ropeTables(pos.local.theta, pos.local.scaling, 'rope_local') : undefined;
+    const ropeOf = (l: number) => (localRope && (spec.windows?.[l] ?? null) !== null ? localRope : rope);
     if (gates) this.upstream.push(this.firstRow(resid.name, 'input_row0'));
     const masks = new Map<number | null, string>();
     const maskOf = (l: number) => {
@@ -162,7 +166,7 @@ class GraphBuilder {
       const layer = spec.layers[l]!;
       residPre.push(resid);
       const attnIn = spec.preNorm ? this.norm(resid, layer.ln1, `l${l}_ln1`) : resid;
-      const attn = this.attention(l, attnIn, maskOf(l), rope, keep, gates);
+      const attn = this.attention(l, attnIn, maskOf(l), ropeOf(l), keep, gates);
       probs.push(attn.probs);
       scores.push(attn.scores);
       headZ.push(attn.z);
@@ -370,12 +374,12 @@ class GraphBuilder {
   }
 
   /** cos/sin tables [1, T, 1, dh] for rotary embeddings, gathered for the prompt's positions. */
-  private ropeTables(): { cos: string; sin: string } {
+  private ropeTables(theta: number, scaling: RopeScaling | undefined, hint: string): { cos: string; sin: string } {
     const { spec, w } = this;
     if (spec.positional.kind !== 'rope') throw new Error('unreachable');
     // Partial rotary (GPT-NeoX): tables and frequencies over the rotated dims only.
     const dh = spec.positional.dims ?? spec.headDim;
-    const invFreq = ropeInverseFrequencies(spec.positional.theta, dh, spec.positional.scaling);
+    const invFreq = ropeInverseFrequencies(theta, dh, scaling);
     const positions = spec.maxPositions;
     const cos = new Float32Array(positions * dh);
     const sin = new Float32Array(positions * dh);
@@ -392,7 +396,7 @@ class GraphBuilder {
       const rows = w.op1('Slice', [all, w.ints([0]), length, w.ints([0])]);
       return w.op1('Reshape', [rows, w.ints([1, -1, 1, dh])], {}, hint);
     };
-    return { cos: table(cos, 'rope_cos'), sin: table(sin, 'rope_sin') };
+    return { cos: table(cos, `${hint}_cos`), sin: table(sin, `${hint}_sin`) };
   }
 
   private interventionInputs(): Interventions {

@@ -8,7 +8,7 @@
 import { InputError } from './errors';
 import type { ArchSpec, Activation, LayerWeights, LinearRef, NormRef, RopeScaling } from './spec';
 
-export const SUPPORTED_MODEL_TYPES = ['gpt2', 'opt', 'llama', 'mistral', 'qwen2', 'qwen3', 'gpt_neox', 'gemma2', 'phi3'] as const;
+export const SUPPORTED_MODEL_TYPES = ['gpt2', 'opt', 'llama', 'mistral', 'qwen2', 'qwen3', 'gpt_neox', 'gemma2', 'gemma3_text', 'phi3'] as const;
 
 type Config = Record<string, unknown>;
 
@@ -33,7 +33,9 @@ export function specFromConfig(config: Config, hasTensor: (name: string) => bool
     case 'gpt_neox':
       return neoxSpec(read, hasTensor, file);
     case 'gemma2':
-      return gemma2Spec(read, hasTensor, file);
+      return gemmaSpec(read, hasTensor, file, 2);
+    case 'gemma3_text':
+      return gemmaSpec(read, hasTensor, file, 3);
     case 'phi3':
       return phi3Spec(read, hasTensor, file);
     default:
@@ -440,14 +442,23 @@ function neoxSpec(read: ConfigReader, hasTensor: (name: string) => boolean, file
  * read, as in HF Gemma 2), rms_norm_eps, rope_theta, rope_scaling, attention_bias,
  * query_pre_attn_scalar, attn_logit_softcapping, final_logit_softcapping (null: no cap),
  * sliding_window, layer_types, tie_word_embeddings. Absent fields take Gemma2Config's defaults.
+ *
+ * Gemma3ForCausalLM (`gemma3_text`, the text-only checkpoints) adds q_norm/k_norm ((1 + w)
+ * RMSNorm over head_dim before RoPE) and a second RoPE on sliding layers: rope_local_base_freq,
+ * unscaled (HF `rotary_emb_local`), while rope_theta and rope_scaling serve full-attention
+ * layers. Sliding layers: layer_types, else every layer but each sliding_window_pattern-th
+ * (default 6). Soft-caps default off. transformers v5's per-layer-type `rope_parameters`
+ * ({full_attention: …, sliding_attention: …}) is read too; use_bidirectional_attention is refused.
  */
-function gemma2Spec(read: ConfigReader, hasTensor: (name: string) => boolean, file: string): ArchSpec {
+function gemmaSpec(read: ConfigReader, hasTensor: (name: string) => boolean, file: string, version: 2 | 3): ArchSpec {
+  const v3 = version === 3;
   const dModel = read.int('hidden_size');
   const nLayers = read.int('num_hidden_layers');
   const nHeads = read.int('num_attention_heads');
   const nKvHeads = read.optionalInt('num_key_value_heads') ?? 4;
   const vocabSize = read.int('vocab_size');
-  const maxPositions = read.optionalInt('max_position_embeddings') ?? 8192;
+  const maxPositions = read.optionalInt('max_position_embeddings') ?? (v3 ? 131072 : 8192);
+  if (v3 && read.bool('use_bidirectional_attention', false)) read.fail('"use_bidirectional_attention" (Gemma 3 as an encoder) is not supported: this is a causal LM tool');
   const dMlp = read.int('intermediate_size');
   const headDim = read.optionalInt('head_dim') ?? 256;
   checkHeads(read, dModel, nHeads, nKvHeads, headDim, true);
@@ -475,33 +486,57 @@ function gemma2Spec(read: ConfigReader, hasTensor: (name: string) => boolean, fi
       gate: linear(`${p}.mlp.gate_proj`, false),
       down: linear(`${p}.mlp.down_proj`, false),
       postMlpNorm: norm(`${p}.post_feedforward_layernorm`),
+      ...(v3 ? { qNorm: norm(`${p}.self_attn.q_norm`), kNorm: norm(`${p}.self_attn.k_norm`) } : {}),
     });
   }
-  const cap = (field: string, fallback: number): { value?: number } => {
-    // null turns a cap off; absent takes Gemma2Config's default.
-    if (read.raw(field) === null) return {};
-    return { value: read.number(field, fallback, { above: 0 }) };
+  const cap = (field: string, fallback: number | undefined): { value?: number } => {
+    // null turns a cap off; absent takes the config class's default (Gemma 3: off).
+    if (read.raw(field) === null || (read.raw(field) === undefined && fallback === undefined)) return {};
+    return { value: read.number(field, fallback ?? 0, { above: 0 }) };
   };
-  const attnCap = cap('attn_logit_softcapping', 50).value;
-  const finalCap = cap('final_logit_softcapping', 30).value;
+  const attnCap = cap('attn_logit_softcapping', v3 ? undefined : 50).value;
+  const finalCap = cap('final_logit_softcapping', v3 ? undefined : 30).value;
+  const pattern = v3 ? (read.optionalInt('sliding_window_pattern') ?? 6) : 2;
+  const windows = slidingWindows(read, nLayers, v3 ? (l) => (l + 1) % pattern !== 0 : (l) => l % 2 === 0, 4096);
   return {
-    family: 'gemma2',
-    modelType: 'gemma2',
+    family: v3 ? 'gemma3' : 'gemma2',
+    modelType: v3 ? 'gemma3_text' : 'gemma2',
     nLayers, nHeads, nKvHeads, dModel, headDim, dMlp, vocabSize, maxPositions,
     norm: { kind: 'rmsnorm', eps: read.number('rms_norm_eps', 1e-6, { min: 0 }), unitOffset: true },
     activation: activationFrom(read.string('hidden_activation', 'gelu_pytorch_tanh'), read),
     preNorm: true,
     attnScale: 1 / Math.sqrt(read.number('query_pre_attn_scalar', 256, { above: 0 })),
-    positional: { kind: 'rope', theta: read.aliasNumber(['rope_theta'], 10000, { above: 0 }), ...ropeScaling(read) },
+    positional: v3 ? gemma3Rope(read) : { kind: 'rope', theta: read.aliasNumber(['rope_theta'], 10000, { above: 0 }), ...ropeScaling(read) },
     ...(attnCap !== undefined ? { attnSoftcap: attnCap } : {}),
     ...(finalCap !== undefined ? { finalSoftcap: finalCap } : {}),
-    windows: slidingWindows(read, nLayers, (l) => l % 2 === 0, 4096),
+    windows,
     embedScale: Math.sqrt(dModel),
     finalNorm: norm('norm'),
     ...tiedHead(read, hasTensor, name('embed_tokens.weight'), 'lm_head.weight', true),
     layers,
     ...ids(read),
   };
+}
+
+/** Gemma 3's two rotary embeddings: global (rope_theta, rope_scaling) and local (sliding layers). */
+function gemma3Rope(read: ConfigReader): ArchSpec['positional'] {
+  const params = read.raw('rope_parameters');
+  if (params && typeof params === 'object' && !Array.isArray(params) && ('full_attention' in params || 'sliding_attention' in params)) {
+    // transformers v5: one rope_parameters entry per layer type.
+    const of = (key: string, fallbackTheta: number) => {
+      const entry = (params as Record<string, unknown>)[key];
+      const field = `rope_parameters.${key}`;
+      if (entry === undefined || entry === null) return { theta: fallbackTheta };
+      if (typeof entry !== 'object' || Array.isArray(entry)) return read.fail(`"${field}" must be an object`);
+      const theta = (entry as Record<string, unknown>).rope_theta ?? fallbackTheta;
+      if (typeof theta !== 'number' || !(theta > 0)) return read.fail(`"${field}.rope_theta" must be a positive number`);
+      return { theta, ...ropeScalingFrom(read, entry, field) };
+    };
+    const global = of('full_attention', 1_000_000);
+    return { kind: 'rope', ...global, local: of('sliding_attention', 10_000) };
+  }
+  const theta = read.aliasNumber(['rope_theta'], 1_000_000, { above: 0 });
+  return { kind: 'rope', theta, ...ropeScaling(read), local: { theta: read.number('rope_local_base_freq', 10_000, { above: 0 }) } };
 }
 
 /**
@@ -595,6 +630,10 @@ function ropeScaling(read: ConfigReader): { scaling?: RopeScaling } {
     raw = read.raw('rope_parameters');
     field = 'rope_parameters';
   }
+  return ropeScalingFrom(read, raw, field);
+}
+
+function ropeScalingFrom(read: ConfigReader, raw: unknown, field: string): { scaling?: RopeScaling } {
   if (raw === undefined || raw === null) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) return read.fail(`"${field}" must be an object or null`);
   const s = raw as Record<string, unknown>;

@@ -4,7 +4,7 @@
  * not writing a new forward or backward pass.
  */
 
-export type Family = 'gpt2' | 'opt' | 'llama' | 'gpt_neox' | 'gemma2' | 'qwen3' | 'phi3';
+export type Family = 'gpt2' | 'opt' | 'llama' | 'gpt_neox' | 'gemma2' | 'gemma3' | 'qwen3' | 'phi3';
 
 /** Element-wise MLP activation. `gelu_new` is GPT-2's tanh approximation. */
 export type Activation = 'gelu_new' | 'gelu' | 'relu' | 'silu';
@@ -48,10 +48,10 @@ export interface LayerWeights {
   readonly gate?: LinearRef;
   /** GPT-2 mlp.c_proj / OPT fc2 / Llama down_proj. */
   readonly down: LinearRef;
-  /** Qwen3: per-head RMSNorm of q and k over head_dim, before RoPE. */
+  /** Qwen3, Gemma 3: per-head RMSNorm of q and k over head_dim, before RoPE. */
   readonly qNorm?: NormRef;
   readonly kNorm?: NormRef;
-  /** Gemma 2: RMSNorm of the attention and MLP outputs before they join the residual stream. */
+  /** Gemma 2/3: RMSNorm of the attention and MLP outputs before they join the residual stream. */
   readonly postAttnNorm?: NormRef;
   readonly postMlpNorm?: NormRef;
 }
@@ -64,6 +64,8 @@ export type Positional =
       readonly scaling?: RopeScaling;
       /** GPT-NeoX partial rotary: RoPE acts on the first `dims` of each head (default: all). */
       readonly dims?: number;
+      /** Gemma 3: the rotary embedding of sliding-window layers (its own base, unscaled). */
+      readonly local?: { readonly theta: number; readonly scaling?: RopeScaling };
     };
 
 export type RopeScaling =

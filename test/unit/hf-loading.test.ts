@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import { loadModelFolder } from '../../src/models/load';
 import { SafetensorsFile } from '../../src/models/safetensors';
-import { maxAbsDiff, missingShared, readJson, sharedModel, tempDir } from '../helpers';
+import { maxAbsDiff, missingShared, readJson, relativeError, sharedModel, tempDir } from '../helpers';
 
 const IDS = [5, 17, 300, 42, 9, 77, 128, 3, 400, 2, 19, 250];
 
@@ -367,5 +367,54 @@ describe('Phi-3 (fused qkv_proj and gate_up_proj) rewritten from the random Llam
     assert.ok(maxAbsDiff(await logits(phi3Folder({ partial_rotary_factor: 0.5 })), await logits(phi3Folder())) > 1e-3);
     assert.throws(() => loadModelFolder(phi3Folder({ rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } })), /"rope_scaling" type "longrope" \(Phi-3 long context\) is not supported/);
     assert.throws(() => loadModelFolder(phi3Folder({ partial_rotary_factor: 0.3125 })), /"partial_rotary_factor" 0\.3125 gives 5 rotary dims of the 16 per head/);
+  });
+});
+
+describe('Gemma 3 (text) against the oracle\'s explicit numpy LRP', { skip: missingShared('models/random-tiny-gemma2/model.safetensors') }, () => {
+  /** random-tiny-gemma2's weights as a Gemma 3: the q/k norm gains of fixtures/gemma3_explicit.py. */
+  const gemma3Folder = (changes: Record<string, unknown> = {}) => {
+    const tensors = readTensors('random-tiny-gemma2');
+    for (const l of [0, 1]) {
+      tensors.set(`model.layers.${l}.self_attn.q_norm.weight`, { dtype: 'F32', shape: [24], data: Float32Array.from({ length: 24 }, (_, i) => 0.3 * Math.sin(i + 7 * l)) });
+      tensors.set(`model.layers.${l}.self_attn.k_norm.weight`, { dtype: 'F32', shape: [24], data: Float32Array.from({ length: 24 }, (_, i) => 0.3 * Math.cos(i + 7 * l)) });
+    }
+    return folder('random-tiny-gemma2', 'gemma3', {
+      model_type: 'gemma3_text',
+      architectures: ['Gemma3ForCausalLM'],
+      attn_logit_softcapping: undefined,
+      final_logit_softcapping: undefined,
+      sliding_window: 4,
+      sliding_window_pattern: 2,
+      rope_theta: 1e6,
+      rope_local_base_freq: 1e4,
+      ...changes,
+    }, tensors);
+  };
+  const expected = readJson(path.join(__dirname, 'fixtures', 'gemma3_explicit.json'));
+
+  it('q/k norms, the local RoPE base on the sliding layer and no caps: logits and AttnLRP token relevance match', async () => {
+    const engine = await Engine.load(gemma3Folder());
+    try {
+      assert.equal(engine.info().architecture, 'gemma3');
+      for (const c of expected.cases) {
+        const [a] = await engine.attribute({ ids: [c.ids], targets: [{ kind: 'logit', position: c.ids.length - 1, token: c.token }], mode: 'attnlrp' });
+        assert.ok(Math.abs(a!.targetValue - c.logit) < 1e-4, `logit ${a!.targetValue} vs ${c.logit}`);
+        const err = relativeError(a!.tokenRelevance, c.token_relevance);
+        assert.ok(err < 1e-4, `token relevance: relative error ${err.toExponential(2)}`);
+        const [cp] = await engine.attribute({ ids: [c.ids], targets: [{ kind: 'logit', position: c.ids.length - 1, token: c.token }], mode: 'cp-lrp' });
+        const total = cp!.tokenRelevance.reduce((x, y) => x + y, 0);
+        assert.ok(Math.abs(total - cp!.targetValue) < 1e-5 * Math.max(1, Math.abs(cp!.targetValue)), `CP-LRP conserves: ${total} vs ${cp!.targetValue}`);
+      }
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('the local base matters only on sliding layers; v5 per-layer-type rope_parameters mean the same; encoders are refused', async () => {
+    const base = await logits(gemma3Folder());
+    assert.ok(maxAbsDiff(await logits(gemma3Folder({ rope_local_base_freq: 1e6 })), base) > 1e-4, 'the sliding layer uses rope_local_base_freq');
+    same(await logits(gemma3Folder({ rope_theta: undefined, rope_local_base_freq: undefined, rope_parameters: { full_attention: { rope_type: 'default', rope_theta: 1e6 }, sliding_attention: { rope_type: 'default', rope_theta: 1e4 } } })), base, 'v5 rope_parameters');
+    same(await logits(gemma3Folder({ sliding_window_pattern: undefined, layer_types: ['sliding_attention', 'full_attention'] })), base, 'layer_types');
+    assert.throws(() => loadModelFolder(gemma3Folder({ use_bidirectional_attention: true })), /"use_bidirectional_attention"/);
   });
 });
