@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { loadTaskFile, parseTaskJsonl } from '../../src/circuits/tasks';
 import { Engine } from '../../src/engine/engine';
 import { loadModelFolder } from '../../src/models/load';
-import { MAX_HEADER_BYTES } from '../../src/models/safetensors';
+import { MAX_HEADER_BYTES, SafetensorsFile } from '../../src/models/safetensors';
 import { EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
 import {
   BASE,
@@ -557,6 +557,86 @@ describe('generated bad input', { timeout: 180_000 }, () => {
       }
     });
   }
+
+  // Gemma 3 and Phi-3 have no shared fixture: their folders are the random Gemma 2 (plus q/k norm
+  // gains) and the random Llama (fused qkv_proj / gate_up_proj), as in test/unit/hf-loading.test.ts.
+  describe('config.json of Gemma 3 and Phi-3 folders built from the fixtures', { skip: missingShared('models/random-tiny-gemma2/model.safetensors') || missingShared('models/random-tiny-llama/model.safetensors') }, () => {
+    if (missingShared('models/random-tiny-gemma2/model.safetensors') || missingShared('models/random-tiny-llama/model.safetensors')) return;
+    const C = 'config.json';
+    const encode = (tensors: Map<string, { shape: readonly number[]; data: Float32Array }>) => {
+      const header: Record<string, unknown> = {};
+      const parts: Buffer[] = [];
+      let offset = 0;
+      for (const [name, t] of tensors) {
+        const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+        header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes.length] };
+        parts.push(bytes);
+        offset += bytes.length;
+      }
+      return safetensorsBytes(header, Buffer.concat(parts));
+    };
+    const read = (model: string) => {
+      const file = SafetensorsFile.open(path.join(sharedModel(model), ST_FILE));
+      return new Map([...file.tensors.keys()].map((n) => [n, { shape: file.get(n).shape, data: file.readFloat32(n) }]));
+    };
+    const gemma = read('random-tiny-gemma2');
+    for (const l of [0, 1]) for (const n of ['q_norm', 'k_norm']) gemma.set(`model.layers.${l}.self_attn.${n}.weight`, { shape: [24], data: new Float32Array(24).fill(0.1) });
+    const llama = read('random-tiny-llama');
+    const phi = new Map([...llama].filter(([n]) => !/\.(self_attn\.[qkv]_proj|mlp\.(gate|up)_proj)\.weight$/.test(n)));
+    const join = (...names: string[]) => {
+      const parts = names.map((n) => llama.get(n)!);
+      const data = new Float32Array(parts.reduce((a, t) => a + t.data.length, 0));
+      let at = 0;
+      for (const t of parts) (data.set(t.data, at), (at += t.data.length));
+      return { shape: [parts.reduce((a, t) => a + t.shape[0]!, 0), 64], data };
+    };
+    for (const l of [0, 1]) {
+      const p = `model.layers.${l}`;
+      phi.set(`${p}.self_attn.qkv_proj.weight`, join(`${p}.self_attn.q_proj.weight`, `${p}.self_attn.k_proj.weight`, `${p}.self_attn.v_proj.weight`));
+      phi.set(`${p}.mlp.gate_up_proj.weight`, join(`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`));
+    }
+    const folders = {
+      gemma3: { config: { ...JSON.parse(fs.readFileSync(path.join(sharedModel('random-tiny-gemma2'), C), 'utf8')), model_type: 'gemma3_text', sliding_window_pattern: 2 }, weights: encode(gemma) },
+      phi3: { config: { ...JSON.parse(fs.readFileSync(path.join(sharedModel('random-tiny-llama'), C), 'utf8')), model_type: 'phi3', sliding_window: null }, weights: encode(phi) },
+    };
+    const cases: ['gemma3' | 'phi3', string, (c: Record<string, unknown>) => void, RegExp, string[]?][] = [
+      ['gemma3', 'valid as built (control)', () => undefined, /^$/],
+      ['gemma3', 'rope_local_base_freq = 0', (c) => (c.rope_local_base_freq = 0), /"rope_local_base_freq" must be greater than 0/],
+      ['gemma3', 'rope_local_base_freq = "1e4"', (c) => (c.rope_local_base_freq = '1e4'), /"rope_local_base_freq" must be a number/],
+      ['gemma3', 'sliding_window_pattern = 0', (c) => (c.sliding_window_pattern = 0), /"sliding_window_pattern" must be a positive integer/],
+      ['gemma3', 'rope_parameters.sliding_attention = 5', (c) => (c.rope_parameters = { full_attention: { rope_theta: 1e6 }, sliding_attention: 5 }), /"rope_parameters\.sliding_attention" must be an object/],
+      ['gemma3', 'rope_parameters.full_attention.rope_theta = −1', (c) => (c.rope_parameters = { full_attention: { rope_theta: -1 } }), /"rope_parameters\.full_attention\.rope_theta" must be a positive number/],
+      ['gemma3', 'rope_parameters.full_attention yarn', (c) => (c.rope_parameters = { full_attention: { rope_type: 'yarn', factor: 8 } }), /"rope_parameters\.full_attention" type "yarn" is not supported/],
+      ['gemma3', 'use_bidirectional_attention', (c) => (c.use_bidirectional_attention = true), /"use_bidirectional_attention"/],
+      ['gemma3', 'q_norm missing (model_type gemma3_text on Gemma 2 weights)', (c) => (c.model_type = 'gemma3_text'), /q_norm\.weight" is missing/, [ST_FILE]],
+      ['phi3', 'valid as built (control)', () => undefined, /^$/],
+      ['phi3', 'rope_scaling longrope', (c) => (c.rope_scaling = { type: 'longrope', short_factor: [1], long_factor: [1] }), /"rope_scaling" type "longrope" \(Phi-3 long context\) is not supported/],
+      ['phi3', 'partial_rotary_factor = 0.3125 (5 dims)', (c) => (c.partial_rotary_factor = 0.3125), /gives 5 rotary dims/],
+      ['phi3', 'partial_rotary_factor = 2', (c) => (c.partial_rotary_factor = 2), /"partial_rotary_factor" must be at most 1/],
+      ['phi3', 'num_key_value_heads = 4 (disagrees with qkv_proj)', (c) => (c.num_key_value_heads = 4), /config\.json implies/, [ST_FILE]],
+      ['phi3', 'intermediate_size = 88 (disagrees with gate_up_proj)', (c) => (c.intermediate_size = 88), /config\.json implies/, [ST_FILE]],
+      ['phi3', 'sliding_window = −1', (c) => (c.sliding_window = -1), /"sliding_window" must be a positive integer/],
+    ];
+    for (const [kind, label, edit, problem, extra] of cases) {
+      const { config, weights } = folders[kind];
+      const c = structuredClone(config);
+      edit(c);
+      const weightsFor = label.startsWith('q_norm missing') ? fs.readFileSync(path.join(sharedModel('random-tiny-gemma2'), ST_FILE)) : weights;
+      const files = () => ({ [C]: JSON.stringify(c), [ST_FILE]: weightsFor, 'tokenizer.json': null, 'tokenizer_config.json': null });
+      if (label.includes('(control)')) {
+        it(`${kind}: ${label}`, () => assert.doesNotThrow(() => {
+          const dir = modelFolder(root, `${kind}-control`, files());
+          try {
+            openModel(dir);
+          } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        }));
+        continue;
+      }
+      folderCase(`${kind}-config`, label, files, error([C, ...(extra ?? [])], problem));
+    }
+  });
 
   // -------------------------------------------------------------------------------------------
   describe('tokenizer.json', () => {
