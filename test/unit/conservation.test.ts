@@ -65,6 +65,7 @@ describe('conservation on the bias-free random Llama', { skip: missingShared('mo
 /** A copy of a shared fixture with some config fields changed (weights copied as they are). */
 function variantOf(model: string, changes: Record<string, unknown>): string {
   const dir = tempDir(`${model}-variant`);
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const config = JSON.parse(fs.readFileSync(path.join(sharedModel(model), 'config.json'), 'utf8'));
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...config, ...changes }));
   fs.copyFileSync(path.join(sharedModel(model), 'model.safetensors'), path.join(dir, 'model.safetensors'));

@@ -5,7 +5,7 @@
  * transformers v5 use. Each variant is built from a shared fixture and must give the logits
  * (or the error) Hugging Face's loading semantics imply.
  */
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -48,9 +48,18 @@ function writeSafetensors(file: string, tensors: Map<string, Tensor>): void {
   fs.writeFileSync(file, Buffer.concat([length, json, ...parts]));
 }
 
+/** Every folder this file writes, removed when it ends. */
+const created: string[] = [];
+after(() => created.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+const scratch = (tag: string) => {
+  const dir = tempDir(tag);
+  created.push(dir);
+  return dir;
+};
+
 /** A model folder: the fixture's config with `changes` (undefined deletes a field), and `tensors`. */
 function folder(model: string, tag: string, changes: Record<string, unknown>, tensors: Map<string, Tensor>, shards = 1): string {
-  const dir = tempDir(tag);
+  const dir = scratch(tag);
   const config: Record<string, unknown> = { ...readJson(path.join(sharedModel(model), 'config.json')) };
   for (const [k, v] of Object.entries(changes)) {
     if (v === undefined) delete config[k];
@@ -220,7 +229,7 @@ describe('config aliases and what the config must not contradict', { skip: missi
       ['random-tiny-qwen3', { rope_theta: 1e6, rope_parameters: { rope_theta: 1e4 } }, /"rope_theta" = 1000000 and "rope_parameters\.rope_theta" = 10000 disagree/],
     ];
     for (const [model, changes, expected] of cases) {
-      const dir = tempDir('bad-config');
+      const dir = scratch('bad-config');
       fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...readJson(path.join(sharedModel(model), 'config.json')), ...changes }));
       fs.copyFileSync(path.join(sharedModel(model), 'model.safetensors'), path.join(dir, 'model.safetensors'));
       assert.throws(() => loadModelFolder(dir), (err: Error) => expected.test(err.message) && err.message.includes('config.json'), `${JSON.stringify(changes)} → ${expected}`);
@@ -244,7 +253,7 @@ describe('config aliases and what the config must not contradict', { skip: missi
 
 describe('tokenizer and generation files', { skip: missingShared('models/tiny-ioi-gpt2/tokenizer.json') || missingShared('models/stories260k/tokenizer.json') }, () => {
   const copyWithout = (model: string, tag: string, drop: string[]) => {
-    const dir = tempDir(tag);
+    const dir = scratch(tag);
     for (const f of fs.readdirSync(sharedModel(model))) {
       if (!drop.includes(f) && !f.endsWith('.onnx') && !f.endsWith('.jsonl') && fs.statSync(path.join(sharedModel(model), f)).isFile()) fs.copyFileSync(path.join(sharedModel(model), f), path.join(dir, f));
     }
