@@ -7,7 +7,16 @@ export const REPO = path.resolve(__dirname, '..');
 export const SHARED = path.resolve(REPO, '..', 'shared');
 export const EMBEDDED_MODEL = path.join(REPO, 'models', 'tiny-ioi-gpt2');
 
-export const MODELS = ['random-tiny-gpt2', 'random-tiny-llama', 'random-tiny-opt', 'tiny-ioi-gpt2', 'stories260k'] as const;
+export const MODELS = [
+  'random-tiny-gpt2',
+  'random-tiny-llama',
+  'random-tiny-opt',
+  'random-tiny-neox',
+  'random-tiny-gemma2',
+  'random-tiny-qwen3',
+  'tiny-ioi-gpt2',
+  'stories260k',
+] as const;
 
 /** The reason a test that needs `../shared/<rel>` must skip, or false when it is there. */
 export function missingShared(rel: string): string | false {

@@ -14,7 +14,8 @@
  *   neuron_repl    float [B, L, T, F]
  * Graph outputs: see `GraphOutputs`.
  */
-import type { ArchSpec, LinearRef, NormRef } from '../models/spec';
+import { InputError } from '../models/errors';
+import type { ArchSpec, LinearRef, NormRef, RopeScaling } from '../models/spec';
 import type { ModelWeights } from '../models/weights';
 import type { Composite } from './api';
 import { OnnxWriter } from './onnx';
@@ -125,10 +126,16 @@ class GraphBuilder {
     const keep = this.options.interventions ? this.interventionInputs() : undefined;
     const gates = this.options.edges ? this.edgeGateInputs() : undefined;
     if (gates && !spec.preNorm) throw new Error('edge attribution needs pre-norm blocks; this model is post-norm');
+    // Edges are read at resid_mid as the MLP's input; a parallel residual (the MLP reads the block
+    // input) or a norm between a sublayer and the residual stream breaks that reading.
+    if (gates && spec.parallelResidual) throw new InputError('edge attribution needs sequential blocks; this model has a parallel residual (use_parallel_residual)');
+    if (gates && spec.layers.some((l) => l.postAttnNorm || l.postMlpNorm)) throw new InputError('edge attribution is not available for models that normalise sublayer outputs (Gemma 2/3)');
 
     // Embeddings. Token (and positional) embeddings are the leaves whose relevance is read.
     const tokenEmbedding = this.leafOrConstant(w.op1('Gather', [this.weight(spec.embedTokens), ids], { axis: 0 }, 'embed_tokens'), ['B', 'T', this.embedDim()]);
     let resid = spec.projectIn ? this.linear(tokenEmbedding, spec.projectIn, 'project_in') : tokenEmbedding;
+    // Gemma's ·√d is a constant scaling (relevance passes unchanged); token relevance is read before it.
+    if (spec.embedScale !== undefined) resid = ops.scale(resid, spec.embedScale, 'embed_scale');
     let positionEmbedding: Tensor | undefined;
     const positions = this.positionIds(ids);
     if (spec.positional.kind === 'learned') {
@@ -136,9 +143,18 @@ class GraphBuilder {
       positionEmbedding = this.leafOrConstant(w.op1('Gather', [this.weight(spec.positional.weight), shifted], { axis: 0 }, 'embed_positions'), ['B', 'T', spec.dModel]);
       resid = ops.add(resid, positionEmbedding, 'embed');
     }
-    const rope = spec.positional.kind === 'rope' ? this.ropeTables() : undefined;
+    const pos = spec.positional;
+    const rope = pos.kind === 'rope' && pos.dims !== 0 ? this.ropeTables(pos.theta, pos.scaling, 'rope') : undefined;
+    // Gemma 3: sliding-window layers rotate with their own base.
+    const localRope = pos.kind === 'rope' && pos.local ? this.ropeTables(pos.local.theta, pos.local.scaling, 'rope_local') : undefined;
+    const ropeOf = (l: number) => (localRope && (spec.windows?.[l] ?? null) !== null ? localRope : rope);
     if (gates) this.upstream.push(this.firstRow(resid.name, 'input_row0'));
-    const causalMask = this.causalMask(ids);
+    const masks = new Map<number | null, string>();
+    const maskOf = (l: number) => {
+      const window = spec.windows?.[l] ?? null;
+      if (!masks.has(window)) masks.set(window, this.causalMask(ids, window));
+      return masks.get(window)!;
+    };
 
     const residPre: Tensor[] = [];
     const residMid: Tensor[] = [];
@@ -150,22 +166,26 @@ class GraphBuilder {
       const layer = spec.layers[l]!;
       residPre.push(resid);
       const attnIn = spec.preNorm ? this.norm(resid, layer.ln1, `l${l}_ln1`) : resid;
-      const attn = this.attention(l, attnIn, causalMask, rope, keep, gates);
+      const attn = this.attention(l, attnIn, maskOf(l), ropeOf(l), keep, gates);
       probs.push(attn.probs);
       scores.push(attn.scores);
       headZ.push(attn.z);
       if (this.options.hooks) w.output(OUT.hookZ(l), attn.zClean.name);
       if (gates) this.recordUpstream(l, attn.z, attn.oProjection);
       const skipAttn = gates ? ops.gradientGate(resid, this.gateAt(gates.skipAttn, l, [-1, 1, 1]), `l${l}_skip_attn_gate`) : resid;
-      resid = ops.add(skipAttn, attn.out, `l${l}_resid_mid`);
+      const attnOut = layer.postAttnNorm ? this.norm(attn.out, layer.postAttnNorm, `l${l}_post_attn_norm`) : attn.out;
+      resid = ops.add(skipAttn, attnOut, `l${l}_resid_mid`);
       if (!spec.preNorm) resid = this.norm(resid, layer.ln1, `l${l}_ln1`);
       residMid.push(resid);
-      const mlpIn = spec.preNorm ? this.norm(resid, layer.ln2, `l${l}_ln2`) : resid;
+      // Parallel residual (GPT-NeoX): the MLP reads the block input, so resid_mid (x + attn)
+      // carries only the attention's and the skip's share (oracle convention; not conserved).
+      const mlpIn = spec.preNorm ? this.norm(spec.parallelResidual ? residPre[l]! : resid, layer.ln2, `l${l}_ln2`) : resid;
       const mlp = this.mlp(l, mlpIn, keep);
       mlpPost.push(mlp.post);
       if (this.options.hooks) w.output(OUT.hookPost(l), mlp.postClean.name);
       if (gates) this.upstream.push(this.firstRow(mlp.out.name, `l${l}_mlp_out_row0`));
-      const mlpOut = gates ? ops.gradientGate(mlp.out, this.gateAt(gates.mlp, l, [-1, 1, 1]), `l${l}_mlp_gate`) : mlp.out;
+      const mlpNormed = layer.postMlpNorm ? this.norm(mlp.out, layer.postMlpNorm, `l${l}_post_mlp_norm`) : mlp.out;
+      const mlpOut = gates ? ops.gradientGate(mlpNormed, this.gateAt(gates.mlp, l, [-1, 1, 1]), `l${l}_mlp_gate`) : mlpNormed;
       const skipMlp = gates ? ops.gradientGate(resid, this.gateAt(gates.skipMlp, l, [-1, 1, 1]), `l${l}_skip_mlp_gate`) : resid;
       resid = ops.add(skipMlp, mlpOut, `l${l}_resid_post`);
       if (!spec.preNorm) resid = this.norm(resid, layer.ln2, `l${l}_ln2`);
@@ -175,7 +195,7 @@ class GraphBuilder {
     if (spec.projectOut) hidden = this.linear(hidden, spec.projectOut, 'project_out');
 
     if (!this.attribution) {
-      const logits = this.linear(hidden, spec.lmHead, 'lm_head');
+      const logits = this.logitCap(this.linear(hidden, spec.lmHead, 'lm_head'));
       w.output(OUT.logits, logits.name);
       (this.options.inputNorms ?? []).forEach((name, i) => {
         const use = this.linearUses.find((u) => u.ref.weight === name);
@@ -207,7 +227,7 @@ class GraphBuilder {
     const seed = w.input('seed', 'float32', ['B', spec.vocabSize]);
     const positionMask = this.tape.constant(w.op1('Unsqueeze', [seedPosition, w.ints([2])]), ['B', 'T', 1]);
     const hiddenAt = ops.sumKeep(ops.mul(hidden, positionMask, 'hidden_masked'), 1, 'hidden_at');
-    const logitsAt = this.linear(hiddenAt, spec.lmHead, 'lm_head');
+    const logitsAt = this.logitCap(this.linear(hiddenAt, spec.lmHead, 'lm_head'));
     const logitsFlat = w.op1('Squeeze', [logitsAt.name, w.ints([1])]);
     w.output(OUT.logitsAt, logitsFlat);
     w.output(OUT.targetValue, w.op1('ReduceSum', [w.op1('Mul', [logitsFlat, seed]), w.ints([1])], { keepdims: 0 }));
@@ -228,11 +248,19 @@ class GraphBuilder {
     const targetWeight = w.input('target_weight', 'float32', ['B', 'T']);
     const unembedding = this.weight(spec.lmHead.weight); // [V, D]
     let rows = w.op1('Gather', [unembedding, targetIds], { axis: 0 }, 'unembedding_rows'); // [B, T, D]
+    // A soft-capped logit minus the mean capped logit is not one row's dot product.
+    if (this.options.contrastiveSequence && spec.finalSoftcap !== undefined) throw new InputError('contrastive sequence targets are not available with final logit soft-capping (Gemma 2)');
     if (this.options.contrastiveSequence) rows = w.op1('Sub', [rows, w.op1('ReduceMean', [unembedding, w.ints([0])], { keepdims: 1 })]);
-    const logits = ops.sumKeep(ops.mul(hidden, this.tape.constant(rows, hidden.shape), 'target_logit_terms'), 2, 'target_logits'); // [B, T, 1]
+    const logits = this.logitCap(ops.sumKeep(ops.mul(hidden, this.tape.constant(rows, hidden.shape), 'target_logit_terms'), 2, 'target_logits')); // [B, T, 1]
     const weight = w.op1('Unsqueeze', [targetWeight, w.ints([2])]);
     w.output(OUT.targetValue, w.op1('ReduceSum', [w.op1('Mul', [logits.name, weight]), w.ints([1, 2])], { keepdims: 0 }));
     this.tape.seed(logits, weight);
+  }
+
+  /** Gemma 2's final soft-capping, cap·tanh(logits/cap), elementwise; the explained value is the capped logit. */
+  private logitCap(logits: Tensor): Tensor {
+    const cap = this.spec.finalSoftcap;
+    return cap === undefined ? logits : this.ops.softcap(logits, cap, 'logit_softcap');
   }
 
   private finish(): CompiledGraph {
@@ -275,16 +303,25 @@ class GraphBuilder {
   private linearParams(ref: LinearRef): { weight: string; bias?: string; outDim: number } {
     const w = this.w;
     let weight = this.weight(ref.weight);
-    if (ref.layout === 'out_in') weight = w.op1('Transpose', [weight], { perm: [1, 0] }, 'wT');
     let bias = ref.bias ? this.weight(ref.bias) : undefined;
     const info = this.weights.info(ref.weight);
-    let outDim = ref.layout === 'out_in' ? info.shape[0]! : info.shape[1]!;
-    if (ref.outSlice) {
+    // The output axis of the stored tensor: 0 for nn.Linear [out, in], 1 for Conv1D [in, out].
+    // Fused parts are cut along it before any transpose, so only the part is transposed.
+    const outAxis = ref.layout === 'out_in' ? 0 : 1;
+    let outDim = info.shape[outAxis]!;
+    if (ref.outRows) {
+      // Interleaved fused projection (GPT-NeoX query_key_value): gather this part's output units.
+      const rows = w.ints(ref.outRows);
+      weight = w.op1('Gather', [weight, rows], { axis: outAxis }, 'w_rows');
+      if (bias) bias = w.op1('Gather', [bias, rows], { axis: 0 }, 'b_rows');
+      outDim = ref.outRows.length;
+    } else if (ref.outSlice) {
       const [start, end] = ref.outSlice;
-      weight = w.op1('Slice', [weight, w.ints([start]), w.ints([end]), w.ints([1])], {}, 'w_slice');
+      weight = w.op1('Slice', [weight, w.ints([start]), w.ints([end]), w.ints([outAxis])], {}, 'w_slice');
       if (bias) bias = w.op1('Slice', [bias, w.ints([start]), w.ints([end]), w.ints([0])], {}, 'b_slice');
       outDim = end - start;
     }
+    if (ref.layout === 'out_in') weight = w.op1('Transpose', [weight], { perm: [1, 0] }, 'wT');
     return { weight, ...(bias ? { bias } : {}), outDim };
   }
 
@@ -296,11 +333,17 @@ class GraphBuilder {
     return out;
   }
 
+  /** A norm's gain: w, or 1 + w for Gemma's RMSNorm (a constant either way). */
+  private gain(ref: NormRef): string {
+    const weight = this.weight(ref.weight);
+    return this.spec.norm.unitOffset ? this.w.op1('Add', [weight, this.w.scalar(1)], {}, 'gain') : weight;
+  }
+
   private norm(x: Tensor, ref: NormRef, hint: string): Tensor {
     const { spec } = this;
-    if (spec.norm.kind === 'rmsnorm') return this.ops.rmsNorm(x, this.weight(ref.weight), spec.norm.eps, hint);
+    if (spec.norm.kind === 'rmsnorm') return this.ops.rmsNorm(x, this.gain(ref), spec.norm.eps, hint);
     const beta = ref.bias ? this.weight(ref.bias) : undefined;
-    const out = this.ops.layerNorm(x, this.weight(ref.weight), beta, spec.norm.eps, hint);
+    const out = this.ops.layerNorm(x, this.gain(ref), beta, spec.norm.eps, hint);
     if (beta) this.normBetas.push({ beta, output: out });
     return out;
   }
@@ -313,22 +356,30 @@ class GraphBuilder {
     return w.op1('Expand', [w.op1('Unsqueeze', [range, w.ints([0])]), w.op1('Shape', [ids])], {}, 'position_ids');
   }
 
-  /** Additive causal mask [T, T]: 0 on and below the diagonal, −1e9 above (finite: S ⊙ g̃ stays 0, never NaN). */
-  private causalMask(ids: string): string {
+  /**
+   * Additive causal mask [T, T]: 0 where query i sees key j, −1e9 elsewhere (finite: S ⊙ g̃ stays
+   * 0, never NaN). With a sliding window, i sees i − window < j ≤ i (HF masks i − j ≥ window).
+   */
+  private causalMask(ids: string, window: number | null = null): string {
     const w = this.w;
     const length = w.op1('Gather', [w.op1('Shape', [ids]), w.ints([1])], { axis: 0 });
     const square = w.op1('Concat', [length, length], { axis: 0 });
     const ones = w.op1('ConstantOfShape', [square], { value: { tensor: { data: new Float32Array([1]), dims: [1] } } });
-    const lower = w.op1('Trilu', [ones], { upper: 0 });
-    return w.op1('Mul', [w.op1('Sub', [w.scalar(1), lower]), w.scalar(-1e9)], {}, 'causal_mask');
+    let seen = w.op1('Trilu', [ones], { upper: 0 });
+    if (window !== null) {
+      const tooFar = w.op1('Trilu', [ones, w.op1('Squeeze', [w.ints([-window])])], { upper: 0 }, `window_${window}_far`);
+      seen = w.op1('Sub', [seen, tooFar]);
+    }
+    return w.op1('Mul', [w.op1('Sub', [w.scalar(1), seen]), w.scalar(-1e9)], {}, window === null ? 'causal_mask' : `window_${window}_mask`);
   }
 
   /** cos/sin tables [1, T, 1, dh] for rotary embeddings, gathered for the prompt's positions. */
-  private ropeTables(): { cos: string; sin: string } {
+  private ropeTables(theta: number, scaling: RopeScaling | undefined, hint: string): { cos: string; sin: string } {
     const { spec, w } = this;
     if (spec.positional.kind !== 'rope') throw new Error('unreachable');
-    const dh = spec.headDim;
-    const invFreq = ropeInverseFrequencies(spec.positional.theta, dh, spec.positional.scaling);
+    // Partial rotary (GPT-NeoX): tables and frequencies over the rotated dims only.
+    const dh = spec.positional.dims ?? spec.headDim;
+    const invFreq = ropeInverseFrequencies(theta, dh, scaling);
     const positions = spec.maxPositions;
     const cos = new Float32Array(positions * dh);
     const sin = new Float32Array(positions * dh);
@@ -345,7 +396,7 @@ class GraphBuilder {
       const rows = w.op1('Slice', [all, w.ints([0]), length, w.ints([0])]);
       return w.op1('Reshape', [rows, w.ints([1, -1, 1, dh])], {}, hint);
     };
-    return { cos: table(cos, 'rope_cos'), sin: table(sin, 'rope_sin') };
+    return { cos: table(cos, `${hint}_cos`), sin: table(sin, `${hint}_sin`) };
   }
 
   private interventionInputs(): Interventions {
@@ -379,9 +430,13 @@ class GraphBuilder {
     let q = heads(this.linear(x, layer.q, `l${l}_q`), H, `l${l}_q_heads`);
     let k = heads(this.linear(x, layer.k, `l${l}_k`), Hkv, `l${l}_k_heads`);
     const v0 = heads(this.linear(x, layer.v, `l${l}_v`), Hkv, `l${l}_v_heads`);
+    // Qwen3: per-head RMSNorm of q and k before RoPE, with the table's q/k-norm rule.
+    if (layer.qNorm) q = ops.rmsNorm(q, this.gain(layer.qNorm), spec.norm.eps, `l${l}_q_norm`, rules.qkNorm);
+    if (layer.kNorm) k = ops.rmsNorm(k, this.gain(layer.kNorm), spec.norm.eps, `l${l}_k_norm`, rules.qkNorm);
     if (rope) {
-      q = ops.rope(q, rope.cos, rope.sin, `l${l}_q_rope`);
-      k = ops.rope(k, rope.cos, rope.sin, `l${l}_k_rope`);
+      const dims = spec.positional.kind === 'rope' ? spec.positional.dims : undefined;
+      q = ops.rope(q, rope.cos, rope.sin, `l${l}_q_rope`, dims);
+      k = ops.rope(k, rope.cos, rope.sin, `l${l}_k_rope`, dims);
     }
     k = ops.repeatKv(k, H / Hkv, Hkv, dh, `l${l}_k_rep`);
     const v = ops.repeatKv(v0, H / Hkv, Hkv, dh, `l${l}_v_rep`);
@@ -390,10 +445,12 @@ class GraphBuilder {
     const vT = ops.transpose(v, [0, 2, 1, 3], `l${l}_vT`); // [B,H,T,dh]
     // The uniform rule at the two activation×activation matmuls (Prop. 3.3): factors from the table.
     const scores = ops.matmul(qT, kT, `l${l}_scores`, rules.qk);
-    const scaled = ops.scale(scores, spec.attnScale, `l${l}_scaled`);
+    let scaled = ops.scale(scores, spec.attnScale, `l${l}_scaled`);
+    // Gemma 2 caps the scaled scores before the mask (identity rule from the table).
+    if (spec.attnSoftcap !== undefined) scaled = ops.softcap(scaled, spec.attnSoftcap, `l${l}_score_cap`);
     const masked = ops.add(scaled, tape.constant(mask, ['T', 'T']), `l${l}_masked`);
     let probs = ops.softmax(masked, `l${l}_probs`);
-    if (rules.av[0] === 0) probs = ops.detach(probs);
+    if (rules.attentionProbs === 'detached') probs = ops.detach(probs);
     const mixed = ops.matmul(probs, vT, `l${l}_mixed`, rules.av); // [B,H,T,dh]
     const zClean = ops.transpose(mixed, [0, 2, 1, 3], `l${l}_z`); // [B,T,H,dh]
     const z = keep ? this.intervene(zClean, keep.headKeep, keep.headRepl, l, [-1, 1, H, 1], `l${l}_z_ablated`) : zClean;
@@ -410,9 +467,7 @@ class GraphBuilder {
     let postClean: Tensor;
     if (layer.gate) {
       const gate = ops.activation(this.linear(x, layer.gate, `l${l}_gate`), spec.activation, `l${l}_act`);
-      const rule = ops.rules.gatedProduct;
-      const factors: [number, number] = rule === 'uniform' ? [0.5, 0.5] : rule === 'gate-detached' ? [0, 1] : [1, 1];
-      postClean = ops.mul(gate, up, `l${l}_post`, factors);
+      postClean = ops.mul(gate, up, `l${l}_post`, ops.rules.gatedProduct);
     } else {
       postClean = ops.activation(up, spec.activation, `l${l}_post`);
     }
@@ -498,7 +553,7 @@ class GraphBuilder {
     w.output(OUT.residFinal, relevance(t.residFinal, [1, 2], 'resid_final'));
     // Head relevance is z_h ⊙ g̃_{z_h}, which equals (z_h W_O[h]) ⊙ g̃ at the output projection.
     w.output(OUT.headRelevance, stack(t.headZ.map((z, l) => relevance(z, [1, 3], `head_rel_${l}`)), 'head_rel'));
-    if (this.ops.rules.av[0] !== 0) {
+    if (this.ops.rules.attentionProbs === 'relevance') {
       w.output(OUT.headRelevanceProbs, stack(t.probs.map((p, l) => relevance(p, [2, 3], `head_probs_rel_${l}`)), 'head_probs_rel'));
       // At the softmax input: R(probs) − R(scores) is the softmax rule's leak (methods.md A.3).
       w.output(OUT.headRelevanceScores, stack(t.scores.map((x, l) => relevance(x, [2, 3], `head_scores_rel_${l}`)), 'head_scores_rel'));
@@ -541,8 +596,9 @@ class GraphBuilder {
    */
   private weightRelevance(requested: string): string {
     const { w, tape, spec } = this;
-    // A tied unembedding is `lm_head.weight` to HF's parameter list but stored as the embedding.
-    const name = requested === 'lm_head.weight' && spec.tiedEmbeddings ? spec.lmHead.weight : requested;
+    // A tied unembedding has its HF parameter name (`lm_head.weight`) but is stored once, as the
+    // embedding or (head-only files) as the head; either name means the head's use.
+    const name = requested === spec.headName || (spec.tiedEmbeddings && requested === spec.embedName) ? spec.lmHead.weight : requested;
     const uses = this.linearUses.filter((u) => u.ref.weight === name);
     if (uses.length === 0) throw new Error(`"${name}" is not a linear weight of this model`);
     const pieces = uses.map((use) => {
@@ -555,8 +611,19 @@ class GraphBuilder {
       }
       return { use, grad: w.op1('MatMul', [xT, g], {}, 'g_weight') }; // [B, in, outSlice]
     });
-    pieces.sort((a, b) => (a.use.ref.outSlice?.[0] ?? 0) - (b.use.ref.outSlice?.[0] ?? 0));
-    const inOut = pieces.length === 1 ? pieces[0]!.grad : w.op1('Concat', pieces.map((p) => p.grad), { axis: 2 });
+    // A fused tensor has one use per part: join them and put each output unit back at its row.
+    let inOut = pieces.length === 1 ? pieces[0]!.grad : w.op1('Concat', pieces.map((p) => p.grad), { axis: 2 });
+    if (pieces.length > 1) {
+      const order = pieces.flatMap(({ use }) => {
+        const { outRows, outSlice } = use.ref;
+        if (outRows) return [...outRows];
+        if (outSlice) return Array.from({ length: outSlice[1] - outSlice[0] }, (_, i) => outSlice[0] + i);
+        throw new Error(`"${name}" is used more than once without a fused slice`);
+      });
+      const inverse = new Array<number>(order.length);
+      order.forEach((row, i) => (inverse[row] = i));
+      if (order.some((row, i) => row !== i)) inOut = w.op1('Gather', [inOut, w.ints(inverse)], { axis: 2 }, 'g_weight_rows');
+    }
     const layout = uses[0]!.ref.layout;
     const grad = layout === 'out_in' ? w.op1('Transpose', [inOut], { perm: [0, 2, 1] }) : inOut;
     return w.op1('Mul', [grad, this.weight(name)], {}, 'weight_rel');

@@ -26,6 +26,7 @@ import { compileGraph, OUT, type GraphOptions } from './build';
 import { checkMemory, estimateModelBytes, estimateRunBytes, type MemoryPolicy } from './memory';
 import { openSession, ort, type OpenedSession } from './session';
 import { COMPOSITES, type ExecutionProviderSetting } from '../vocabulary';
+import { reportsProbs } from './rules';
 
 /** Edge attribution runs at most this many backward rows per session run. */
 const EDGE_ROWS_PER_RUN = 32;
@@ -363,8 +364,8 @@ export class Engine {
       tokenRelevance: data(OUT.tokenRelevance).slice(b * T, b * T + len),
       positionRelevance: out[OUT.positionRelevance] ? data(OUT.positionRelevance).slice(b * T, b * T + len) : null,
       headRelevance: matrix(data(OUT.headRelevance), L, H),
-      headRelevanceProbs: out[OUT.headRelevanceProbs] && mode !== 'cp-lrp' ? matrix(data(OUT.headRelevanceProbs), L, H) : null,
-      headRelevanceScores: out[OUT.headRelevanceScores] && mode !== 'cp-lrp' ? matrix(data(OUT.headRelevanceScores), L, H) : null,
+      headRelevanceProbs: out[OUT.headRelevanceProbs] && reportsProbs(mode) ? matrix(data(OUT.headRelevanceProbs), L, H) : null,
+      headRelevanceScores: out[OUT.headRelevanceScores] && reportsProbs(mode) ? matrix(data(OUT.headRelevanceScores), L, H) : null,
       mlpRelevance: neurons ? Array.from({ length: L }, (_, l) => mlp.slice((b * L + l) * F, (b * L + l + 1) * F)) : null,
       residPre: Array.from(data(OUT.residPre).subarray(b * L, (b + 1) * L)),
       residMid: Array.from(data(OUT.residMid).subarray(b * L, (b + 1) * L)),

@@ -147,12 +147,11 @@ export class Ops {
   }
 
   /** RMSNorm, y = γ·x·rsqrt(mean(x²) + ε). With rsqrt constant the layer is an identity rule. */
-  rmsNorm(x: Tensor, gamma: string, eps: number, hint = 'rms'): Tensor {
+  rmsNorm(x: Tensor, gamma: string, eps: number, hint = 'rms', rule: RuleTable['rmsNorm'] = this.rules.rmsNorm): Tensor {
     const w = this.w;
     const meanSquare = w.op1('ReduceMean', [w.op1('Mul', [x.name, x.name]), w.ints([-1])], { keepdims: 1 }, `${hint}_ms`);
     const invRms = w.op1('Reciprocal', [w.op1('Sqrt', [w.op1('Add', [meanSquare, w.scalar(eps, 'eps')])])], {}, `${hint}_rrms`);
     const out = w.op1('Mul', [w.op1('Mul', [x.name, invRms]), gamma], {}, hint);
-    const rule = this.rules.rmsNorm;
     return this.tape.record(out, x.shape, [x], (g) => {
       const gy = w.op1('Mul', [g, gamma]);
       const detached = w.op1('Mul', [gy, invRms]);
@@ -168,7 +167,7 @@ export class Ops {
   activation(x: Tensor, kind: 'gelu_new' | 'gelu' | 'relu' | 'silu', hint = 'act'): Tensor {
     const w = this.w;
     const y = this.activationForward(x.name, kind, hint);
-    const rule = kind === 'relu' ? 'gradient' : kind === 'silu' ? this.rules.silu : this.rules.gelu;
+    const rule = kind === 'relu' ? this.rules.relu : kind === 'silu' ? this.rules.silu : this.rules.gelu;
     return this.tape.record(y, x.shape, [x], (g) => {
       if (rule === 'identity') {
         const ratio = w.op1('Div', [y, w.op1('Add', [x.name, w.scalar(IDENTITY_RULE_EPSILON, 'id_eps')])], {}, `${hint}_ratio`);
@@ -234,19 +233,46 @@ export class Ops {
   }
 
   /**
-   * Rotary embedding, y = x·cos + rotate_half(x)·sin (HF layout: halves, not interleaved).
+   * Rotary embedding, y = x·cos + rotate_half(x)·sin (HF layout: halves, not interleaved), on
+   * the first `dims` of the last axis (GPT-NeoX partial rotary; the rest pass unchanged).
    * cos/sin are constants, so the ordinary gradient is the rule: g̃x = g̃·cos − rotate_half(g̃·sin).
    */
-  rope(x: Tensor, cos: string, sin: string, hint = 'rope'): Tensor {
+  rope(x: Tensor, cos: string, sin: string, hint = 'rope', dims?: number): Tensor {
     const w = this.w;
+    const width = x.shape[x.shape.length - 1];
+    const partial = dims !== undefined && typeof width === 'number' && dims < width;
     const rotate = (t: string) => {
       const [first, second] = w.op('Split', [t], { axis: -1, num_outputs: 2 }, 'rot_half', 2) as [string, string];
       return w.op1('Concat', [w.op1('Neg', [second]), first], { axis: -1 });
     };
-    const out = w.op1('Add', [w.op1('Mul', [x.name, cos]), w.op1('Mul', [rotate(x.name), sin])], {}, hint);
-    return this.tape.record(out, x.shape, [x], (g) => [
-      [x, w.op1('Sub', [w.op1('Mul', [g, cos]), rotate(w.op1('Mul', [g, sin]))], {}, `g_${hint}`)],
-    ]);
+    const forward = (t: string) => w.op1('Add', [w.op1('Mul', [t, cos]), w.op1('Mul', [rotate(t), sin])]);
+    const backward = (g: string) => w.op1('Sub', [w.op1('Mul', [g, cos]), rotate(w.op1('Mul', [g, sin]))]);
+    // Partial rotary: split off the rotated dims, rotate them, and join the untouched rest.
+    const onRotated = (t: string, f: (part: string) => string, out: string) => {
+      if (!partial) return f(t);
+      const [rot, pass] = w.op('Split', [t, w.ints([dims, (width as number) - dims])], { axis: -1 }, `${out}_split`, 2) as [string, string];
+      return w.op1('Concat', [f(rot), pass], { axis: -1 }, out);
+    };
+    const out = onRotated(x.name, forward, hint);
+    return this.tape.record(out, x.shape, [x], (g) => [[x, onRotated(g, backward, `g_${hint}`)]]);
+  }
+
+  /**
+   * Tanh soft-capping, y = cap·tanh(x/cap) (Gemma 2 scores and logits), with the table's rule:
+   * the identity rule g̃x = g̃y · y/(x + 1e-10) (Eq. 9), or the ordinary derivative 1 − tanh².
+   */
+  softcap(x: Tensor, cap: number, hint = 'softcap'): Tensor {
+    const w = this.w;
+    const t = w.op1('Tanh', [w.op1('Mul', [x.name, w.scalar(1 / cap, `${hint}_inv_cap`)])], {}, `${hint}_tanh`);
+    const y = w.op1('Mul', [t, w.scalar(cap, `${hint}_cap`)], {}, hint);
+    const rule = this.rules.softcap;
+    return this.tape.record(y, x.shape, [x], (g) => {
+      if (rule === 'identity') {
+        const ratio = w.op1('Div', [y, w.op1('Add', [x.name, w.scalar(IDENTITY_RULE_EPSILON, 'id_eps')])], {}, `${hint}_ratio`);
+        return [[x, w.op1('Mul', [g, ratio], {}, `g_${hint}`)]];
+      }
+      return [[x, w.op1('Mul', [g, w.op1('Sub', [w.scalar(1), w.op1('Mul', [t, t])])], {}, `g_${hint}`)]];
+    });
   }
 }
 

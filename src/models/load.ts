@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from './errors';
-import { specFromConfig, expectedShapes } from './config';
+import { specFromConfig, expectedShapes, specialIds } from './config';
 import { ModelTokenizer } from './tokenizer';
 import { ModelWeights } from './weights';
 import type { ArchSpec } from './spec';
@@ -42,7 +42,7 @@ export function loadModelFolder(folder: string, beforeWeights?: (parameters: num
   }
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new InputError('not a JSON object', configPath);
   const weights = ModelWeights.open(resolved);
-  const spec = specFromConfig(config, (n) => weights.has(n), configPath);
+  const spec = withGenerationConfig(specFromConfig(config, (n) => weights.has(n), configPath), resolved);
   const expected = expectedShapes(spec);
   weights.checkShapes(expected);
   checkLayerCount(spec.nLayers, weights.names(), configPath);
@@ -52,10 +52,37 @@ export function loadModelFolder(folder: string, beforeWeights?: (parameters: num
   return { folder: resolved, config, spec, weights, tokenizer };
 }
 
-/** Parameters, counting a tied embedding once. */
+/**
+ * GPT-2 and Pythia checkpoints may carry the causal-mask buffers `attn.bias` / `attention.bias`
+ * ([1, 1, n_ctx, n_ctx]) and `masked_bias`, older Pythia and Llama ones `rotary_emb.inv_freq`;
+ * they are not parameters, and the graph builds its own mask and rotary tables.
+ */
+const BUFFER = /(?:^|\.)(?:attn|attention)\.(?:masked_)?bias$|(?:^|\.)rotary_emb\.inv_freq$/;
+
+/**
+ * generation_config.json, when present, is what HF's `generate` reads for bos/eos: its ids
+ * take precedence over config.json's (Llama 3 lists several end-of-turn ids only there).
+ */
+function withGenerationConfig(spec: ArchSpec, folder: string): ArchSpec {
+  const file = path.join(folder, 'generation_config.json');
+  if (!fs.existsSync(file)) return spec;
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new InputError(`not valid JSON (${(err as Error).message})`, file);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError('not a JSON object', file);
+  const found = specialIds((name) => (json as Record<string, unknown>)[name], (message) => {
+    throw new InputError(message, file);
+  });
+  return { ...spec, ...found };
+}
+
+/** Parameters, counting a tied embedding once and leaving out buffers. */
 export function parameterCount(weights: ModelWeights): number {
   let total = 0;
-  for (const name of weights.names()) total += weights.info(name).shape.reduce((a, b) => a * b, 1);
+  for (const name of weights.names()) if (!BUFFER.test(name)) total += weights.info(name).shape.reduce((a, b) => a * b, 1);
   return total;
 }
 

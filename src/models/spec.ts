@@ -4,7 +4,7 @@
  * not writing a new forward or backward pass.
  */
 
-export type Family = 'gpt2' | 'opt' | 'llama';
+export type Family = 'gpt2' | 'opt' | 'llama' | 'gpt_neox' | 'gemma2' | 'gemma3' | 'qwen3' | 'phi3';
 
 /** Element-wise MLP activation. `gelu_new` is GPT-2's tanh approximation. */
 export type Activation = 'gelu_new' | 'gelu' | 'relu' | 'silu';
@@ -22,6 +22,11 @@ export interface LinearRef {
    * slice of output units this logical projection uses.
    */
   readonly outSlice?: readonly [start: number, end: number];
+  /**
+   * For a fused projection whose parts are interleaved (GPT-NeoX's query_key_value rows are
+   * ordered (head, q|k|v, dim)): the output units, in the tensor's order, this projection uses.
+   */
+  readonly outRows?: readonly number[];
 }
 
 export interface NormRef {
@@ -43,11 +48,25 @@ export interface LayerWeights {
   readonly gate?: LinearRef;
   /** GPT-2 mlp.c_proj / OPT fc2 / Llama down_proj. */
   readonly down: LinearRef;
+  /** Qwen3, Gemma 3: per-head RMSNorm of q and k over head_dim, before RoPE. */
+  readonly qNorm?: NormRef;
+  readonly kNorm?: NormRef;
+  /** Gemma 2/3: RMSNorm of the attention and MLP outputs before they join the residual stream. */
+  readonly postAttnNorm?: NormRef;
+  readonly postMlpNorm?: NormRef;
 }
 
 export type Positional =
   | { readonly kind: 'learned'; readonly weight: string; readonly offset: number }
-  | { readonly kind: 'rope'; readonly theta: number; readonly scaling?: RopeScaling };
+  | {
+      readonly kind: 'rope';
+      readonly theta: number;
+      readonly scaling?: RopeScaling;
+      /** GPT-NeoX partial rotary: RoPE acts on the first `dims` of each head (default: all). */
+      readonly dims?: number;
+      /** Gemma 3: the rotary embedding of sliding-window layers (its own base, unscaled). */
+      readonly local?: { readonly theta: number; readonly scaling?: RopeScaling };
+    };
 
 export type RopeScaling =
   | { readonly type: 'linear'; readonly factor: number }
@@ -72,13 +91,23 @@ export interface ArchSpec {
   readonly dMlp: number;
   readonly vocabSize: number;
   readonly maxPositions: number;
-  readonly norm: { readonly kind: 'layernorm' | 'rmsnorm'; readonly eps: number };
+  /** `unitOffset`: the gain is 1 + w (Gemma's RMSNorm), for every norm of the model. */
+  readonly norm: { readonly kind: 'layernorm' | 'rmsnorm'; readonly eps: number; readonly unitOffset?: boolean };
   readonly activation: Activation;
   /** Pre-norm blocks (GPT-2, Llama, most OPT); OPT-350m is post-norm. */
   readonly preNorm: boolean;
   /** Scale applied to Q·Kᵀ (1/√headDim unless the config says otherwise). */
   readonly attnScale: number;
   readonly positional: Positional;
+  /** GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x)) (the MLP reads the block input, not resid_mid). */
+  readonly parallelResidual?: boolean;
+  /** Gemma 2: tanh soft-capping cap·tanh(x/cap) of the attention scores and of the logits. */
+  readonly attnSoftcap?: number;
+  readonly finalSoftcap?: number;
+  /** Per layer: the sliding-window size (query i sees keys i − w < j ≤ i), or null for full attention. */
+  readonly windows?: readonly (number | null)[];
+  /** Gemma 2: the token embedding is multiplied by √hidden_size. */
+  readonly embedScale?: number;
   readonly embedTokens: string;
   /** OPT: `word_embed_proj_dim` ≠ hidden size adds project_in/project_out. */
   readonly projectIn?: LinearRef;
@@ -86,10 +115,16 @@ export interface ArchSpec {
   readonly finalNorm?: NormRef;
   /** The unembedding; for tied models this is the token-embedding tensor (`out_in` layout [V, D]). */
   readonly lmHead: LinearRef;
+  /** The unembedding's HF parameter name (`lm_head.weight`; GPT-NeoX `embed_out.weight`), even when tied. */
+  readonly headName: string;
+  /** The HF parameter name of the token embedding, even when a tied file stores only the head. */
+  readonly embedName: string;
   readonly tiedEmbeddings: boolean;
   readonly layers: readonly LayerWeights[];
   readonly bosTokenId?: number;
+  /** The first end-of-sequence id; `eosTokenIds` has all when the config lists several. */
   readonly eosTokenId?: number;
+  readonly eosTokenIds?: readonly number[];
 }
 
 /** Component ids live in one module (./componentIds). */

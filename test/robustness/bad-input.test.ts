@@ -12,10 +12,10 @@ import * as path from 'node:path';
 import { loadTaskFile, parseTaskJsonl } from '../../src/circuits/tasks';
 import { Engine } from '../../src/engine/engine';
 import { loadModelFolder } from '../../src/models/load';
-import { MAX_HEADER_BYTES } from '../../src/models/safetensors';
+import { MAX_HEADER_BYTES, SafetensorsFile } from '../../src/models/safetensors';
 import { main as cliMain } from '../../src/cli/main';
 import { InputError } from '../../src/models/errors';
-import { EMBEDDED_MODEL } from '../helpers';
+import { EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
 import { tinyNodeGraph } from '../unit/circuits-graph-fixture';
 import {
   BASE,
@@ -466,6 +466,183 @@ describe('generated bad input', { timeout: 180_000 }, () => {
     folderCase(F, 'a 20 MB config (garbage)', () => ({ [C]: Buffer.alloc(20 << 20, 0x7b) }), error(C, /too large/));
     folderCase(F, 'config.json missing', () => ({ [C]: null }), error(C, /config\.json is missing/));
     folderCase(F, 'config.json is a folder', () => ({ [C]: null }), error(C, /not a file/), (dir) => fs.mkdirSync(path.join(dir, C)));
+  });
+
+  // -------------------------------------------------------------------------------------------
+  // Malformed configs of the GPT-NeoX, Gemma 2 and Qwen3 families, on the shared random fixtures.
+  for (const [model, family] of [['random-tiny-neox', 'neox-config'], ['random-tiny-gemma2', 'gemma2-config'], ['random-tiny-qwen3', 'qwen3-config']] as const) {
+    describe(`config.json of ${model}`, { skip: missingShared(`models/${model}/model.safetensors`) }, () => {
+      if (missingShared(`models/${model}/model.safetensors`)) return;
+      const C = 'config.json';
+      const base = JSON.parse(fs.readFileSync(path.join(sharedModel(model), C), 'utf8')) as Record<string, unknown>;
+      const weights = fs.readFileSync(path.join(sharedModel(model), ST_FILE));
+      const cfg = (edit: (c: Record<string, unknown>) => void) => () => {
+        const c = structuredClone(base);
+        edit(c);
+        return { [C]: JSON.stringify(c), [ST_FILE]: weights, 'tokenizer.json': null, 'tokenizer_config.json': null };
+      };
+      for (const field of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'vocab_size', 'intermediate_size']) {
+        for (const [label, value] of [['0', 0], ['−1', -1], ['1.5', 1.5], ['"64"', '64'], ['true', true], ['10⁹', 1e9]] as const) {
+          folderCase(family, `${field} = ${label}`, cfg((c) => (c[field] = value)), error([C], /must be a positive integer|beyond the supported maximum|not divisible|not a multiple/));
+        }
+        folderCase(family, `${field} missing`, cfg((c) => delete c[field]), error(C, /is missing/));
+      }
+      const cases: [string, (c: Record<string, unknown>) => void, RegExp, string[]?][] = [
+        ['tie_word_embeddings = "no"', (c) => (c.tie_word_embeddings = 'no'), /true or false/],
+        ['rope_scaling = 5', (c) => (c.rope_scaling = 5), /"rope_scaling" must be an object or null/],
+        ['rope_scaling yarn', (c) => (c.rope_scaling = { type: 'yarn', factor: 4 }), /"rope_scaling" type "yarn" is not supported/],
+        ['rope_scaling linear without factor', (c) => (c.rope_scaling = { type: 'linear' }), /"rope_scaling\.factor" must be a positive number/],
+        ['rope_scaling llama3 with equal frequency factors', (c) => (c.rope_scaling = { rope_type: 'llama3', factor: 8, low_freq_factor: 2, high_freq_factor: 2 }), /high_freq_factor" must differ/],
+        ['rope_parameters = []', (c) => (c.rope_parameters = []), /"rope_parameters" must be an object or null/],
+        ['rope_parameters.rope_theta = "big"', (c) => (c.rope_parameters = { rope_theta: 'big' }), /"rope_parameters\.rope_theta" must be a number/],
+      ];
+      if (model === 'random-tiny-neox') {
+        cases.push(
+          ['rotary_pct = −0.5', (c) => (c.rotary_pct = -0.5), /"rotary_pct" must be at least 0/],
+          ['rotary_pct = 1.5', (c) => (c.rotary_pct = 1.5), /"rotary_pct" must be at most 1/],
+          ['rotary_pct = "0.25"', (c) => (c.rotary_pct = '0.25'), /"rotary_pct" must be a number/],
+          ['rotary_pct giving 3 rotary dims', (c) => (c.rotary_pct = 0.1875), /3 rotary dims .* even number/],
+          ['partial_rotary_factor disagrees with rotary_pct', (c) => (c.partial_rotary_factor = 0.5), /"rotary_pct" = 0\.25 and "partial_rotary_factor" = 0\.5 disagree/],
+          ['rotary_emb_base = 0', (c) => (c.rotary_emb_base = 0), /"rotary_emb_base" must be greater than 0/],
+          ['rope_theta disagrees with rotary_emb_base', (c) => (c.rope_theta = 500), /"rotary_emb_base" = 10000 and "rope_theta" = 500 disagree/],
+          ['rope_parameters.partial_rotary_factor disagrees', (c) => (c.rope_parameters = { partial_rotary_factor: 1 }), /"rope_parameters\.partial_rotary_factor" = 1 disagree/],
+          ['use_parallel_residual = "yes"', (c) => (c.use_parallel_residual = 'yes'), /"use_parallel_residual" must be true or false/],
+          ['hidden_act = "swiglu"', (c) => (c.hidden_act = 'swiglu'), /unsupported activation "swiglu"/],
+          ['layer_norm_eps = −1', (c) => (c.layer_norm_eps = -1), /"layer_norm_eps" must be at least 0/],
+          ['num_attention_heads = 3', (c) => (c.num_attention_heads = 3), /not divisible/],
+          ['untied without embed_out', (c) => (c.model_type = 'gpt_neox'), /./, ['drop-head']],
+        );
+      }
+      if (model === 'random-tiny-gemma2') {
+        cases.push(
+          ['query_pre_attn_scalar = 0', (c) => (c.query_pre_attn_scalar = 0), /"query_pre_attn_scalar" must be greater than 0/],
+          ['query_pre_attn_scalar = "32"', (c) => (c.query_pre_attn_scalar = '32'), /must be a number/],
+          ['attn_logit_softcapping = −2', (c) => (c.attn_logit_softcapping = -2), /"attn_logit_softcapping" must be greater than 0/],
+          ['final_logit_softcapping = 0', (c) => (c.final_logit_softcapping = 0), /"final_logit_softcapping" must be greater than 0/],
+          ['final_logit_softcapping = "5"', (c) => (c.final_logit_softcapping = '5'), /must be a number/],
+          ['sliding_window = 0', (c) => (c.sliding_window = 0), /"sliding_window" must be a positive integer/],
+          ['sliding_window = 1.5', (c) => (c.sliding_window = 1.5), /"sliding_window" must be a positive integer/],
+          ['sliding_window = "8"', (c) => (c.sliding_window = '8'), /"sliding_window" must be a positive integer/],
+          ['layer_types too short', (c) => (c.layer_types = ['sliding_attention']), /"layer_types" must list one entry per layer/],
+          ['layer_types a string', (c) => (c.layer_types = 'sliding_attention'), /"layer_types" must list one entry per layer/],
+          ['layer_types with an unknown kind', (c) => (c.layer_types = ['sliding_attention', 'chunked_attention']), /"layer_types\[1\]" is "chunked_attention"/],
+          ['head_dim = 23 (odd)', (c) => (c.head_dim = 23), /head_dim 23 must be even/],
+          ['head_dim = 32 (disagrees with the weights)', (c) => (c.head_dim = 32), /config\.json implies/, [ST_FILE]],
+          ['num_key_value_heads = 3', (c) => (c.num_key_value_heads = 3), /not a multiple/],
+          ['hidden_activation = "relu6"', (c) => (c.hidden_activation = 'relu6'), /unsupported activation "relu6"/],
+          ['rms_norm_eps = "small"', (c) => (c.rms_norm_eps = 'small'), /"rms_norm_eps" must be a number/],
+        );
+      }
+      if (model === 'random-tiny-qwen3') {
+        cases.push(
+          ['head_dim = 31', (c) => (c.head_dim = 31), /head_dim 31 must be even/],
+          ['head_dim = 16 (disagrees with the weights)', (c) => (c.head_dim = 16), /config\.json implies/, [ST_FILE]],
+          ['head_dim absent (Qwen3Config default 128 disagrees)', (c) => delete c.head_dim, /config\.json implies/, [ST_FILE]],
+          ['num_key_value_heads = 3', (c) => (c.num_key_value_heads = 3), /not a multiple/],
+          ['rope_theta = 0', (c) => (c.rope_theta = 0), /"rope_theta" must be greater than 0/],
+          ['rope_parameters.rope_theta disagrees', (c) => (c.rope_parameters = { rope_type: 'default', rope_theta: 10000 }), /"rope_theta" = 1000000 and "rope_parameters\.rope_theta" = 10000 disagree/],
+          ['use_sliding_window = "true"', (c) => (c.use_sliding_window = 'true'), /"use_sliding_window" must be true or false/],
+          ['max_window_layers = −1 with sliding on', (c) => Object.assign(c, { use_sliding_window: true, sliding_window: 4, max_window_layers: -1 }), /"max_window_layers" must be a positive integer/],
+          ['hidden_act = 5', (c) => (c.hidden_act = 5), /"hidden_act" must be a string/],
+          ['tie_word_embeddings = 1', (c) => (c.tie_word_embeddings = 1), /true or false/],
+        );
+      }
+      for (const [label, edit, problem, extra] of cases) {
+        if (extra?.includes('drop-head')) {
+          // The head is required when untied: the error names it and tie_word_embeddings.
+          const c = structuredClone(base);
+          const header = JSON.parse(weights.subarray(8, 8 + Number(weights.readBigUInt64LE(0))).toString('utf8'));
+          delete header['embed_out.weight'];
+          const json = Buffer.from(JSON.stringify(header));
+          const length = Buffer.alloc(8);
+          length.writeBigUInt64LE(BigInt(json.length));
+          const bytes = Buffer.concat([length, json, weights.subarray(8 + Number(weights.readBigUInt64LE(0)))]);
+          folderCase(family, label, () => ({ [C]: JSON.stringify(c), [ST_FILE]: bytes, 'tokenizer.json': null, 'tokenizer_config.json': null }), error(C, /"embed_out\.weight" is missing from the weights and "tie_word_embeddings" is false/));
+          continue;
+        }
+        folderCase(family, label, cfg(edit), error([C, ...(extra ?? [])], problem));
+      }
+    });
+  }
+
+  // Gemma 3 and Phi-3 have no shared fixture: their folders are the random Gemma 2 (plus q/k norm
+  // gains) and the random Llama (fused qkv_proj / gate_up_proj), as in test/unit/hf-loading.test.ts.
+  describe('config.json of Gemma 3 and Phi-3 folders built from the fixtures', { skip: missingShared('models/random-tiny-gemma2/model.safetensors') || missingShared('models/random-tiny-llama/model.safetensors') }, () => {
+    if (missingShared('models/random-tiny-gemma2/model.safetensors') || missingShared('models/random-tiny-llama/model.safetensors')) return;
+    const C = 'config.json';
+    const encode = (tensors: Map<string, { shape: readonly number[]; data: Float32Array }>) => {
+      const header: Record<string, unknown> = {};
+      const parts: Buffer[] = [];
+      let offset = 0;
+      for (const [name, t] of tensors) {
+        const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+        header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes.length] };
+        parts.push(bytes);
+        offset += bytes.length;
+      }
+      return safetensorsBytes(header, Buffer.concat(parts));
+    };
+    const read = (model: string) => {
+      const file = SafetensorsFile.open(path.join(sharedModel(model), ST_FILE));
+      return new Map([...file.tensors.keys()].map((n) => [n, { shape: file.get(n).shape, data: file.readFloat32(n) }]));
+    };
+    const gemma = read('random-tiny-gemma2');
+    for (const l of [0, 1]) for (const n of ['q_norm', 'k_norm']) gemma.set(`model.layers.${l}.self_attn.${n}.weight`, { shape: [24], data: new Float32Array(24).fill(0.1) });
+    const llama = read('random-tiny-llama');
+    const phi = new Map([...llama].filter(([n]) => !/\.(self_attn\.[qkv]_proj|mlp\.(gate|up)_proj)\.weight$/.test(n)));
+    const join = (...names: string[]) => {
+      const parts = names.map((n) => llama.get(n)!);
+      const data = new Float32Array(parts.reduce((a, t) => a + t.data.length, 0));
+      let at = 0;
+      for (const t of parts) (data.set(t.data, at), (at += t.data.length));
+      return { shape: [parts.reduce((a, t) => a + t.shape[0]!, 0), 64], data };
+    };
+    for (const l of [0, 1]) {
+      const p = `model.layers.${l}`;
+      phi.set(`${p}.self_attn.qkv_proj.weight`, join(`${p}.self_attn.q_proj.weight`, `${p}.self_attn.k_proj.weight`, `${p}.self_attn.v_proj.weight`));
+      phi.set(`${p}.mlp.gate_up_proj.weight`, join(`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`));
+    }
+    const folders = {
+      gemma3: { config: { ...JSON.parse(fs.readFileSync(path.join(sharedModel('random-tiny-gemma2'), C), 'utf8')), model_type: 'gemma3_text', sliding_window_pattern: 2 }, weights: encode(gemma) },
+      phi3: { config: { ...JSON.parse(fs.readFileSync(path.join(sharedModel('random-tiny-llama'), C), 'utf8')), model_type: 'phi3', sliding_window: null }, weights: encode(phi) },
+    };
+    const cases: ['gemma3' | 'phi3', string, (c: Record<string, unknown>) => void, RegExp, string[]?][] = [
+      ['gemma3', 'valid as built (control)', () => undefined, /^$/],
+      ['gemma3', 'rope_local_base_freq = 0', (c) => (c.rope_local_base_freq = 0), /"rope_local_base_freq" must be greater than 0/],
+      ['gemma3', 'rope_local_base_freq = "1e4"', (c) => (c.rope_local_base_freq = '1e4'), /"rope_local_base_freq" must be a number/],
+      ['gemma3', 'sliding_window_pattern = 0', (c) => (c.sliding_window_pattern = 0), /"sliding_window_pattern" must be a positive integer/],
+      ['gemma3', 'rope_parameters.sliding_attention = 5', (c) => (c.rope_parameters = { full_attention: { rope_theta: 1e6 }, sliding_attention: 5 }), /"rope_parameters\.sliding_attention" must be an object/],
+      ['gemma3', 'rope_parameters.full_attention.rope_theta = −1', (c) => (c.rope_parameters = { full_attention: { rope_theta: -1 } }), /"rope_parameters\.full_attention\.rope_theta" must be a positive number/],
+      ['gemma3', 'rope_parameters.full_attention yarn', (c) => (c.rope_parameters = { full_attention: { rope_type: 'yarn', factor: 8 } }), /"rope_parameters\.full_attention" type "yarn" is not supported/],
+      ['gemma3', 'use_bidirectional_attention', (c) => (c.use_bidirectional_attention = true), /"use_bidirectional_attention"/],
+      ['gemma3', 'q_norm missing (model_type gemma3_text on Gemma 2 weights)', (c) => (c.model_type = 'gemma3_text'), /q_norm\.weight" is missing/, [ST_FILE]],
+      ['phi3', 'valid as built (control)', () => undefined, /^$/],
+      ['phi3', 'rope_scaling longrope', (c) => (c.rope_scaling = { type: 'longrope', short_factor: [1], long_factor: [1] }), /"rope_scaling" type "longrope" \(Phi-3 long context\) is not supported/],
+      ['phi3', 'partial_rotary_factor = 0.3125 (5 dims)', (c) => (c.partial_rotary_factor = 0.3125), /gives 5 rotary dims/],
+      ['phi3', 'partial_rotary_factor = 2', (c) => (c.partial_rotary_factor = 2), /"partial_rotary_factor" must be at most 1/],
+      ['phi3', 'num_key_value_heads = 4 (disagrees with qkv_proj)', (c) => (c.num_key_value_heads = 4), /config\.json implies/, [ST_FILE]],
+      ['phi3', 'intermediate_size = 88 (disagrees with gate_up_proj)', (c) => (c.intermediate_size = 88), /config\.json implies/, [ST_FILE]],
+      ['phi3', 'sliding_window = −1', (c) => (c.sliding_window = -1), /"sliding_window" must be a positive integer/],
+    ];
+    for (const [kind, label, edit, problem, extra] of cases) {
+      const { config, weights } = folders[kind];
+      const c = structuredClone(config);
+      edit(c);
+      const weightsFor = label.startsWith('q_norm missing') ? fs.readFileSync(path.join(sharedModel('random-tiny-gemma2'), ST_FILE)) : weights;
+      const files = () => ({ [C]: JSON.stringify(c), [ST_FILE]: weightsFor, 'tokenizer.json': null, 'tokenizer_config.json': null });
+      if (label.includes('(control)')) {
+        it(`${kind}: ${label}`, () => assert.doesNotThrow(() => {
+          const dir = modelFolder(root, `${kind}-control`, files());
+          try {
+            openModel(dir);
+          } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        }));
+        continue;
+      }
+      folderCase(`${kind}-config`, label, files, error([C, ...(extra ?? [])], problem));
+    }
   });
 
   // -------------------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ describe('bad model folders', () => {
   it('an unknown model_type lists the supported ones', () => {
     const dir = copyModel('modeltype');
     writeConfig(dir, { ...config(dir), model_type: 'mamba' });
-    expectError(() => loadModelFolder(dir), /unsupported model_type "mamba" \(supported: gpt2, opt, llama, mistral, qwen2\)/);
+    expectError(() => loadModelFolder(dir), /unsupported model_type "mamba" \(supported: gpt2, opt, llama, mistral, qwen2, qwen3, gpt_neox, gemma2, gemma3_text, phi3\)/);
   });
 
   it('a config that disagrees with the tensor shapes', () => {

@@ -1,6 +1,7 @@
 /**
  * Forward logits, tokenization and AttnLRP / CP-LRP relevance against the float64 PyTorch
- * oracle (`../shared/reference/<model>/lrp_reference.json`) for all five models.
+ * oracle (`../shared/reference/<model>/lrp_reference.json`) for all eight models (GPT-2, OPT,
+ * Llama, GPT-NeoX, Gemma 2, Qwen3 random fixtures and the two trained models).
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -52,7 +53,7 @@ for (const model of MODELS) {
             const expected = explanation[mode];
             const weights = expected.weight_samples.map((s: any) => s.param);
             const [ours] = await e.attribute({ ids: [p.tokens], targets: [targetOf(explanation.target)], mode, weights });
-            compare(ours!, expected, explanation.target_value, mode, `prompt ${i} ${explanation.target.kind}`, e);
+            compare(ours!, expected, explanation.target_value, mode, `prompt ${i} ${explanation.target.kind}`, float32Floor(p, explanation.target));
           }
         }
       });
@@ -76,10 +77,25 @@ function targetOf(t: { kind: 'logit' | 'logit_diff'; position: number; token: nu
   return { kind: t.kind, position: t.position, token: t.token, ...(t.minus !== undefined ? { foil: t.minus } : {}) };
 }
 
-function compare(ours: Attribution, expected: any, targetValue: number, mode: Composite, where: string, engine: Engine): void {
+/**
+ * What float32 cannot resolve: a few ulps (8·2⁻²³) of the logits the explained quantity is made
+ * of. A logit difference of two nearly equal logits (random-tiny-gemma2 prompt 2: 0.0069 from
+ * logits near 3) is itself known only to ~1e-7 absolute in float32, and so is every sum that
+ * conserves it; 1e-4 relative to 0.0069 asks for more than float32 holds. For a plain logit the
+ * floor is ~1e-6·|logit|, far below the relative tolerance.
+ */
+function float32Floor(prompt: any, target: { token: number; minus?: number }): number {
+  const logits = prompt.forward.logits_last as number[];
+  const magnitude = Math.abs(logits[target.token]!) + (target.minus !== undefined ? Math.abs(logits[target.minus]!) : 0);
+  return 8 * 2 ** -23 * magnitude;
+}
+
+function compare(ours: Attribution, expected: any, targetValue: number, mode: Composite, where: string, floor: number): void {
   const check = (field: string, a: ArrayLike<number>, b: ArrayLike<number>) => {
+    const diff = maxAbsDiff(a, b);
+    const scale = Math.max(...Array.from(b, Math.abs));
     const err = relativeError(a, b);
-    assert.ok(err < RELATIVE, `${where} ${mode} ${field}: relative error ${err.toExponential(2)}`);
+    assert.ok(err < RELATIVE || diff <= RELATIVE * scale + floor, `${where} ${mode} ${field}: relative error ${err.toExponential(2)} (|diff| ${diff.toExponential(2)}, float32 floor ${floor.toExponential(2)})`);
   };
   assert.ok(Math.abs(ours.targetValue - targetValue) < LOGITS_ABS, `${where}: target value ${ours.targetValue} vs ${targetValue}`);
   check('token_relevance', ours.tokenRelevance, expected.token_relevance);
@@ -91,10 +107,13 @@ function compare(ours: Attribution, expected: any, targetValue: number, mode: Co
   check('resid_pre', ours.residPre, expected.resid_pre);
   check('resid_mid', ours.residMid, expected.resid_mid);
   check('resid_final', [ours.residFinal], [expected.resid_final]);
-  // Bias sums are compared on the scale of the target value (they can be exactly 0 for Llama).
-  const scale = Math.max(Math.abs(targetValue), 1e-6);
-  assert.ok(Math.abs(ours.biasRelevance.linear - expected.sums.bias_linear) / scale < RELATIVE, `${where} bias_linear`);
-  assert.ok(Math.abs(ours.biasRelevance.layernorm - expected.sums.bias_layernorm) / scale < RELATIVE, `${where} bias_layernorm`);
+  // Bias sums are scalars: relative to the reference value (the hint's max |diff| / max |reference|),
+  // or to the target value where that is larger (they are exactly 0 for Llama). A logit difference
+  // can be near 0 (random-tiny-neox prompt 4: 6.6e-4) while its bias sums are O(1).
+  for (const [field, value, reference] of [['bias_linear', ours.biasRelevance.linear, expected.sums.bias_linear], ['bias_layernorm', ours.biasRelevance.layernorm, expected.sums.bias_layernorm]] as const) {
+    const scale = Math.max(Math.abs(targetValue), Math.abs(reference), 1e-6);
+    assert.ok(Math.abs(value - reference) <= RELATIVE * scale + floor, `${where} ${field}: ${value} vs ${reference}`);
+  }
   for (const top of expected.mlp_top50) {
     const layer = ours.mlpRelevance![top.layer]!;
     check(`mlp_top50[${top.layer}]`, top.index.map((i: number) => layer[i]!), top.value);
@@ -111,5 +130,4 @@ function compare(ours: Attribution, expected: any, targetValue: number, mode: Co
     const total = relevance.reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(total - sample.sum) / Math.max(Math.abs(sample.sum), scaleW) < RELATIVE, `${where} weight sum ${sample.param}: ${total} vs ${sample.sum}`);
   }
-  void engine;
 }

@@ -221,10 +221,74 @@ describe('LRP rules against their closed forms', () => {
     assert.ok(Math.abs(lhs - rhs) < 1e-4 * Math.max(1, Math.abs(rhs)), `${lhs} vs ${rhs}`);
   });
 
+  it('tanh soft-capping cap·tanh(x/cap) (Gemma 2): identity rule R_x = R_y, and 1 − tanh² under the gradient composite', async () => {
+    const cap = 2;
+    const x = random(9, 31).map((v) => 5 * v); // past the cap on both sides
+    const g = random(9, 32);
+    const feeds = { x: { data: x, dims: [9] }, g: { data: g, dims: [9] } };
+    const identity = await run(COMPOSITE_RULES.attnlrp, feeds, (ops, input) => {
+      const xi = input('x');
+      return { out: ops.softcap(xi, cap), read: [xi] };
+    });
+    close(identity.out, x.map((v) => cap * Math.tanh(v / cap)), 1e-6, 'soft-cap forward');
+    assert.ok(identity.out.every((v) => Math.abs(v) <= cap));
+    close(times(x, identity.grads[0]!), times(identity.out, g), 1e-5, 'soft-cap identity rule');
+    assert.equal(COMPOSITE_RULES['cp-lrp'].softcap, 'identity');
+    const gradient = await run(COMPOSITE_RULES.gradient, feeds, (ops, input) => {
+      const xi = input('x');
+      return { out: ops.softcap(xi, cap), read: [xi] };
+    });
+    close(gradient.grads[0]!, x.map((v, i) => g[i]! * (1 - Math.tanh(v / cap) ** 2)), 1e-5, 'soft-cap derivative');
+  });
+
+  it('q/k norm (Qwen3, per head over head_dim) with the table rule passes each head and position unchanged', async () => {
+    const [T, H, d] = [3, 2, 4];
+    const x = random(T * H * d, 33).map((v) => 2 * v);
+    const gamma = random(d, 34).map((v) => 1 + 0.5 * v);
+    const g = random(T * H * d, 35);
+    const { out: y, grads } = await run(COMPOSITE_RULES.attnlrp, { x: { data: x, dims: [1, T, H, d] }, gamma: { data: gamma, dims: [d] }, g: { data: g, dims: [1, T, H, d] } }, (ops, input, constant) => {
+      const xi = input('x');
+      return { out: ops.rmsNorm(xi, constant('gamma'), 1e-6, 'q_norm', ops.rules.qkNorm), read: [xi] };
+    });
+    // Per (position, head): Σ_dims R_x = Σ_dims R_y; element-wise too, since rsqrt is a constant.
+    close(times(x, grads[0]!), times(y, g), 1e-5, 'q/k norm identity');
+    for (let i = 0; i < T * H; i++) {
+      const mean = x.slice(i * d, (i + 1) * d).reduce((a, b) => a + b * b, 0) / d;
+      close(y.slice(i * d, (i + 1) * d), x.slice(i * d, (i + 1) * d).map((v, j) => (gamma[j]! * v) / Math.sqrt(mean + 1e-6)), 1e-5, `q/k norm forward ${i}`);
+    }
+  });
+
+  it('partial rotary (GPT-NeoX): RoPE on the first dims only, the rest untouched; the gradient is its transpose', async () => {
+    const [T, d, rot] = [3, 6, 4];
+    const x = random(T * d, 36);
+    const g = random(T * d, 37);
+    const angle = (t: number, i: number) => t / 10000 ** ((2 * (i % (rot / 2))) / rot);
+    const table = (f: (a: number) => number) => Array.from({ length: T * rot }, (_, k) => f(angle(Math.floor(k / rot), k % rot)));
+    const feeds = { x: { data: x, dims: [1, T, 1, d] }, cos: { data: table(Math.cos), dims: [1, T, 1, rot] }, sin: { data: table(Math.sin), dims: [1, T, 1, rot] }, g: { data: g, dims: [1, T, 1, d] } };
+    const { out: y, grads } = await run(COMPOSITE_RULES.attnlrp, feeds, (ops, input, constant) => {
+      const xi = input('x');
+      return { out: ops.rope(xi, constant('cos'), constant('sin'), 'rope', rot), read: [xi] };
+    });
+    const expected = x.map((v, k) => {
+      const [t, i] = [Math.floor(k / d), k % d];
+      if (i >= rot) return v;
+      const a = angle(t, i);
+      const partner = i < rot / 2 ? -x[t * d + i + rot / 2]! : x[t * d + i - rot / 2]!;
+      return v * Math.cos(a) + partner * Math.sin(a);
+    });
+    close(y, expected, 1e-5, 'partial rotary forward');
+    // Linear map: ⟨g, R x⟩ = ⟨Rᵀ g, x⟩ for the gradient to be exact.
+    const lhs = times(g, y).reduce((a, b) => a + b, 0);
+    const rhs = times(grads[0]!, x).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(lhs - rhs) < 1e-5, `${lhs} vs ${rhs}`);
+    for (let t = 0; t < T; t++) for (let i = rot; i < d; i++) assert.equal(grads[0]![t * d + i], Math.fround(g[t * d + i]!));
+  });
+
   it('CP-LRP sends nothing through the attention probabilities and all of A·V to V', async () => {
     assert.deepEqual(COMPOSITE_RULES['cp-lrp'].av, [0, 1]);
     assert.deepEqual(COMPOSITE_RULES.attnlrp.av, [0.5, 0.5]);
     assert.deepEqual(COMPOSITE_RULES.attnlrp.qk, [0.5, 0.5]);
-    assert.equal(COMPOSITE_RULES['cp-lrp'].gatedProduct, 'gate-detached');
+    assert.deepEqual(COMPOSITE_RULES['cp-lrp'].gatedProduct, [0, 1]);
+    assert.deepEqual(COMPOSITE_RULES.attnlrp.gatedProduct, [0.5, 0.5]);
   });
 });
