@@ -499,7 +499,7 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
         if (id !== null) addEdge(id, c.id, dot(s.data, s.offset(c.position), g, 0, D), null, false);
       }
     }
-    addEdge(promptNodeId.error(c.layer), c.id, c.relevance - c.inflow, null, c.kind === 'head');
+    addEdge(promptNodeId.error(c.layer), c.id, c.relevance - c.inflow, null, false); // absorbed in the node: no path split
   }
   const logitId = promptNodeId.logits(P);
   for (const s of feeding(L, 'logits')) {

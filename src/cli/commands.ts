@@ -16,6 +16,7 @@ import { componentId } from '../models/spec';
 import { floatFlag, intFlag, oneOf, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
 import { writeFileAtomic } from '../circuits/files';
+import { exportPromptGraph, isPromptGraphFile } from './graph';
 
 const TASK_FLAGS = { ...MODEL_FLAGS, task: { type: 'string' }, n: { type: 'string' }, seed: { type: 'string' }, ablation: { type: 'string' }, batch: { type: 'string' } } as const;
 
@@ -189,6 +190,7 @@ export const extraCommands: Record<string, Command> = {
     usage: 'circuit-lens export --circuit circuit.json --format eap-ig|neuronpedia [--model DIR --prompt TEXT] --out FILE [--json]',
     async run(ctx) {
       const flags = parseFlags(ctx.argv, { ...MODEL_FLAGS, circuit: { type: 'string' }, format: { type: 'string' }, prompt: { type: 'string' }, out: { type: 'string' } });
+      if (isPromptGraphFile(flags.circuit)) return exportPromptGraph(flags.circuit!, flags.format, flags.out);
       const graph = readCircuit(flags.circuit);
       const format = oneOf(flags.format, ['eap-ig', 'neuronpedia'] as const, 'format', 'eap-ig');
       if (!flags.out) throw new InputError('give the output file with --out FILE');
