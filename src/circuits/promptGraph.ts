@@ -62,7 +62,6 @@
 import type { Composite, Target } from '../engine/api';
 import type { Engine } from '../engine/engine';
 import { COMPOSITE_RULES } from '../engine/rules';
-import type { LinearRef } from '../models/spec';
 import { InputError } from '../models/errors';
 
 export type PromptNodeKind = 'input' | 'head' | 'mlp' | 'error' | 'logits';
@@ -155,6 +154,8 @@ export const promptNodeId = {
   logits: (t: number) => `logits@${t}`,
 };
 
+const WEIGHT_CACHE = new WeakMap<Engine, Map<string, Float32Array>>();
+
 /** The position-resolved values and gradients of one prompt, and the local backward rows. */
 export class PromptTensors {
   readonly L: number;
@@ -163,7 +164,12 @@ export class PromptTensors {
   readonly D: number;
   readonly dh: number;
   readonly T: number;
-  private readonly weightCache = new Map<string, Float32Array>();
+  /** Weights read once per engine (reading checks every value for NaN/Inf, which costs seconds on GPT-2 small). */
+  private get weightCache(): Map<string, Float32Array> {
+    let cache = WEIGHT_CACHE.get(this.engine);
+    if (!cache) WEIGHT_CACHE.set(this.engine, (cache = new Map()));
+    return cache;
+  }
 
   private constructor(
     readonly engine: Engine,
@@ -227,31 +233,45 @@ export class PromptTensors {
     return w;
   }
 
-  /** y = W[:, cols of head] · g for a projection stored per `ref` (y ∈ R^D, g ∈ R^dh). */
-  project(ref: LinearRef, head: number, g: ArrayLike<number>): Float32Array {
-    const { D, dh } = this;
-    const w = this.weight(ref.weight);
-    const shape = this.engine.loaded.weights.info(ref.weight).shape;
-    const col0 = (ref.outSlice?.[0] ?? 0) + head * dh;
-    const y = new Float32Array(D);
-    if (ref.layout === 'in_out') {
-      const out = shape[1]!;
-      for (let i = 0; i < D; i++) {
-        let sum = 0;
-        const row = i * out + col0;
-        for (let j = 0; j < dh; j++) sum += w[row + j]! * g[j]!;
-        y[i] = sum;
+  /** 1/σ (LayerNorm) or 1/rms (RMSNorm) of layer l's first norm at each position. */
+  private readonly inverseScale = new Map<number, Float64Array>();
+  private normInverse(l: number): Float64Array {
+    let r = this.inverseScale.get(l);
+    if (r) return r;
+    const { D, T } = this;
+    const x = this.get(`pg_x_pre_${l}`);
+    const layernorm = this.engine.spec.norm.kind === 'layernorm';
+    r = new Float64Array(T);
+    for (let t = 0; t < T; t++) {
+      let mean = 0;
+      if (layernorm) {
+        for (let d = 0; d < D; d++) mean += x[t * D + d]!;
+        mean /= D;
       }
-    } else {
-      const inDim = shape[1]!;
-      for (let j = 0; j < dh; j++) {
-        const gj = g[j]!;
-        if (gj === 0) continue;
-        const row = (col0 + j) * inDim;
-        for (let i = 0; i < D; i++) y[i] += w[row + i]! * gj;
-      }
+      let square = 0;
+      for (let d = 0; d < D; d++) square += (x[t * D + d]! - mean) ** 2;
+      r[t] = 1 / Math.sqrt(square / D + this.engine.spec.norm.eps);
     }
-    return y;
+    this.inverseScale.set(l, r);
+    return r;
+  }
+
+  /**
+   * With the norm's scale held constant (AttnLRP and CP-LRP, Prop. 3.4) its backward at position
+   * t is r_t · c(y) with c(y) = γ⊙y − mean(γ⊙y) (LayerNorm) or γ⊙y (RMSNorm): c is shared by
+   * all positions. Null for the full gradient, whose backward is not a scaled copy.
+   */
+  private sharedNormBack(l: number, y: Float32Array): Float32Array | null {
+    const spec = this.engine.spec;
+    const rule = COMPOSITE_RULES[this.mode];
+    const detached = spec.norm.kind === 'layernorm' ? rule.layerNorm === 'std-detached' : rule.rmsNorm === 'rsqrt-detached';
+    if (!detached) return null;
+    const gamma = this.weight(spec.layers[l]!.ln1.weight);
+    const c = new Float32Array(this.D);
+    let mean = 0;
+    for (let d = 0; d < this.D; d++) mean += (c[d] = gamma[d]! * y[d]!);
+    if (spec.norm.kind === 'layernorm') for (let d = 0; d < this.D; d++) c[d] -= mean / this.D;
+    return c;
   }
 
   /** The norm rule's backward at position t of layer l's first norm (attention input): gradient at its input. */
@@ -299,48 +319,79 @@ export class PromptTensors {
     return out;
   }
 
+  /** W_V[h]·g̃_z[q,h] (`v`), W_K[h]·Q[q,h] (`k`) or W_Q[h]·g̃_Q[q,h] (`q`), read from the graph. */
+  private y(which: 'v' | 'k' | 'q', l: number, h: number, q: number): Float32Array {
+    const { T, D } = this;
+    return this.get(`pg_y${which}_${l}`).subarray((h * T + q) * D, (h * T + q + 1) * D);
+  }
+
+  /**
+   * Σ_t x_pre[t] · row[t] of `headRow` without forming the row (every head node needs its inflow;
+   * only kept ones need their edges). Uses the shared norm backward when the rule allows it.
+   */
+  headInflow(l: number, h: number, q: number): number {
+    const { T, D } = this;
+    const rules = COMPOSITE_RULES[this.mode];
+    const [fq, fk] = rules.qk;
+    const fv = rules.av[1];
+    const cV = this.sharedNormBack(l, this.y('v', l, h, q));
+    if (!cV) {
+      const row = this.headRow(l, h, q);
+      const x = this.get(`pg_x_pre_${l}`);
+      let inflow = dot(x, q * D, row.query, 0, D);
+      for (let k = 0; k <= q; k++) inflow += dot(x, k * D, row.ov[k]!, 0, D) + dot(x, k * D, row.key[k]!, 0, D);
+      return inflow;
+    }
+    const cK = fk === 0 ? null : this.sharedNormBack(l, this.y('k', l, h, q));
+    const probs = this.get(`pg_probs_${l}`);
+    const gqk = this.get(`pg_g_qk_${l}`);
+    const x = this.get(`pg_x_pre_${l}`);
+    const r = this.normInverse(l);
+    const row = (h * T + q) * T;
+    let inflow = 0;
+    for (let k = 0; k <= q; k++) {
+      const gs = gqk[row + k]!;
+      inflow += fv * probs[row + k]! * r[k]! * dot(x, k * D, cV, 0, D);
+      if (cK && gs !== 0) inflow += fk * gs * r[k]! * dot(x, k * D, cK, 0, D);
+    }
+    if (fq !== 0) inflow += dot(x, q * D, this.normBack(l, q, this.y('q', l, h, q)), 0, D);
+    return inflow;
+  }
+
   /**
    * The gated backward row of head h at query q in layer l, at the residual stream below it,
    * split by path: `ov[k]`/`key[k]` [D] for keys 0..q, `query` [D] at q. Scales (the rule factors,
    * p[q,k], g̃_QK[q,k]) are folded in.
    */
   headRow(l: number, h: number, q: number): { ov: Float32Array[]; key: Float32Array[]; query: Float32Array } {
-    const { T, H, dh } = this;
-    const layer = this.engine.spec.layers[l]!;
+    const { T } = this;
     const rules = COMPOSITE_RULES[this.mode];
     const [fq, fk] = rules.qk;
     const fv = rules.av[1];
-    const kv = Math.floor(h / (H / this.Hkv));
-    const gz = this.get(`pg_g_z_${l}`).subarray((q * H + h) * dh, (q * H + h + 1) * dh);
     const probs = this.get(`pg_probs_${l}`);
     const gqk = this.get(`pg_g_qk_${l}`);
-    const Q = this.get(`pg_q_${l}`);
-    const K = this.get(`pg_k_${l}`);
     const row = (h * T + q) * T;
-    const yV = this.project(layer.v, kv, gz);
-    const qVec = Q.subarray((h * T + q) * dh, (h * T + q + 1) * dh);
-    const yK = fk === 0 ? null : this.project(layer.k, kv, qVec);
-    const gQ = new Float64Array(dh);
+    const yV = this.y('v', l, h, q);
+    const yK = fk === 0 ? null : this.y('k', l, h, q);
+    const r = this.normInverse(l);
+    const sharedV = this.sharedNormBack(l, yV);
+    const sharedK = yK ? this.sharedNormBack(l, yK) : null;
+    const scaled = (shared: Float32Array | null, y: Float32Array, k: number, factor: number) => {
+      const out = shared ? shared.slice() : this.normBack(l, k, y);
+      const f = shared ? factor * r[k]! : factor;
+      for (let d = 0; d < out.length; d++) out[d] *= f;
+      return out;
+    };
     const ov: Float32Array[] = [];
     const key: Float32Array[] = [];
     for (let k = 0; k <= q; k++) {
-      const p = probs[row + k]!;
-      const gs = gqk[row + k]!;
-      const nV = this.normBack(l, k, yV);
-      for (let d = 0; d < nV.length; d++) nV[d] *= fv * p;
-      ov.push(nV);
-      if (yK) {
-        const nK = this.normBack(l, k, yK);
-        for (let d = 0; d < nK.length; d++) nK[d] *= fk * gs;
-        key.push(nK);
-      } else {
-        key.push(new Float32Array(this.D));
-      }
-      for (let j = 0; j < dh; j++) gQ[j] += fq * gs * K[(h * T + k) * dh + j]!;
+      ov.push(scaled(sharedV, yV, k, fv * probs[row + k]!));
+      key.push(yK ? scaled(sharedK, yK, k, fk * gqk[row + k]!) : new Float32Array(this.D));
     }
-    const query = fq === 0 ? new Float32Array(this.D) : this.normBack(l, q, this.project(layer.q, h, gQ));
+    const query = fq === 0 ? new Float32Array(this.D) : this.normBack(l, q, this.y('q', l, h, q));
     return { ov, key, query };
   }
+
 }
 
 function dot(a: Float32Array, aOff: number, b: Float32Array, bOff: number, n: number): number {
@@ -381,7 +432,6 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
   interface Candidate { id: string; kind: 'head' | 'mlp'; layer: number; head?: number; position: number; relevance: number; inflow: number }
   const candidates: Candidate[] = [];
   const errorByLayer = new Float64Array(L + 1);
-  const rows = new Map<string, ReturnType<PromptTensors['headRow']>>();
   for (let l = 0; l < L; l++) {
     const gMid = pt.get(`pg_g_mid_${l}`);
     const heads = pt.get(`pg_head_out_${l}`);
@@ -391,11 +441,8 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
       errorByLayer[l] += dot(oBias, q * D, gMid, q * D, D);
       for (let h = 0; h < H; h++) {
         const relevance = dot(heads, (q * H + h) * D, gMid, q * D, D);
-        const row = pt.headRow(l, h, q);
-        let inflow = dot(xPre, q * D, row.query, 0, D);
-        for (let k = 0; k <= q; k++) inflow += dot(xPre, k * D, row.ov[k]!, 0, D) + dot(xPre, k * D, row.key[k]!, 0, D);
+        const inflow = pt.headInflow(l, h, q);
         const id = promptNodeId.head(l, h, q);
-        rows.set(id, row);
         candidates.push({ id, kind: 'head', layer: l, head: h, position: q, relevance, inflow });
         errorByLayer[l] += relevance - inflow;
       }
@@ -466,7 +513,7 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
   for (const c of candidates) {
     if (!kept.has(c.id)) continue;
     if (c.kind === 'head') {
-      const row = rows.get(c.id)!;
+      const row = pt.headRow(c.layer, c.head!, c.position); // recomputed: rows of all nodes would not fit on wide models
       const q = c.position;
       const sources = feeding(c.layer, 'head');
       for (const s of sources) {

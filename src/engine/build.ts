@@ -484,6 +484,8 @@ class GraphBuilder {
    *   pg_g_z_l [T, H, dh]      gradient at the head outputs z
    *   pg_probs_l, pg_g_qk_l [H, T, T]  attention probabilities and the gradient at the raw Q·Kᵀ
    *   pg_q_l, pg_k_l [H, T, dh]        queries and keys as they enter Q·Kᵀ (after RoPE and repeat_kv)
+   *   pg_yv_l, pg_yk_l, pg_yq_l [H, T, D]  W_V[h]·g̃_z[q,h], W_K[h]·Q[q,h], W_Q[h]·g̃_Q[q,h]: each head's
+   *                                        local backward before the norm, per query (no RoPE)
    *   pg_x_final, pg_g_final [T, D]    the last residual stream and its gradient
    * Every relevance of a prompt graph is a dot product of these (R = x ⊙ g̃ is linear in g̃, and a
    * gradient gate at one node leaves the gradient above it unchanged), see promptGraph.ts.
@@ -508,6 +510,18 @@ class GraphBuilder {
       out(`pg_g_qk_${l}`, grad(attn.qk));
       out(`pg_q_${l}`, attn.qT.name);
       out(`pg_k_${l}`, w.op1('Transpose', [attn.kT.name], { perm: [0, 1, 3, 2] }));
+      if (spec.positional.kind === 'rope') return;
+      const layer = spec.layers[l]!;
+      /** A projection's weight per query head as [H, dh, D] (kv heads repeated for GQA). */
+      const headWeights = (ref: LinearRef, n: number) => {
+        const use = this.linearUses.find((u) => u.ref === ref)!;
+        const hd = w.op1('Transpose', [w.op1('Reshape', [use.weight, w.ints([D, n, dh])])], { perm: [1, 2, 0] });
+        return n === H ? hd : w.op1('Gather', [hd, w.ints(Array.from({ length: H }, (_, h) => Math.floor(h / (H / n))))], { axis: 0 });
+      };
+      const headsFirst = (t: string) => w.op1('Transpose', [t], { perm: [0, 2, 1, 3] });
+      out(`pg_yv_${l}`, w.op1('MatMul', [headsFirst(grad(attn.z)), headWeights(layer.v, spec.nKvHeads)]));
+      out(`pg_yk_${l}`, w.op1('MatMul', [attn.qT.name, headWeights(layer.k, spec.nKvHeads)]));
+      out(`pg_yq_${l}`, w.op1('MatMul', [grad(attn.qT), headWeights(layer.q, H)]));
     });
     out('pg_x_final', residFinal.name);
     out('pg_g_final', grad(residFinal));

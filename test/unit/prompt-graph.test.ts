@@ -47,11 +47,11 @@ describe('prompt graphs on the embedded model', () => {
     }
   });
 
-  it('position-resolved edges summed over positions equal the task-level gated edge rows', async () => {
+  for (const mode of ['attnlrp', 'gradient'] as const) it(`${mode}: position-resolved edges summed over positions equal the task-level gated edge rows`, async () => {
     const ex = IOI[1]!;
     const target = ioiTarget(ex);
-    const graph = await buildPromptGraph(engine, ex.prompt_ids, target, { keepAll: true });
-    const [task] = await engine.edges([{ ids: ex.prompt_ids, target }], 'attnlrp');
+    const graph = await buildPromptGraph(engine, ex.prompt_ids, target, { keepAll: true, mode });
+    const [task] = await engine.edges([{ ids: ex.prompt_ids, target }], mode);
     const summed = new Map<string, number>();
     for (const e of graph.edges) {
       const key = `${component(e.source)}->${component(e.target)}`;
