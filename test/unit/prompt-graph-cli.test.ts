@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import { validateNeuronpediaJson } from '../../src/circuits/export';
 import { logitLens, steerAndGenerate } from '../../src/circuits/promptViews';
-import { EMBEDDED_MODEL, REPO, tempDir } from '../helpers';
+import { EMBEDDED_MODEL, REPO, SHARED, missingShared, tempDir } from '../helpers';
 
 const PROMPT = 'Then, Sean and Hugo were thinking about going to the farm. Sean wanted to give a cake to';
 const CORRUPTED = 'Then, Mark and Leo were thinking about going to the farm. Robert wanted to give a cake to';
@@ -19,6 +19,30 @@ function cli(...args: string[]): { code: number | null; json: any; stdout: strin
   const result = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO, 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', timeout: 120_000, cwd: REPO });
   const json = result.status === 0 && args.includes('--json') ? JSON.parse(result.stdout) : null;
   return { code: result.status, json, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * circuit-tracer's own pydantic graph model (frontend/graph_models.py) and Neuronpedia's
+ * graph-schema.json accept the file, when ../shared/peers and a python with pydantic and
+ * jsonschema are there.
+ */
+function checkWithPeers(file: string): void {
+  const missing = missingShared('peers/circuit-tracer');
+  const probe = spawnSync('python3', ['-c', 'import pydantic, jsonschema'], { encoding: 'utf8' });
+  if (missing || probe.status !== 0) {
+    console.log(`# peer formatter check skipped: ${missing || 'python3 with pydantic and jsonschema is not installed'}`);
+    return;
+  }
+  const script = [
+    'import json, sys, importlib.util, jsonschema',
+    'peers, graph = sys.argv[1], json.load(open(sys.argv[2]))',
+    "spec = importlib.util.spec_from_file_location('gm', peers + '/circuit-tracer/circuit_tracer/frontend/graph_models.py')",
+    'gm = importlib.util.module_from_spec(spec); spec.loader.exec_module(gm)',
+    'gm.Model(**graph)',
+    "jsonschema.validate(graph, json.load(open(peers + '/neuronpedia/apps/webapp/app/api/graph/graph-schema.json')))",
+  ].join('\n');
+  const run = spawnSync('python3', ['-c', script, path.join(SHARED, 'peers'), file], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
 }
 
 describe('prompt-graph CLI', () => {
@@ -49,6 +73,7 @@ describe('prompt-graph CLI', () => {
     assert.equal(np.links.length, graph.edges.filter((e: any) => e.relevance !== 0).length);
     assert.equal(new Set(np.nodes.map((n: any) => n.node_id)).size, np.nodes.length);
     assert.equal(cli('export', '--circuit', out, '--format', 'eap-ig', '--out', npFile).code, 2);
+    checkWithPeers(npFile);
   });
 
   it('bad input exits 2 with a clear message', () => {
