@@ -12,7 +12,7 @@ import { Engine } from '../../src/engine/engine';
 import type { Target } from '../../src/engine/api';
 import { buildPromptGraph, verifyPromptGraph } from '../../src/circuits/promptGraph';
 import { InputError } from '../../src/models/errors';
-import { EMBEDDED_MODEL } from '../helpers';
+import { EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
 
 interface IoiLine { prompt_ids: number[]; corrupted_ids: number[]; io_id: number; s_id: number }
 const IOI: IoiLine[] = fs.readFileSync(path.join(EMBEDDED_MODEL, 'ioi.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -74,8 +74,9 @@ describe('prompt graphs on the embedded model', () => {
     }
   });
 
-  it('shows the name mover a2.h2 at the last position reading the subject through OV and QK', async () => {
+  it('shows the path IO token → a2.h2 at the last position → logit, with a2.h2 reading the subject through OV and QK', async () => {
     let qkAtSubject = 0;
+    let ioPaths = 0;
     const prompts = IOI.slice(0, 6);
     for (const ex of prompts) {
       const ids = ex.prompt_ids;
@@ -97,7 +98,16 @@ describe('prompt graphs on the embedded model', () => {
       // A path from a token embedding through an earlier node into the name mover at the subject position.
       const into = graph.edges.filter((e) => e.target === mover && e.source.endsWith(`@${s2}`));
       assert.ok(into.length > 0, `an edge from position ${s2} into ${mover}`);
+      // Kept edges from the IO token's embedding reach the name mover and, through it, the logit.
+      const reached = new Set<string>();
+      const stack = [`input@${ids.indexOf(ex.io_id)}`];
+      while (stack.length > 0) {
+        const node = stack.pop()!;
+        for (const e of graph.edges) if (e.source === node && !reached.has(e.target)) reached.add(e.target), stack.push(e.target);
+      }
+      if (reached.has(mover) && reached.has(`logits@${P}`)) ioPaths++;
     }
+    assert.ok(ioPaths >= prompts.length - 1, `a path IO token → ${'a2.h2'} → logits in ${ioPaths} of ${prompts.length} prompts`);
     assert.ok(qkAtSubject >= prompts.length - 1, `QK-key relevance peaks at the subject in ${qkAtSubject} of ${prompts.length} prompts`);
   });
 
@@ -124,3 +134,31 @@ describe('prompt graphs on the embedded model', () => {
     await assert.rejects(buildPromptGraph(engine, ex.prompt_ids, { kind: 'set_diff', position: 1, token: 0, good: [1], bad: [2] }), InputError);
   });
 });
+
+for (const name of ['random-tiny-gpt2', 'random-tiny-opt', 'random-tiny-llama'] as const) {
+  describe(`prompt graphs on ${name}`, { skip: missingShared(`models/${name}`) }, () => {
+    let engine: Engine;
+    before(async () => (engine = await Engine.load(sharedModel(name))));
+    after(() => engine?.dispose());
+
+    it(name === 'random-tiny-llama' ? 'RoPE models are refused with a clear error' : 'conserves the explained logit and matches the task-level edges (attnlrp and cp-lrp)', async () => {
+      const ids = Array.from({ length: 12 }, (_, i) => (i * 37 + 5) % engine.spec.vocabSize);
+      const target: Target = { kind: 'logit', position: ids.length - 1, token: 7 };
+      if (name === 'random-tiny-llama') {
+        await assert.rejects(buildPromptGraph(engine, ids, target), /rotary/);
+        return;
+      }
+      for (const mode of ['attnlrp', 'cp-lrp'] as const) {
+        const graph = await buildPromptGraph(engine, ids, target, { keepAll: true, mode });
+        assert.ok(graph.conservation.relativeError <= 1e-4, `${mode}: conservation ${graph.conservation.relativeError}`);
+        const [task] = await engine.edges([{ ids, target }], mode);
+        const summed = new Map<string, number>();
+        for (const e of graph.edges) summed.set(`${component(e.source)}->${component(e.target)}`, (summed.get(`${component(e.source)}->${component(e.target)}`) ?? 0) + e.relevance);
+        const real = task!.edges.filter((e) => !e.source.endsWith('.bias'));
+        const scale = Math.max(...real.map((e) => Math.abs(e.relevance)));
+        const worst = Math.max(...real.map((e) => Math.abs((summed.get(`${e.source}->${e.target}`) ?? 0) - e.relevance)));
+        assert.ok(worst <= 1e-4 * scale + 1e-6, `${mode}: worst edge difference ${worst} (largest ${scale})`);
+      }
+    });
+  });
+}
