@@ -114,7 +114,17 @@ export interface PromptGraph {
   readonly method: { name: Composite };
   readonly granularity: 'heads+mlps';
   readonly prompt: { text: string | null; ids: number[]; tokens: string[] | null };
-  readonly target: { position: number; token: number; text: string | null; foil?: number; foilText?: string | null; value: number; probability: number };
+  readonly target: {
+    position: number;
+    token: number;
+    text: string | null;
+    foil?: number;
+    foilText?: string | null;
+    value: number;
+    probability: number;
+    /** The five highest logits at the explained position (the competing outputs). */
+    competitors: { token: number; text: string | null; logit: number; probability: number }[];
+  };
   readonly nodes: PromptNode[];
   readonly edges: PromptEdge[];
   readonly attention: Record<string, HeadAttention>;
@@ -620,6 +630,10 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
       ...(target.foil !== undefined ? { foil: target.foil, foilText: tokenizer ? tokenizer.tokenString(target.foil) : null } : {}),
       value: pt.targetValue,
       probability,
+      competitors: Array.from(pt.logits.keys())
+        .sort((a, b) => pt.logits[b]! - pt.logits[a]!)
+        .slice(0, 5)
+        .map((token) => ({ token, text: tokenizer ? tokenizer.tokenString(token) : null, logit: pt.logits[token]!, probability: softmaxAt(pt.logits, token) })),
     },
     nodes,
     edges,
@@ -729,13 +743,81 @@ export interface PromptVerification {
   readonly spearman: number;
 }
 
+/** A head/MLP node at a position, for `ablatePromptNodes` (`a2.h2@19`, `m0@13`). */
+export function parsePromptNode(id: string, engine: Engine): { id: string; component: string; kind: 'head' | 'mlp'; layer: number; head?: number; position: number } {
+  const match = /^(a(\d+)\.h(\d+)|m(\d+))@(\d+)$/.exec(id);
+  if (!match) throw new InputError(`"${id}" is not a prompt-graph head or MLP node (a<l>.h<h>@<position> or m<l>@<position>)`);
+  const layer = Number(match[2] ?? match[4]);
+  const position = Number(match[5]);
+  if (layer >= engine.spec.nLayers) throw new InputError(`node "${id}": layer ${layer} does not exist (the model has ${engine.spec.nLayers})`);
+  if (match[3] !== undefined) {
+    const head = Number(match[3]);
+    if (head >= engine.spec.nHeads) throw new InputError(`node "${id}": head ${head} does not exist (${engine.spec.nHeads} heads per layer)`);
+    return { id, component: `a${layer}.h${head}`, kind: 'head', layer, head, position };
+  }
+  return { id, component: `m${layer}`, kind: 'mlp', layer, position };
+}
+
 /**
- * Ablates each of the top `count` head/MLP nodes (by |relevance|) at its position alone and
- * measures the change of the explained value (clean − ablated). A head is replaced in z at its
- * query position, an MLP block in its activations at its position; every other position keeps
- * its clean activation, which is exact because a layer's activations do not depend on that
- * layer's own outputs. `mean` is the mean over the prompt's positions; `resample` takes the
- * activation of `corruptedIds` (same length) at the same position.
+ * The explained value of a prompt graph's target with each node ablated alone at its position
+ * (`full` is the unablated value). A head is replaced in z at its query position, an MLP block in
+ * its activations at its position; every other position keeps its clean activation, which is
+ * exact because a layer's activations do not depend on that layer's own outputs. `mean` is the
+ * mean over the prompt's positions; `resample` takes the activation of `corruptedIds` (same
+ * length) at the same position. This is also what the panel runs to ablate a clicked node.
+ */
+export async function ablatePromptNodes(
+  engine: Engine,
+  graph: Pick<PromptGraph, 'prompt' | 'target' | 'task'>,
+  nodeIds: readonly string[],
+  ablation: PromptAblation,
+  corruptedIds?: readonly number[],
+): Promise<{ full: number; ablated: number[] }> {
+  if (!PROMPT_ABLATIONS.includes(ablation)) throw new InputError(`unknown ablation "${String(ablation)}" (use ${PROMPT_ABLATIONS.join(', ')})`);
+  const ids = graph.prompt.ids;
+  const T = ids.length;
+  if (ablation === 'resample' && (!corruptedIds || corruptedIds.length !== T)) {
+    throw new InputError(`resample ablation needs a corrupted prompt of the same length (${T} tokens)`);
+  }
+  const nodes = nodeIds.map((id) => parsePromptNode(id, engine));
+  for (const node of nodes) if (node.position >= T) throw new InputError(`node "${node.id}": position ${node.position} is past the prompt's ${T} tokens`);
+  const { nHeads: H, headDim: dh, dMlp: F } = engine.spec;
+  const [clean] = await engine.forward({ ids: [ids], hooks: true, allLogits: true });
+  const [corrupted] = ablation === 'resample' ? await engine.forward({ ids: [corruptedIds!], hooks: true }) : [undefined];
+  const value = (logits: Float32Array) => {
+    const V = engine.spec.vocabSize;
+    const at = logits.subarray(graph.target.position * V, (graph.target.position + 1) * V);
+    return graph.task.metric === 'logit_diff' ? at[graph.target.token]! - at[graph.target.foil!]! : at[graph.target.token]!;
+  };
+  const ablated: number[] = [];
+  for (const node of nodes) {
+    const heads = clean!.headZ!.map((z) => z.slice());
+    const neurons = clean!.mlpPost!.map((p) => p.slice());
+    const { layer: l, position: t } = node;
+    // One slot (a head's dh values or the block's F activations) at position t is replaced.
+    const [target, source, width, offset, stride] =
+      node.kind === 'head'
+        ? [heads[l]!, clean!.headZ![l]!, dh, (t * H + node.head!) * dh, H * dh]
+        : [neurons[l]!, clean!.mlpPost![l]!, F, t * F, F];
+    for (let j = 0; j < width; j++) {
+      if (ablation === 'zero') target[offset + j] = 0;
+      else if (ablation === 'resample') target[offset + j] = (node.kind === 'head' ? corrupted!.headZ![l]! : corrupted!.mlpPost![l]!)[offset + j]!;
+      else {
+        let mean = 0;
+        for (let s = 0; s < T; s++) mean += source[offset - t * stride + s * stride + j]!;
+        target[offset + j] = mean / T;
+      }
+    }
+    // One forward per node: the interventions API ablates the same components in every row.
+    const [row] = await engine.forward({ ids: [ids], allLogits: true, interventions: { ablate: [node.component], headReplacement: [heads], neuronReplacement: [neurons] } });
+    ablated.push(value(row!.logits!));
+  }
+  return { full: value(clean!.logits!), ablated };
+}
+
+/**
+ * Predicted (relevance) against measured effect (clean − ablated, `ablatePromptNodes`) for the
+ * top `count` heads/MLP nodes of the graph's ranking, with Pearson and Spearman correlations.
  */
 export async function verifyPromptGraph(
   engine: Engine,
@@ -743,74 +825,9 @@ export async function verifyPromptGraph(
   options: { ablation?: PromptAblation; count?: number; corruptedIds?: readonly number[] } = {},
 ): Promise<PromptVerification> {
   const ablation = options.ablation ?? 'zero';
-  if (!PROMPT_ABLATIONS.includes(ablation)) throw new InputError(`unknown ablation "${String(ablation)}" (use ${PROMPT_ABLATIONS.join(', ')})`);
-  const ids = graph.prompt.ids;
-  const T = ids.length;
-  if (ablation === 'resample' && (!options.corruptedIds || options.corruptedIds.length !== T)) {
-    throw new InputError(`resample ablation needs a corrupted prompt of the same length (${T} tokens)`);
-  }
-  const { nHeads: H, headDim: dh, dMlp: F } = engine.spec;
-  const top = graph.ranking.slice(0, options.count ?? 20).map((n) => ({ ...n, kind: n.head !== undefined ? 'head' : 'mlp' }));
-  const [clean] = await engine.forward({ ids: [ids], hooks: true, allLogits: true });
-  const [corrupted] = ablation === 'resample' ? await engine.forward({ ids: [options.corruptedIds!], hooks: true }) : [undefined];
-  const value = (logits: Float32Array) => {
-    const V = engine.spec.vocabSize;
-    const at = logits.subarray(graph.target.position * V, (graph.target.position + 1) * V);
-    return graph.task.metric === 'logit_diff' ? at[graph.target.token]! - at[graph.target.foil!]! : at[graph.target.token]!;
-  };
-  const full = value(clean!.logits!);
-  const measured: number[] = [];
-  const batch = 16;
-  for (let first = 0; first < top.length; first += batch) {
-    const chunk = top.slice(first, first + batch);
-    const headReplacement: Float32Array[][] = [];
-    const neuronReplacement: Float32Array[][] = [];
-    const ablate: string[][] = [];
-    for (const node of chunk) {
-      const heads = clean!.headZ!.map((z) => z.slice());
-      const neurons = clean!.mlpPost!.map((p) => p.slice());
-      const l = node.layer;
-      const t = node.position!;
-      if (node.kind === 'head') {
-        const z = heads[l]!;
-        for (let j = 0; j < dh; j++) {
-          const at = (t * H + node.head!) * dh + j;
-          if (ablation === 'zero') z[at] = 0;
-          else if (ablation === 'resample') z[at] = corrupted!.headZ![l]![at]!;
-          else {
-            let mean = 0;
-            for (let s = 0; s < T; s++) mean += clean!.headZ![l]![(s * H + node.head!) * dh + j]!;
-            z[at] = mean / T;
-          }
-        }
-      } else {
-        const p = neurons[l]!;
-        for (let f = 0; f < F; f++) {
-          const at = t * F + f;
-          if (ablation === 'zero') p[at] = 0;
-          else if (ablation === 'resample') p[at] = corrupted!.mlpPost![l]![at]!;
-          else {
-            let mean = 0;
-            for (let s = 0; s < T; s++) mean += clean!.mlpPost![l]![s * F + f]!;
-            p[at] = mean / T;
-          }
-        }
-      }
-      headReplacement.push(heads);
-      neuronReplacement.push(neurons);
-      ablate.push([node.component!]);
-    }
-    // One forward per ablated node; the interventions API ablates the same components in every
-    // row, so rows are run one component set at a time.
-    for (let i = 0; i < chunk.length; i++) {
-      const [row] = await engine.forward({
-        ids: [ids],
-        allLogits: true,
-        interventions: { ablate: ablate[i]!, headReplacement: [headReplacement[i]!], neuronReplacement: [neuronReplacement[i]!] },
-      });
-      measured.push(full - value(row!.logits!));
-    }
-  }
+  const top = graph.ranking.slice(0, options.count ?? 20);
+  const { full, ablated } = await ablatePromptNodes(engine, graph, top.map((n) => n.id), ablation, options.corruptedIds);
+  const measured = ablated.map((value) => full - value);
   const predicted = top.map((n) => n.relevance);
   return {
     ablation,

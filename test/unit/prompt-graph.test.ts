@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import type { Target } from '../../src/engine/api';
-import { buildPromptGraph, verifyPromptGraph } from '../../src/circuits/promptGraph';
+import { ablatePromptNodes, buildPromptGraph, verifyPromptGraph } from '../../src/circuits/promptGraph';
 import { InputError } from '../../src/models/errors';
 import { EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
 
@@ -123,6 +123,13 @@ describe('prompt graphs on the embedded model', () => {
     const mover = zero.nodes.find((n) => n.id === `a2.h2@${ex.prompt_ids.length - 1}`)!;
     assert.ok(mover.measured > 5 && mover.predicted > 5);
     await assert.rejects(verifyPromptGraph(engine, graph, { ablation: 'resample', corruptedIds: [1, 2] }), InputError);
+    // Resampling from the prompt itself changes nothing; a malformed or out-of-range node is an input error.
+    const P = ex.prompt_ids.length - 1;
+    const same = await ablatePromptNodes(engine, graph, [`a2.h2@${P}`, `m0@${P}`], 'resample', ex.prompt_ids);
+    for (const value of same.ablated) assert.ok(Math.abs(value - same.full) < 1e-4, `${value} vs ${same.full}`);
+    assert.ok(Math.abs(same.full - graph.target.value) < 1e-3);
+    for (const bad of ['a2.h2', 'a9.h0@1', `m0@${P + 1}`]) await assert.rejects(ablatePromptNodes(engine, graph, [bad], 'zero'), InputError);
+    assert.equal(graph.target.competitors[0]!.token, ex.io_id, 'the model predicts the IO name');
   });
 
   it('CP-LRP sends nothing through the QK path; bad options are clear errors', async () => {
