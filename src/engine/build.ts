@@ -47,6 +47,12 @@ export interface GraphOptions {
    * batch row 0's forward values and (ungated) modified gradients: `pg_*` outputs, see `promptGraphOutputs`.
    */
   readonly promptGraph?: boolean;
+  /**
+   * Forward graphs: the logit lens (nostalgebraist 2020) with this many top tokens: the residual
+   * stream before each layer and after the last, through the final norm and the unembedding.
+   * Outputs `lens_values_l`/`lens_indices_l` [B, T, k] and `lens_lse_l` [B, T, 1] (log Σ exp).
+   */
+  readonly logitLens?: number;
 }
 
 /** Output names, so callers never spell them twice. */
@@ -184,6 +190,17 @@ class GraphBuilder {
     if (!this.attribution) {
       const logits = this.linear(hidden, spec.lmHead, 'lm_head');
       w.output(OUT.logits, logits.name);
+      if (this.options.logitLens) {
+        [...residPre, residFinal].forEach((x, l) => {
+          let read = spec.finalNorm ? this.norm(x, spec.finalNorm, `lens_norm_${l}`) : x;
+          if (spec.projectOut) read = this.linear(read, spec.projectOut, `lens_project_${l}`);
+          const lens = this.linear(read, spec.lmHead, `lens_${l}`).name;
+          const [values, indices] = w.op('TopK', [lens, w.ints([this.options.logitLens!])], { axis: -1 }, `lens_top_${l}`, 2) as [string, string];
+          w.output(`lens_values_${l}`, values);
+          w.output(`lens_indices_${l}`, indices, 'int64');
+          w.output(`lens_lse_${l}`, w.op1('ReduceLogSumExp', [lens, w.ints([-1])], { keepdims: 1 }));
+        });
+      }
       (this.options.inputNorms ?? []).forEach((name, i) => {
         const use = this.linearUses.find((u) => u.ref.weight === name);
         if (!use) throw new Error(`"${name}" is not a linear weight of this model`);

@@ -359,6 +359,20 @@ export class Engine {
     return { tensors, targetValue: (out[OUT.targetValue]!.data as Float32Array)[0]!, logits: (out[OUT.logitsAt]!.data as Float32Array).slice() };
   }
 
+  /** Logit lens of one prompt (build.ts `logitLens`): per layer boundary, the top-k ids and logits at each position, and log Σ exp. */
+  async logitLens(ids: readonly number[], k: number): Promise<{ values: Float32Array; indices: BigInt64Array; lse: Float32Array }[]> {
+    this.checkIds([ids]);
+    this.checkRunMemory([ids], false);
+    if (!Number.isInteger(k) || k < 1 || k > this.spec.vocabSize) throw new InputError(`top-k must be an integer in 1..${this.spec.vocabSize}, got ${k}`);
+    const { session } = await this.session({ composite: null, interventions: false, hooks: false, weightRelevance: [], logitLens: k });
+    const out = await session.run(this.inputFeeds([ids]).feeds);
+    return Array.from({ length: this.spec.nLayers + 1 }, (_, l) => ({
+      values: out[`lens_values_${l}`]!.data as Float32Array,
+      indices: out[`lens_indices_${l}`]!.data as BigInt64Array,
+      lse: out[`lens_lse_${l}`]!.data as Float32Array,
+    }));
+  }
+
   async dispose(): Promise<void> {
     for (const pending of this.sessions.values()) {
       try {
