@@ -170,9 +170,7 @@ const WEIGHT_CACHE = new WeakMap<Engine, Map<string, Float32Array>>();
 export class PromptTensors {
   readonly L: number;
   readonly H: number;
-  readonly Hkv: number;
   readonly D: number;
-  readonly dh: number;
   readonly T: number;
   /** Weights read once per engine (reading checks every value for NaN/Inf, which costs seconds on GPT-2 small). */
   private get weightCache(): Map<string, Float32Array> {
@@ -191,7 +189,7 @@ export class PromptTensors {
     readonly logits: Float32Array,
   ) {
     const s = engine.spec;
-    [this.L, this.H, this.Hkv, this.D, this.dh, this.T] = [s.nLayers, s.nHeads, s.nKvHeads, s.dModel, s.headDim, ids.length];
+    [this.L, this.H, this.D, this.T] = [s.nLayers, s.nHeads, s.dModel, ids.length];
   }
 
   static async compute(engine: Engine, ids: readonly number[], target: Target, mode: Composite): Promise<PromptTensors> {
@@ -459,7 +457,7 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
     }
     const mlpOut = pt.get(`pg_mlp_out_${l}`);
     const gPost = pt.gPost(l);
-    const xMidFromSources = (t: number) => {
+    const mlpInflow = (t: number) => {
       // resid_mid = resid_pre + attention output; the MLP row is g̃_mid − g̃_post at t.
       const attn = pt.get(`pg_attn_out_${l}`);
       let sum = 0;
@@ -468,7 +466,7 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
     };
     for (let t = 0; t < T; t++) {
       const relevance = dot(mlpOut, t * D, gPost, t * D, D);
-      const inflow = xMidFromSources(t);
+      const inflow = mlpInflow(t);
       candidates.push({ id: promptNodeId.mlp(l, t), kind: 'mlp', layer: l, position: t, relevance, inflow });
       errorByLayer[l] += relevance - inflow;
     }
