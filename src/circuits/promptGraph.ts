@@ -785,7 +785,9 @@ export async function ablatePromptNodes(
   const value = (logits: Float32Array) => {
     const V = engine.spec.vocabSize;
     const at = logits.subarray(graph.target.position * V, (graph.target.position + 1) * V);
-    return graph.task.metric === 'logit_diff' ? at[graph.target.token]! - at[graph.target.foil!]! : at[graph.target.token]!;
+    if (graph.task.metric === 'logit_diff') return at[graph.target.token]! - at[graph.target.foil!]!;
+    // contrastive: the seed is +1 at the target and −1/V everywhere (engine.ts fillSeed)
+    return graph.task.metric === 'contrastive' ? at[graph.target.token]! - at.reduce((s, x) => s + x, 0) / V : at[graph.target.token]!;
   };
   const ablated: number[] = [];
   for (const node of nodes) {

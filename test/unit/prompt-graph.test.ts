@@ -137,6 +137,9 @@ describe('prompt graphs on the embedded model', () => {
     const graph = await buildPromptGraph(engine, ex.prompt_ids, ioiTarget(ex), { mode: 'cp-lrp' });
     for (const a of Object.values(graph.attention)) assert.ok(a.qkKey.every((v) => v === 0) && a.qkQuery === 0);
     assert.ok(graph.conservation.relativeError <= 1e-4);
+    // A contrastive target (+1 at the token, −1/V everywhere) is re-measured the same way by ablation.
+    const contrastive = await buildPromptGraph(engine, ex.prompt_ids, { kind: 'contrastive', position: ex.prompt_ids.length - 1, token: ex.io_id });
+    assert.ok(Math.abs((await ablatePromptNodes(engine, contrastive, [], 'zero')).full - contrastive.target.value) < 1e-3);
     await assert.rejects(buildPromptGraph(engine, ex.prompt_ids, ioiTarget(ex), { nodeThreshold: 0 }), InputError);
     await assert.rejects(buildPromptGraph(engine, ex.prompt_ids, { kind: 'set_diff', position: 1, token: 0, good: [1], bad: [2] }), InputError);
   });
