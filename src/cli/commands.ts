@@ -11,6 +11,7 @@ import { requireFile } from '../pipelines/inputs';
 import { ABLATIONS, ABLATION_DOCS, AGGREGATIONS, AGGREGATION_DOCS, DISCOVERY_METHODS, DISCOVERY_METHOD_DOCS, GRANULARITIES, GRANULARITY_DOCS, describeVocabulary } from '../vocabulary';
 import { floatFlag, intFlag, oneOf, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
+import { exportPromptGraph, isPromptGraphFile } from './graph';
 
 const TASK_FLAGS = { ...MODEL_FLAGS, task: { type: 'string' }, n: { type: 'string' }, seed: { type: 'string' }, ablation: { type: 'string' }, batch: { type: 'string' } } as const;
 
@@ -132,6 +133,7 @@ export const circuitCommands: Record<string, Command> = {
     usage: `circuit-lens export --circuit circuit.json --format ${EXPORT_FORMATS.join('|')} [--model DIR --prompt TEXT] --out FILE [--json]`,
     async run(ctx) {
       const flags = parseFlags(ctx.argv, { ...MODEL_FLAGS, circuit: { type: 'string' }, format: { type: 'string' }, prompt: { type: 'string' }, out: { type: 'string' } });
+      if (isPromptGraphFile(flags.circuit)) return exportPromptGraph(flags.circuit!, flags.format, flags.out);
       const graph = readCircuit(flags.circuit);
       const format = oneOf<ExportFormat>(flags.format, EXPORT_FORMATS, 'format', 'eap-ig');
       if (!flags.out) throw new InputError('give the output file with --out FILE');

@@ -14,6 +14,7 @@ import { circuitCommands } from './commands';
 import { pruneCommands } from './prune-commands';
 import { pruneCurveCommands } from './prune-curve';
 import { perturbCommands } from './perturb';
+import { graphCommands } from './graph';
 import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
 export { MODEL_FLAGS, type Command, type CommandContext };
@@ -159,6 +160,7 @@ const commands: Record<string, Command> = {
   ...pruneCommands,
   ...pruneCurveCommands,
   ...perturbCommands,
+  ...graphCommands,
 };
 
 

@@ -43,6 +43,17 @@ export interface GraphOptions {
   readonly contrastiveSequence?: boolean;
   /** Forward graphs: HF names of linear weights whose input's Σ_t x² per feature is an output (Wanda's ‖X_i‖₂²). */
   readonly inputNorms?: readonly string[];
+  /**
+   * Attribution graphs: position-resolved readouts for prompt graphs (src/circuits/promptGraph.ts),
+   * batch row 0's forward values and (ungated) modified gradients: `pg_*` outputs, see `promptGraphOutputs`.
+   */
+  readonly promptGraph?: boolean;
+  /**
+   * Forward graphs: the logit lens (nostalgebraist 2020) with this many top tokens: the residual
+   * stream before each layer and after the last, through the final norm and the unembedding.
+   * Outputs `lens_values_l`/`lens_indices_l` [B, T, k] and `lens_lse_l` [B, T, 1] (log Σ exp).
+   */
+  readonly logitLens?: number;
 }
 
 /** Output names, so callers never spell them twice. */
@@ -162,6 +173,7 @@ class GraphBuilder {
     const scores: Tensor[] = [];
     const headZ: Tensor[] = [];
     const mlpPost: Tensor[] = [];
+    const promptTensors: PromptLayerTensors[] = [];
     for (let l = 0; l < L; l++) {
       const layer = spec.layers[l]!;
       residPre.push(resid);
@@ -182,6 +194,7 @@ class GraphBuilder {
       const mlpIn = spec.preNorm ? this.norm(spec.parallelResidual ? residPre[l]! : resid, layer.ln2, `l${l}_ln2`) : resid;
       const mlp = this.mlp(l, mlpIn, keep);
       mlpPost.push(mlp.post);
+      if (this.options.promptGraph) promptTensors.push({ attn, mlpOut: mlp.out });
       if (this.options.hooks) w.output(OUT.hookPost(l), mlp.postClean.name);
       if (gates) this.upstream.push(this.firstRow(mlp.out.name, `l${l}_mlp_out_row0`));
       const mlpNormed = layer.postMlpNorm ? this.norm(mlp.out, layer.postMlpNorm, `l${l}_post_mlp_norm`) : mlp.out;
@@ -197,6 +210,17 @@ class GraphBuilder {
     if (!this.attribution) {
       const logits = this.logitCap(this.linear(hidden, spec.lmHead, 'lm_head'));
       w.output(OUT.logits, logits.name);
+      if (this.options.logitLens) {
+        [...residPre, residFinal].forEach((x, l) => {
+          let read = spec.finalNorm ? this.norm(x, spec.finalNorm, `lens_norm_${l}`) : x;
+          if (spec.projectOut) read = this.linear(read, spec.projectOut, `lens_project_${l}`);
+          const lens = this.linear(read, spec.lmHead, `lens_${l}`).name;
+          const [values, indices] = w.op('TopK', [lens, w.ints([this.options.logitLens!])], { axis: -1 }, `lens_top_${l}`, 2) as [string, string];
+          w.output(`lens_values_${l}`, values);
+          w.output(`lens_indices_${l}`, indices, 'int64');
+          w.output(`lens_lse_${l}`, w.op1('ReduceLogSumExp', [lens, w.ints([-1])], { keepdims: 1 }));
+        });
+      }
       (this.options.inputNorms ?? []).forEach((name, i) => {
         const use = this.linearUses.find((u) => u.ref.weight === name);
         if (!use) throw new Error(`"${name}" is not a linear weight of this model`);
@@ -213,6 +237,7 @@ class GraphBuilder {
 
     this.relevanceOutputs({ tokenEmbedding, positionEmbedding, residPre, residMid, residFinal, probs, scores, headZ, mlpPost });
     if (gates) this.edgeOutputs(residPre, residMid, residFinal);
+    if (this.options.promptGraph) this.promptGraphOutputs(residPre, residMid, residFinal, promptTensors);
     return this.finish();
   }
 
@@ -457,7 +482,7 @@ class GraphBuilder {
     const zGated = gates ? ops.gradientGate(z, this.gateAt(gates.head, l, [-1, 1, H, 1]), `l${l}_head_gate`) : z;
     const merged = ops.reshape(zGated, [0, 0, H * dh], ['B', 'T', H * dh], `l${l}_z_merged`);
     const out = this.linear(merged, layer.o, `l${l}_o`);
-    return { out, probs, scores: masked, z, zClean, oProjection: this.linearUses[this.linearUses.length - 1]! };
+    return { out, probs, scores: masked, z, zClean, oProjection: this.linearUses[this.linearUses.length - 1]!, qT, kT, qk: scores };
   }
 
   private mlp(l: number, x: Tensor, keep: Interventions | undefined) {
@@ -522,6 +547,56 @@ class GraphBuilder {
     w.output(OUT.edgesPre, stack(residPre.map(against)));
     w.output(OUT.edgesMid, stack(residMid.map(against)));
     w.output(OUT.edgesFinal, against(residFinal));
+  }
+
+  /**
+   * Prompt-graph readouts (batch row 0 of each tensor; `promptGraph` graphs run one row):
+   *   pg_x_pre_l [T, D], pg_g_pre_l, pg_g_mid_l   residual stream before layer l, its gradient, gradient after attention
+   *   pg_head_out_l [T, H, D]  z_h·W_O[h] per head; pg_attn_out_l [T, D] with the o-bias; pg_mlp_out_l [T, D]
+   *   pg_g_z_l [T, H, dh]      gradient at the head outputs z
+   *   pg_probs_l, pg_g_qk_l [H, T, T]  attention probabilities and the gradient at the raw Q·Kᵀ
+   *   pg_q_l, pg_k_l [H, T, dh]        queries and keys as they enter Q·Kᵀ (after RoPE and repeat_kv)
+   *   pg_yv_l, pg_yk_l, pg_yq_l [H, T, D]  W_V[h]·g̃_z[q,h], W_K[h]·Q[q,h], W_Q[h]·g̃_Q[q,h]: each head's
+   *                                        local backward before the norm, per query (no RoPE)
+   *   pg_x_final, pg_g_final [T, D]    the last residual stream and its gradient
+   * Every relevance of a prompt graph is a dot product of these (R = x ⊙ g̃ is linear in g̃, and a
+   * gradient gate at one node leaves the gradient above it unchanged), see promptGraph.ts.
+   */
+  private promptGraphOutputs(residPre: Tensor[], residMid: Tensor[], residFinal: Tensor, layers: PromptLayerTensors[]): void {
+    const { w, tape, spec } = this;
+    const { nHeads: H, headDim: dh, dModel: D } = spec;
+    const row = (t: string) => w.op1('Squeeze', [w.op1('Gather', [t, w.ints([0])], { axis: 0 }), w.ints([0])]);
+    const grad = (t: Tensor) => tape.gradOf(t) ?? w.op1('Mul', [t.name, w.scalar(0)]);
+    const out = (name: string, t: string) => w.output(name, row(t));
+    layers.forEach(({ attn, mlpOut }, l) => {
+      out(`pg_x_pre_${l}`, residPre[l]!.name);
+      out(`pg_g_pre_${l}`, grad(residPre[l]!));
+      out(`pg_g_mid_${l}`, grad(residMid[l]!));
+      const wO = w.op1('Reshape', [attn.oProjection.weight, w.ints([H, dh, D])]);
+      const perHead = w.op1('MatMul', [w.op1('Unsqueeze', [attn.z.name, w.ints([3])]), wO]); // [B, T, H, 1, D]
+      out(`pg_head_out_${l}`, w.op1('Squeeze', [perHead, w.ints([3])]));
+      out(`pg_attn_out_${l}`, attn.out.name);
+      out(`pg_mlp_out_${l}`, mlpOut.name);
+      out(`pg_g_z_${l}`, grad(attn.z));
+      out(`pg_probs_${l}`, attn.probs.name);
+      out(`pg_g_qk_${l}`, grad(attn.qk));
+      out(`pg_q_${l}`, attn.qT.name);
+      out(`pg_k_${l}`, w.op1('Transpose', [attn.kT.name], { perm: [0, 1, 3, 2] }));
+      if (spec.positional.kind === 'rope') return;
+      const layer = spec.layers[l]!;
+      /** A projection's weight per query head as [H, dh, D] (kv heads repeated for GQA). */
+      const headWeights = (ref: LinearRef, n: number) => {
+        const use = this.linearUses.find((u) => u.ref === ref)!;
+        const hd = w.op1('Transpose', [w.op1('Reshape', [use.weight, w.ints([D, n, dh])])], { perm: [1, 2, 0] });
+        return n === H ? hd : w.op1('Gather', [hd, w.ints(Array.from({ length: H }, (_, h) => Math.floor(h / (H / n))))], { axis: 0 });
+      };
+      const headsFirst = (t: string) => w.op1('Transpose', [t], { perm: [0, 2, 1, 3] });
+      out(`pg_yv_${l}`, w.op1('MatMul', [headsFirst(grad(attn.z)), headWeights(layer.v, spec.nKvHeads)]));
+      out(`pg_yk_${l}`, w.op1('MatMul', [attn.qT.name, headWeights(layer.k, spec.nKvHeads)]));
+      out(`pg_yq_${l}`, w.op1('MatMul', [grad(attn.qT), headWeights(layer.q, H)]));
+    });
+    out('pg_x_final', residFinal.name);
+    out('pg_g_final', grad(residFinal));
   }
 
   /** Reads relevance R = t ⊙ g̃ at the named tensors and sums it into the graph's outputs. */
@@ -628,6 +703,11 @@ class GraphBuilder {
     const grad = layout === 'out_in' ? w.op1('Transpose', [inOut], { perm: [0, 2, 1] }) : inOut;
     return w.op1('Mul', [grad, this.weight(name)], {}, 'weight_rel');
   }
+}
+
+interface PromptLayerTensors {
+  readonly attn: { z: Tensor; out: Tensor; probs: Tensor; qk: Tensor; qT: Tensor; kT: Tensor; oProjection: LinearUse };
+  readonly mlpOut: Tensor;
 }
 
 interface EdgeGates {

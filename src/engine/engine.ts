@@ -335,6 +335,44 @@ export class Engine {
     });
   }
 
+  /**
+   * The position-resolved forward values and modified gradients of one prompt that prompt graphs
+   * are computed from (build.ts `promptGraph`): output name → row-0 data, plus the explained value
+   * and the logits at the explained position.
+   */
+  async promptGraphTensors(ids: readonly number[], target: Target, mode: Composite): Promise<{ tensors: Record<string, Float32Array>; targetValue: number; logits: Float32Array }> {
+    this.checkIds([ids]);
+    this.checkRunMemory([ids], true);
+    if (!COMPOSITES.includes(mode)) throw new InputError(`unknown mode "${String(mode)}" (use ${COMPOSITES.join(', ')})`);
+    this.checkTarget(target, ids.length);
+    const { session } = await this.session({ composite: mode, interventions: false, hooks: false, weightRelevance: [], promptGraph: true });
+    const { feeds, T } = this.inputFeeds([ids]);
+    const seed = new Float32Array(this.spec.vocabSize);
+    fillSeed(seed, target);
+    const seedPosition = new Float32Array(T);
+    seedPosition[target.position] = 1;
+    feeds.seed = new ort.Tensor('float32', seed, [1, seed.length]);
+    feeds.seed_position = new ort.Tensor('float32', seedPosition, [1, T]);
+    const out = await session.run(feeds);
+    const tensors: Record<string, Float32Array> = {};
+    for (const [name, value] of Object.entries(out)) if (name.startsWith('pg_')) tensors[name] = value.data as Float32Array;
+    return { tensors, targetValue: (out[OUT.targetValue]!.data as Float32Array)[0]!, logits: (out[OUT.logitsAt]!.data as Float32Array).slice() };
+  }
+
+  /** Logit lens of one prompt (build.ts `logitLens`): per layer boundary, the top-k ids and logits at each position, and log Σ exp. */
+  async logitLens(ids: readonly number[], k: number): Promise<{ values: Float32Array; indices: BigInt64Array; lse: Float32Array }[]> {
+    this.checkIds([ids]);
+    this.checkRunMemory([ids], false);
+    if (!Number.isInteger(k) || k < 1 || k > this.spec.vocabSize) throw new InputError(`top-k must be an integer in 1..${this.spec.vocabSize}, got ${k}`);
+    const { session } = await this.session({ composite: null, interventions: false, hooks: false, weightRelevance: [], logitLens: k });
+    const out = await session.run(this.inputFeeds([ids]).feeds);
+    return Array.from({ length: this.spec.nLayers + 1 }, (_, l) => ({
+      values: out[`lens_values_${l}`]!.data as Float32Array,
+      indices: out[`lens_indices_${l}`]!.data as BigInt64Array,
+      lse: out[`lens_lse_${l}`]!.data as Float32Array,
+    }));
+  }
+
   async dispose(): Promise<void> {
     for (const pending of this.sessions.values()) {
       try {

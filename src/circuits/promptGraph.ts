@@ -1,0 +1,866 @@
+/**
+ * Prompt attribution graphs: for one prompt, which components at which token positions carry
+ * the explained logit, with the edges between them (circuit-tracer / Neuronpedia's per-prompt
+ * graphs, without a transcoder: the nodes are the model's own heads and MLP blocks).
+ *
+ * ```jsonc
+ * {
+ *   "version": 1, "kind": "prompt-graph",
+ *   "model": { "name", "nLayers", "nHeads", "dModel", "dMlp" },
+ *   "task": { "name": "prompt", "metric": "logit" | "logit_diff", "examples": 1 },
+ *   "method": { "name": "attnlrp" },  "granularity": "heads+mlps",
+ *   "prompt": { "text", "ids": [..], "tokens": [..] },
+ *   "target": { "position", "token", "text", "foil"?, "foilText"?, "value", "probability" },
+ *   "nodes": [
+ *     { "id": "input@3",   "kind": "input",  "layer": -1, "position": 3, "relevance", "token": " Hugo" },
+ *     { "id": "a2.h2@19",  "kind": "head",   "layer": 2, "head": 2, "position": 19, "component": "a2.h2",
+ *       "relevance", "inflow", "error" },
+ *     { "id": "m1@19",     "kind": "mlp",    "layer": 1, "position": 19, "component": "m1", ... },
+ *     { "id": "err2",      "kind": "error",  "layer": 2, "position": null, "relevance" },
+ *     { "id": "logits@19", "kind": "logits", "layer": 4, "position": 19, "relevance": <explained value> }
+ *   ],
+ *   "edges": [ { "id": "input@3->a2.h2@19", "source", "target", "relevance",
+ *                "paths"?: { "ov", "qkKey", "qkQuery" } } ],          // paths only into heads
+ *   "attention": { "a2.h2@19": { "keys": [0..19], "pattern": [..], "ov": [..], "qkKey": [..], "qkQuery": x } },
+ *   "conservation": { "explained", "embeddings", "errors", "sum", "relativeError" },
+ *   "selection": { "nodeThreshold", "edgeThreshold", "candidates", "keptNodes", "nodeShare",
+ *                  "computedEdges", "keptEdges", "edgeShare" },
+ *   "metrics": { "completeness", "replacement", "verification"? }
+ * }
+ * ```
+ *
+ * Relevance. One attribution pass (the composite's modified backward, build.ts `promptGraph`)
+ * gives the forward values x and gradients g̃ everywhere. The relevance of a node is its output
+ * dotted with g̃ where it enters the residual stream: a head h at query position q is
+ * (z_{q,h}·W_O[h]) ⊙ g̃_mid[q], an MLP block at t is mlp_out[t] ⊙ g̃_post[t], a token embedding is
+ * x_0[t] ⊙ g̃_0[t]. These are in logit units and signed (share of the explained value).
+ *
+ * Edges are gated backward rows, as for task circuits (build.ts `edges`): the row of a node lets
+ * only that node's relevance through to the residual stream below it, and an upstream node's
+ * edge is its output dotted with that gradient. A gate at one node leaves every gradient above
+ * it unchanged, so the row is computed locally from the ungated pass: for a head (l, h, q) the
+ * gradient at z_{q,h} is sent back through the composite's rules inside layer l only,
+ *   V at key k:   a_v · p[q,k] · g̃_z[q,h]               (A·V rule, ½ for AttnLRP)
+ *   K at key k:   f_k · g̃_{QKᵀ}[q,k] · Q[q,h]            (Q·Kᵀ rule, ½ for AttnLRP)
+ *   Q at q:       f_q · Σ_k g̃_{QKᵀ}[q,k] · K[k,h]
+ * then through W_V / W_K / W_Q of head h and the norm's rule (LayerNorm: std constant, Prop. 3.4)
+ * at each position. The three parts are the OV, QK-key and QK-query paths of the edge. For an MLP
+ * block at t the row is g̃_mid[t] − g̃_post[t] (the block is position-wise; the skip carries
+ * g̃_post). The logit node's row is g̃_final.
+ *
+ * Error nodes. Per layer, `err{l}` holds what the layer absorbs instead of passing down: each
+ * node's relevance minus its inflow (softmax leak, q/k/v and MLP biases, LayerNorm β, the
+ * identity rule's ε) plus the attention output bias; `err{L}` is the final norm's β. With them
+ * Σ embeddings + Σ errors = explained value (tested to 1e-4 relative).
+ *
+ * Pruning (circuit-tracer's `prune_graph`): heads and MLP blocks are ranked by |relevance| (their
+ * total influence on the target, all paths), the fewest covering `nodeThreshold` of Σ|relevance|
+ * are kept, edges are computed only into kept nodes from kept nodes, embeddings and error nodes,
+ * and the fewest edges covering `edgeThreshold` of Σ|edge| are kept. Embeddings, error nodes and
+ * the logit are always kept.
+ */
+import type { Composite, Target } from '../engine/api';
+import type { Engine } from '../engine/engine';
+import { COMPOSITE_RULES } from '../engine/rules';
+import { InputError } from '../models/errors';
+
+export type PromptNodeKind = 'input' | 'head' | 'mlp' | 'error' | 'logits';
+
+export interface PromptNode {
+  readonly id: string;
+  readonly kind: PromptNodeKind;
+  readonly layer: number;
+  readonly position: number | null;
+  readonly head?: number;
+  /** The task-circuit id of the component (`a2.h2`, `m1`). */
+  readonly component?: string;
+  readonly token?: string;
+  /** Signed relevance (logit units); for `logits` the explained value. */
+  readonly relevance: number;
+  /** Relevance entering the node from the residual stream (its gated row), heads/MLPs/logits. */
+  readonly inflow?: number;
+  /** relevance − inflow: what the node absorbs (leak, biases), carried by its layer's error node. */
+  readonly error?: number;
+  /** Cumulative share of Σ|relevance| up to this node in the pruning order (heads/MLPs). */
+  readonly influence?: number;
+}
+
+export interface PromptEdge {
+  readonly id: string;
+  readonly source: string;
+  readonly target: string;
+  readonly relevance: number;
+  /** Into heads: the edge split by path (sums to `relevance`). */
+  readonly paths?: { ov: number; qkKey: number; qkQuery: number };
+}
+
+export interface HeadAttention {
+  /** Key positions 0..q. */
+  readonly keys: number[];
+  readonly pattern: number[];
+  /** Relevance entering through the value at each key (OV path). */
+  readonly ov: number[];
+  /** Relevance entering through the key at each key position (QK path). */
+  readonly qkKey: number[];
+  /** Relevance entering through the query at q (QK path). */
+  readonly qkQuery: number;
+}
+
+export interface PromptGraph {
+  readonly version: 1;
+  readonly kind: 'prompt-graph';
+  readonly model: { name: string; nLayers: number; nHeads: number; dModel: number; dMlp: number };
+  readonly task: { name: 'prompt'; metric: 'logit' | 'logit_diff' | 'contrastive'; examples: 1 };
+  readonly method: { name: Composite };
+  readonly granularity: 'heads+mlps';
+  readonly prompt: { text: string | null; ids: number[]; tokens: string[] | null };
+  readonly target: {
+    position: number;
+    token: number;
+    text: string | null;
+    foil?: number;
+    foilText?: string | null;
+    value: number;
+    probability: number;
+    /** The five highest logits at the explained position (the competing outputs). */
+    competitors: { token: number; text: string | null; logit: number; probability: number }[];
+  };
+  readonly nodes: PromptNode[];
+  readonly edges: PromptEdge[];
+  readonly attention: Record<string, HeadAttention>;
+  /** The strongest heads/MLP nodes before pruning (|relevance| order, at most 50): what verification ablates. */
+  readonly ranking: { id: string; component: string; layer: number; head?: number; position: number; relevance: number }[];
+  readonly conservation: { explained: number; embeddings: number; errors: number; sum: number; relativeError: number };
+  readonly selection: {
+    nodeThreshold: number;
+    edgeThreshold: number;
+    candidates: number;
+    keptNodes: number;
+    nodeShare: number;
+    computedEdges: number;
+    keptEdges: number;
+    edgeShare: number;
+  };
+  metrics: { completeness: number; replacement: number; verification?: PromptVerification };
+}
+
+export interface PromptGraphOptions {
+  readonly mode?: Composite;
+  readonly nodeThreshold?: number;
+  readonly edgeThreshold?: number;
+  readonly text?: string | null;
+  /** Keep every head and MLP node and every edge (tests, small prompts). */
+  readonly keepAll?: boolean;
+}
+
+export const PROMPT_GRAPH_DEFAULTS = { nodeThreshold: 0.8, edgeThreshold: 0.98 } as const;
+
+/** Node ids. */
+export const promptNodeId = {
+  input: (t: number) => `input@${t}`,
+  head: (l: number, h: number, t: number) => `a${l}.h${h}@${t}`,
+  mlp: (l: number, t: number) => `m${l}@${t}`,
+  error: (l: number) => `err${l}`,
+  logits: (t: number) => `logits@${t}`,
+};
+
+const WEIGHT_CACHE = new WeakMap<Engine, Map<string, Float32Array>>();
+
+/** The position-resolved values and gradients of one prompt, and the local backward rows. */
+export class PromptTensors {
+  readonly L: number;
+  readonly H: number;
+  readonly D: number;
+  readonly T: number;
+  /** Weights read once per engine (reading checks every value for NaN/Inf, which costs seconds on GPT-2 small). */
+  private get weightCache(): Map<string, Float32Array> {
+    let cache = WEIGHT_CACHE.get(this.engine);
+    if (!cache) WEIGHT_CACHE.set(this.engine, (cache = new Map()));
+    return cache;
+  }
+
+  private constructor(
+    readonly engine: Engine,
+    readonly mode: Composite,
+    readonly ids: readonly number[],
+    readonly target: Target,
+    readonly t: Record<string, Float32Array>,
+    readonly targetValue: number,
+    readonly logits: Float32Array,
+  ) {
+    const s = engine.spec;
+    [this.L, this.H, this.D, this.T] = [s.nLayers, s.nHeads, s.dModel, ids.length];
+  }
+
+  static async compute(engine: Engine, ids: readonly number[], target: Target, mode: Composite): Promise<PromptTensors> {
+    const spec = engine.spec;
+    if (!spec.preNorm) throw new InputError('prompt graphs need pre-norm blocks; this model is post-norm');
+    if (spec.positional.kind === 'rope') throw new InputError('prompt graphs do not support rotary position embeddings yet (the QK path would need RoPE inverted per key position)');
+    if (spec.layers.some((layer) => layer.gate)) throw new InputError('prompt graphs do not support gated MLPs yet');
+    const { tensors, targetValue, logits } = await engine.promptGraphTensors(ids, target, mode);
+    return new PromptTensors(engine, mode, ids, target, tensors, targetValue, logits);
+  }
+
+  get(name: string): Float32Array {
+    const value = this.t[name];
+    if (!value) throw new Error(`prompt graph output ${name} is missing`);
+    return value;
+  }
+
+  /** Gradient at the residual stream after layer l's MLP. */
+  gPost(l: number): Float32Array {
+    return l < this.L - 1 ? this.get(`pg_g_pre_${l + 1}`) : this.get('pg_g_final');
+  }
+
+  /** The attention output bias's term in the residual stream of layer l, [T, D]. */
+  private oBiasCache = new Map<number, Float32Array>();
+  oBias(l: number): Float32Array {
+    let cached = this.oBiasCache.get(l);
+    if (cached) return cached;
+    const { T, H, D } = this;
+    const attn = this.get(`pg_attn_out_${l}`);
+    const heads = this.get(`pg_head_out_${l}`);
+    cached = new Float32Array(T * D);
+    for (let t = 0; t < T; t++) {
+      for (let d = 0; d < D; d++) {
+        let sum = attn[t * D + d]!;
+        for (let h = 0; h < H; h++) sum -= heads[(t * H + h) * D + d]!;
+        cached[t * D + d] = sum;
+      }
+    }
+    this.oBiasCache.set(l, cached);
+    return cached;
+  }
+
+  private weight(name: string): Float32Array {
+    let w = this.weightCache.get(name);
+    if (!w) {
+      w = this.engine.loaded.weights.readFloat32(name);
+      this.weightCache.set(name, w);
+    }
+    return w;
+  }
+
+  /** 1/σ (LayerNorm) or 1/rms (RMSNorm) of layer l's first norm at each position. */
+  private readonly inverseScale = new Map<number, Float64Array>();
+  private normInverse(l: number): Float64Array {
+    let r = this.inverseScale.get(l);
+    if (r) return r;
+    const { D, T } = this;
+    const x = this.get(`pg_x_pre_${l}`);
+    const layernorm = this.engine.spec.norm.kind === 'layernorm';
+    r = new Float64Array(T);
+    for (let t = 0; t < T; t++) {
+      let mean = 0;
+      if (layernorm) {
+        for (let d = 0; d < D; d++) mean += x[t * D + d]!;
+        mean /= D;
+      }
+      let square = 0;
+      for (let d = 0; d < D; d++) square += (x[t * D + d]! - mean) ** 2;
+      r[t] = 1 / Math.sqrt(square / D + this.engine.spec.norm.eps);
+    }
+    this.inverseScale.set(l, r);
+    return r;
+  }
+
+  /**
+   * With the norm's scale held constant (AttnLRP and CP-LRP, Prop. 3.4) its backward at position
+   * t is r_t · c(y) with c(y) = γ⊙y − mean(γ⊙y) (LayerNorm) or γ⊙y (RMSNorm): c is shared by
+   * all positions. Null for the full gradient, whose backward is not a scaled copy.
+   */
+  private sharedNormBack(l: number, y: Float32Array): Float32Array | null {
+    const spec = this.engine.spec;
+    const rule = COMPOSITE_RULES[this.mode];
+    const detached = spec.norm.kind === 'layernorm' ? rule.layerNorm === 'std-detached' : rule.rmsNorm === 'rsqrt-detached';
+    if (!detached) return null;
+    const gamma = this.weight(spec.layers[l]!.ln1.weight);
+    const c = new Float32Array(this.D);
+    let mean = 0;
+    for (let d = 0; d < this.D; d++) mean += (c[d] = gamma[d]! * y[d]!);
+    if (spec.norm.kind === 'layernorm') for (let d = 0; d < this.D; d++) c[d] = c[d]! - mean / this.D;
+    return c;
+  }
+
+  /** The norm rule's backward at position t of layer l's first norm (attention input): gradient at its input. */
+  normBack(l: number, t: number, y: Float32Array): Float32Array {
+    const { D } = this;
+    const spec = this.engine.spec;
+    const gamma = this.weight(spec.layers[l]!.ln1.weight);
+    const x = this.get(`pg_x_pre_${l}`).subarray(t * D, (t + 1) * D);
+    const rule = COMPOSITE_RULES[this.mode];
+    const gy = new Float64Array(D);
+    for (let d = 0; d < D; d++) gy[d] = gamma[d]! * y[d]!;
+    const out = new Float32Array(D);
+    const eps = spec.norm.eps;
+    if (spec.norm.kind === 'layernorm') {
+      let mean = 0;
+      for (let d = 0; d < D; d++) mean += x[d]!;
+      mean /= D;
+      let variance = 0;
+      for (let d = 0; d < D; d++) variance += (x[d]! - mean) ** 2;
+      const r = 1 / Math.sqrt(variance / D + eps);
+      let gMean = 0;
+      for (let d = 0; d < D; d++) gMean += gy[d]!;
+      gMean /= D;
+      if (rule.layerNorm === 'std-detached') {
+        for (let d = 0; d < D; d++) out[d] = r * (gy[d]! - gMean);
+      } else {
+        let gx = 0;
+        for (let d = 0; d < D; d++) gx += gy[d]! * (x[d]! - mean) * r;
+        gx /= D;
+        for (let d = 0; d < D; d++) out[d] = r * (gy[d]! - gMean - (x[d]! - mean) * r * gx);
+      }
+    } else {
+      let ms = 0;
+      for (let d = 0; d < D; d++) ms += x[d]! * x[d]!;
+      const r = 1 / Math.sqrt(ms / D + eps);
+      if (rule.rmsNorm === 'rsqrt-detached') {
+        for (let d = 0; d < D; d++) out[d] = r * gy[d]!;
+      } else {
+        let gx = 0;
+        for (let d = 0; d < D; d++) gx += gy[d]! * x[d]!;
+        gx /= D;
+        for (let d = 0; d < D; d++) out[d] = r * gy[d]! - x[d]! * r * r * r * gx;
+      }
+    }
+    return out;
+  }
+
+  /** W_V[h]·g̃_z[q,h] (`v`), W_K[h]·Q[q,h] (`k`) or W_Q[h]·g̃_Q[q,h] (`q`), read from the graph. */
+  private y(which: 'v' | 'k' | 'q', l: number, h: number, q: number): Float32Array {
+    const { T, D } = this;
+    return this.get(`pg_y${which}_${l}`).subarray((h * T + q) * D, (h * T + q + 1) * D);
+  }
+
+  /**
+   * Σ_t x_pre[t] · row[t] of `headRow` without forming the row (every head node needs its inflow;
+   * only kept ones need their edges). Uses the shared norm backward when the rule allows it.
+   */
+  headInflow(l: number, h: number, q: number): number {
+    const { T, D } = this;
+    const rules = COMPOSITE_RULES[this.mode];
+    const [fq, fk] = rules.qk;
+    const fv = rules.av[1];
+    const cV = this.sharedNormBack(l, this.y('v', l, h, q));
+    if (!cV) {
+      const row = this.headRow(l, h, q);
+      const x = this.get(`pg_x_pre_${l}`);
+      let inflow = dot(x, q * D, row.query, 0, D);
+      for (let k = 0; k <= q; k++) inflow += dot(x, k * D, row.ov[k]!, 0, D) + dot(x, k * D, row.key[k]!, 0, D);
+      return inflow;
+    }
+    const cK = fk === 0 ? null : this.sharedNormBack(l, this.y('k', l, h, q));
+    const probs = this.get(`pg_probs_${l}`);
+    const gqk = this.get(`pg_g_qk_${l}`);
+    const x = this.get(`pg_x_pre_${l}`);
+    const r = this.normInverse(l);
+    const row = (h * T + q) * T;
+    let inflow = 0;
+    for (let k = 0; k <= q; k++) {
+      const gs = gqk[row + k]!;
+      inflow += fv * probs[row + k]! * r[k]! * dot(x, k * D, cV, 0, D);
+      if (cK && gs !== 0) inflow += fk * gs * r[k]! * dot(x, k * D, cK, 0, D);
+    }
+    if (fq !== 0) inflow += dot(x, q * D, this.normBack(l, q, this.y('q', l, h, q)), 0, D);
+    return inflow;
+  }
+
+  /**
+   * The gated backward row of head h at query q in layer l, at the residual stream below it,
+   * split by path: `ov[k]`/`key[k]` [D] for keys 0..q, `query` [D] at q. Scales (the rule factors,
+   * p[q,k], g̃_QK[q,k]) are folded in.
+   */
+  headRow(l: number, h: number, q: number): { ov: Float32Array[]; key: Float32Array[]; query: Float32Array } {
+    const { T } = this;
+    const rules = COMPOSITE_RULES[this.mode];
+    const [fq, fk] = rules.qk;
+    const fv = rules.av[1];
+    const probs = this.get(`pg_probs_${l}`);
+    const gqk = this.get(`pg_g_qk_${l}`);
+    const row = (h * T + q) * T;
+    const yV = this.y('v', l, h, q);
+    const yK = fk === 0 ? null : this.y('k', l, h, q);
+    const r = this.normInverse(l);
+    const sharedV = this.sharedNormBack(l, yV);
+    const sharedK = yK ? this.sharedNormBack(l, yK) : null;
+    const scaled = (shared: Float32Array | null, y: Float32Array, k: number, factor: number) => {
+      const out = shared ? shared.slice() : this.normBack(l, k, y);
+      const f = shared ? factor * r[k]! : factor;
+      for (let d = 0; d < out.length; d++) out[d] = out[d]! * f;
+      return out;
+    };
+    const ov: Float32Array[] = [];
+    const key: Float32Array[] = [];
+    for (let k = 0; k <= q; k++) {
+      ov.push(scaled(sharedV, yV, k, fv * probs[row + k]!));
+      key.push(yK ? scaled(sharedK, yK, k, fk * gqk[row + k]!) : new Float32Array(this.D));
+    }
+    const query = fq === 0 ? new Float32Array(this.D) : this.normBack(l, q, this.y('q', l, h, q));
+    return { ov, key, query };
+  }
+
+}
+
+function dot(a: Float32Array, aOff: number, b: Float32Array, bOff: number, n: number): number {
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += a[aOff + i]! * b[bOff + i]!;
+  return sum;
+}
+
+/** A source of residual-stream writes: its node id and its output vector at position t. */
+interface Source {
+  readonly node: string;
+  readonly layer: number;
+  /** Sources at layer l feed heads of layers > l and MLPs of layers ≥ l (heads, o-bias) or > l (MLPs). */
+  readonly afterAttention: boolean;
+  readonly data: Float32Array;
+  readonly offset: (t: number) => number;
+  readonly perPosition: boolean;
+}
+
+export async function buildPromptGraph(engine: Engine, ids: readonly number[], target: Target, options: PromptGraphOptions = {}): Promise<PromptGraph> {
+  const mode = options.mode ?? 'attnlrp';
+  const nodeThreshold = options.nodeThreshold ?? PROMPT_GRAPH_DEFAULTS.nodeThreshold;
+  const edgeThreshold = options.edgeThreshold ?? PROMPT_GRAPH_DEFAULTS.edgeThreshold;
+  for (const [name, value] of [['node threshold', nodeThreshold], ['edge threshold', edgeThreshold]] as const) {
+    if (!(value > 0 && value <= 1)) throw new InputError(`the ${name} must be in (0, 1], got ${value}`);
+  }
+  if (target.kind === 'set_diff') throw new InputError('prompt graphs explain a logit or a logit difference, not a set difference');
+  const pt = await PromptTensors.compute(engine, ids, target, mode);
+  const { L, H, D, T } = pt;
+  const P = target.position;
+  const tokenizer = engine.tokenizer;
+  const tokens = tokenizer ? ids.map((id) => tokenizer.tokenString(id)) : null;
+
+  // --- Node relevances (ungated pass).
+  const x0 = pt.get('pg_x_pre_0');
+  const g0 = pt.get('pg_g_pre_0');
+  const embedding = Array.from({ length: T }, (_, t) => dot(x0, t * D, g0, t * D, D));
+  interface Candidate { id: string; kind: 'head' | 'mlp'; layer: number; head?: number; position: number; relevance: number; inflow: number }
+  const candidates: Candidate[] = [];
+  const errorByLayer = new Float64Array(L + 1);
+  for (let l = 0; l < L; l++) {
+    const gMid = pt.get(`pg_g_mid_${l}`);
+    const heads = pt.get(`pg_head_out_${l}`);
+    const xPre = pt.get(`pg_x_pre_${l}`);
+    const oBias = pt.oBias(l);
+    for (let q = 0; q < T; q++) {
+      errorByLayer[l] = errorByLayer[l]! + dot(oBias, q * D, gMid, q * D, D);
+      for (let h = 0; h < H; h++) {
+        const relevance = dot(heads, (q * H + h) * D, gMid, q * D, D);
+        const inflow = pt.headInflow(l, h, q);
+        const id = promptNodeId.head(l, h, q);
+        candidates.push({ id, kind: 'head', layer: l, head: h, position: q, relevance, inflow });
+        errorByLayer[l] = errorByLayer[l]! + relevance - inflow;
+      }
+    }
+    const mlpOut = pt.get(`pg_mlp_out_${l}`);
+    const gPost = pt.gPost(l);
+    const mlpInflow = (t: number) => {
+      // resid_mid = resid_pre + attention output; the MLP row is g̃_mid − g̃_post at t.
+      const attn = pt.get(`pg_attn_out_${l}`);
+      let sum = 0;
+      for (let d = 0; d < D; d++) sum += (xPre[t * D + d]! + attn[t * D + d]!) * (gMid[t * D + d]! - gPost[t * D + d]!);
+      return sum;
+    };
+    for (let t = 0; t < T; t++) {
+      const relevance = dot(mlpOut, t * D, gPost, t * D, D);
+      const inflow = mlpInflow(t);
+      candidates.push({ id: promptNodeId.mlp(l, t), kind: 'mlp', layer: l, position: t, relevance, inflow });
+      errorByLayer[l] = errorByLayer[l]! + relevance - inflow;
+    }
+  }
+  const xFinal = pt.get('pg_x_final');
+  const gFinal = pt.get('pg_g_final');
+  let residFinal = 0;
+  for (let t = 0; t < T; t++) residFinal += dot(xFinal, t * D, gFinal, t * D, D);
+  errorByLayer[L] = pt.targetValue - residFinal;
+
+  // --- Node pruning: the fewest heads/MLPs covering nodeThreshold of Σ|R|.
+  const ranked = [...candidates].sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance));
+  const totalAbs = ranked.reduce((s, c) => s + Math.abs(c.relevance), 0);
+  const influence = new Map<string, number>();
+  const kept = new Set<string>();
+  let cumulative = 0;
+  for (const c of ranked) {
+    if (!options.keepAll && totalAbs > 0 && cumulative >= nodeThreshold * totalAbs) break;
+    cumulative += Math.abs(c.relevance);
+    influence.set(c.id, totalAbs === 0 ? 1 : cumulative / totalAbs);
+    kept.add(c.id);
+  }
+  const nodeShare = totalAbs === 0 ? 1 : cumulative / totalAbs;
+
+  // --- Sources: embeddings, heads, o-biases (error node of their layer), MLP blocks.
+  const allSources: Source[] = [{ node: 'input', layer: -1, afterAttention: true, data: x0, offset: (t) => t * D, perPosition: true }];
+  for (let l = 0; l < L; l++) {
+    const heads = pt.get(`pg_head_out_${l}`);
+    for (let h = 0; h < H; h++) allSources.push({ node: `a${l}.h${h}`, layer: l, afterAttention: false, data: heads, offset: (t) => (t * H + h) * D, perPosition: true });
+    allSources.push({ node: promptNodeId.error(l), layer: l, afterAttention: false, data: pt.oBias(l), offset: (t) => t * D, perPosition: false });
+    allSources.push({ node: `m${l}`, layer: l, afterAttention: true, data: pt.get(`pg_mlp_out_${l}`), offset: (t) => t * D, perPosition: true });
+  }
+  const sourceId = (s: Source, t: number): string | null => {
+    if (!s.perPosition) return s.node;
+    const id = s.node === 'input' ? promptNodeId.input(t) : `${s.node}@${t}`;
+    return s.node === 'input' || kept.has(id) ? id : null;
+  };
+  /** Sources feeding a head of layer l (all earlier layers) or an MLP of layer l (also layer l's heads). */
+  const feeding = (l: number, kind: 'head' | 'mlp' | 'logits') =>
+    allSources.filter((s) => s.layer < l || (kind === 'mlp' && s.layer === l && !s.afterAttention));
+
+  // --- Edges into kept nodes.
+  const edgeMap = new Map<string, { source: string; target: string; relevance: number; ov: number; qkKey: number; qkQuery: number; head: boolean }>();
+  const addEdge = (source: string, target: string, value: number, path: 'ov' | 'qkKey' | 'qkQuery' | null, head: boolean) => {
+    const key = `${source}->${target}`;
+    let edge = edgeMap.get(key);
+    if (!edge) edgeMap.set(key, (edge = { source, target, relevance: 0, ov: 0, qkKey: 0, qkQuery: 0, head }));
+    edge.relevance += value;
+    if (path) edge[path] += value;
+  };
+  const attention: Record<string, HeadAttention> = {};
+  for (const c of candidates) {
+    if (!kept.has(c.id)) continue;
+    if (c.kind === 'head') {
+      const row = pt.headRow(c.layer, c.head!, c.position); // recomputed: rows of all nodes would not fit on wide models
+      const q = c.position;
+      const sources = feeding(c.layer, 'head');
+      for (const s of sources) {
+        for (let k = 0; k <= q; k++) {
+          const id = sourceId(s, k);
+          if (id === null) continue;
+          addEdge(id, c.id, dot(s.data, s.offset(k), row.ov[k]!, 0, D), 'ov', true);
+          addEdge(id, c.id, dot(s.data, s.offset(k), row.key[k]!, 0, D), 'qkKey', true);
+        }
+        const id = sourceId(s, q);
+        if (id !== null) addEdge(id, c.id, dot(s.data, s.offset(q), row.query, 0, D), 'qkQuery', true);
+      }
+      const xPre = pt.get(`pg_x_pre_${c.layer}`);
+      const probs = pt.get(`pg_probs_${c.layer}`);
+      const keys = Array.from({ length: q + 1 }, (_, k) => k);
+      attention[c.id] = {
+        keys,
+        pattern: keys.map((k) => probs[(c.head! * T + q) * T + k]!),
+        ov: keys.map((k) => dot(xPre, k * D, row.ov[k]!, 0, D)),
+        qkKey: keys.map((k) => dot(xPre, k * D, row.key[k]!, 0, D)),
+        qkQuery: dot(xPre, q * D, row.query, 0, D),
+      };
+    } else {
+      const gMid = pt.get(`pg_g_mid_${c.layer}`);
+      const gPost = pt.gPost(c.layer);
+      const g = new Float32Array(D);
+      for (let d = 0; d < D; d++) g[d] = gMid[c.position * D + d]! - gPost[c.position * D + d]!;
+      for (const s of feeding(c.layer, 'mlp')) {
+        const id = sourceId(s, c.position);
+        if (id !== null) addEdge(id, c.id, dot(s.data, s.offset(c.position), g, 0, D), null, false);
+      }
+    }
+    addEdge(promptNodeId.error(c.layer), c.id, c.relevance - c.inflow, null, false); // absorbed in the node: no path split
+  }
+  const logitId = promptNodeId.logits(P);
+  for (const s of feeding(L, 'logits')) {
+    const id = sourceId(s, P);
+    if (id !== null) addEdge(id, logitId, dot(s.data, s.offset(P), gFinal, P * D, D), null, false);
+  }
+  addEdge(promptNodeId.error(L), logitId, errorByLayer[L]!, null, false);
+
+  // --- Edge pruning: the fewest edges covering edgeThreshold of Σ|edge|.
+  const computed = [...edgeMap.values()].filter((e) => e.relevance !== 0);
+  const edgeTotal = computed.reduce((s, e) => s + Math.abs(e.relevance), 0);
+  const edgesSorted = [...computed].sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance));
+  const keptEdges: typeof computed = [];
+  let edgeCumulative = 0;
+  for (const e of edgesSorted) {
+    if (!options.keepAll && edgeTotal > 0 && edgeCumulative >= edgeThreshold * edgeTotal) break;
+    edgeCumulative += Math.abs(e.relevance);
+    keptEdges.push(e);
+  }
+  const edges: PromptEdge[] = keptEdges.map((e) => ({
+    id: `${e.source}->${e.target}`,
+    source: e.source,
+    target: e.target,
+    relevance: e.relevance,
+    ...(e.head ? { paths: { ov: e.ov, qkKey: e.qkKey, qkQuery: e.qkQuery } } : {}),
+  }));
+
+  // --- Nodes.
+  const nodes: PromptNode[] = embedding.map((relevance, t) => ({
+    id: promptNodeId.input(t),
+    kind: 'input' as const,
+    layer: -1,
+    position: t,
+    relevance,
+    ...(tokens ? { token: tokens[t]! } : {}),
+  }));
+  for (const c of candidates) {
+    if (!kept.has(c.id)) continue;
+    nodes.push({
+      id: c.id,
+      kind: c.kind,
+      layer: c.layer,
+      position: c.position,
+      ...(c.head !== undefined ? { head: c.head } : {}),
+      component: c.kind === 'head' ? `a${c.layer}.h${c.head}` : `m${c.layer}`,
+      relevance: c.relevance,
+      inflow: c.inflow,
+      error: c.relevance - c.inflow,
+      influence: influence.get(c.id)!,
+    });
+  }
+  for (let l = 0; l <= L; l++) nodes.push({ id: promptNodeId.error(l), kind: 'error', layer: l, position: null, relevance: errorByLayer[l]! });
+  nodes.push({ id: logitId, kind: 'logits', layer: L, position: P, relevance: pt.targetValue, inflow: residFinal, error: errorByLayer[L]! });
+
+  const embeddings = embedding.reduce((a, b) => a + b, 0);
+  const errors = Array.from(errorByLayer).reduce((a, b) => a + b, 0);
+  const sum = embeddings + errors;
+  const probability = softmaxAt(pt.logits, target.token);
+  const graph: PromptGraph = {
+    version: 1,
+    kind: 'prompt-graph',
+    model: { name: engine.folder.split(/[\\/]/).filter(Boolean).pop() ?? 'model', nLayers: L, nHeads: H, dModel: D, dMlp: engine.spec.dMlp },
+    task: { name: 'prompt', metric: target.kind === 'logit_diff' ? 'logit_diff' : target.kind === 'contrastive' ? 'contrastive' : 'logit', examples: 1 },
+    method: { name: mode },
+    granularity: 'heads+mlps',
+    prompt: { text: options.text ?? null, ids: [...ids], tokens },
+    target: {
+      position: P,
+      token: target.token,
+      text: tokenizer ? tokenizer.tokenString(target.token) : null,
+      ...(target.foil !== undefined ? { foil: target.foil, foilText: tokenizer ? tokenizer.tokenString(target.foil) : null } : {}),
+      value: pt.targetValue,
+      probability,
+      competitors: Array.from(pt.logits.keys())
+        .sort((a, b) => pt.logits[b]! - pt.logits[a]!)
+        .slice(0, 5)
+        .map((token) => ({ token, text: tokenizer ? tokenizer.tokenString(token) : null, logit: pt.logits[token]!, probability: softmaxAt(pt.logits, token) })),
+    },
+    nodes,
+    edges,
+    attention,
+    ranking: ranked.slice(0, 50).map((c) => ({ id: c.id, component: c.kind === 'head' ? `a${c.layer}.h${c.head}` : `m${c.layer}`, layer: c.layer, ...(c.head !== undefined ? { head: c.head } : {}), position: c.position, relevance: c.relevance })),
+    conservation: { explained: pt.targetValue, embeddings, errors, sum, relativeError: Math.abs(sum - pt.targetValue) / Math.max(Math.abs(pt.targetValue), 1e-12) },
+    selection: {
+      nodeThreshold,
+      edgeThreshold,
+      candidates: candidates.length,
+      keptNodes: kept.size,
+      nodeShare,
+      computedEdges: computed.length,
+      keptEdges: edges.length,
+      edgeShare: edgeTotal === 0 ? 1 : edgeCumulative / edgeTotal,
+    },
+    metrics: { completeness: 0, replacement: 0 },
+  };
+  Object.assign(graph.metrics, graphScores(graph));
+  return graph;
+}
+
+function softmaxAt(logits: Float32Array, index: number): number {
+  let max = -Infinity;
+  for (const v of logits) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  return Math.exp(logits[index]! - max) / sum;
+}
+
+/**
+ * circuit-tracer's graph scores on the pruned graph (`compute_graph_scores`): with |edge|
+ * weights normalised per target node, the influence of every node on the logit (all paths);
+ * `replacement` = influence of embeddings / (embeddings + error nodes), `completeness` = the
+ * output-influence-weighted share of each node's inputs that does not come from error nodes.
+ */
+export function graphScores(graph: Pick<PromptGraph, 'nodes' | 'edges'>): { completeness: number; replacement: number } {
+  const inputs = new Map<string, { source: string; weight: number }[]>();
+  const inTotal = new Map<string, number>();
+  for (const e of graph.edges) {
+    const w = Math.abs(e.relevance);
+    if (!inputs.has(e.target)) inputs.set(e.target, []);
+    inputs.get(e.target)!.push({ source: e.source, weight: w });
+    inTotal.set(e.target, (inTotal.get(e.target) ?? 0) + w);
+  }
+  const kindOf = new Map(graph.nodes.map((n) => [n.id, n.kind]));
+  const logit = graph.nodes.find((n) => n.kind === 'logits')!.id;
+  const influence = new Map<string, number>();
+  // Propagate from the logit down: nodes in decreasing (layer, kind) order are a topological order.
+  const order = [...graph.nodes].sort((a, b) => rank(b) - rank(a));
+  const carried = new Map<string, number>([[logit, 1]]);
+  for (const node of order) {
+    const mass = carried.get(node.id) ?? 0;
+    if (node.id !== logit) influence.set(node.id, mass);
+    const total = inTotal.get(node.id) ?? 0;
+    if (mass === 0 || total === 0) continue;
+    for (const { source, weight } of inputs.get(node.id)!) carried.set(source, (carried.get(source) ?? 0) + (mass * weight) / total);
+  }
+  let tokenInfluence = 0;
+  let errorInfluence = 0;
+  for (const [id, value] of influence) {
+    if (kindOf.get(id) === 'input') tokenInfluence += value;
+    if (kindOf.get(id) === 'error') errorInfluence += value;
+  }
+  let weighted = 0;
+  let weights = 0;
+  for (const node of graph.nodes) {
+    const total = inTotal.get(node.id) ?? 0;
+    if (total === 0) continue;
+    const fromErrors = inputs.get(node.id)!.filter((i) => kindOf.get(i.source) === 'error').reduce((s, i) => s + i.weight, 0);
+    const output = (influence.get(node.id) ?? 0) + (node.id === logit ? 1 : 0);
+    weighted += (1 - fromErrors / total) * output;
+    weights += output;
+  }
+  return {
+    replacement: tokenInfluence + errorInfluence === 0 ? 0 : tokenInfluence / (tokenInfluence + errorInfluence),
+    completeness: weights === 0 ? 0 : weighted / weights,
+  };
+}
+
+/** Topological rank: within a layer heads before the MLP; error nodes feed their own layer, so sit below it. */
+function rank(node: PromptNode): number {
+  switch (node.kind) {
+    case 'input':
+      return -10;
+    case 'error':
+      return node.layer * 10 - 5;
+    case 'head':
+      return node.layer * 10;
+    case 'mlp':
+      return node.layer * 10 + 1;
+    case 'logits':
+      return 1e9;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification: predicted (relevance) against measured (ablation at the node's position).
+
+export type PromptAblation = 'zero' | 'mean' | 'resample';
+export const PROMPT_ABLATIONS: readonly PromptAblation[] = ['zero', 'mean', 'resample'];
+
+export interface PromptVerification {
+  readonly ablation: PromptAblation;
+  readonly nodes: { id: string; predicted: number; measured: number }[];
+  readonly pearson: number;
+  readonly spearman: number;
+}
+
+/** A head/MLP node at a position, for `ablatePromptNodes` (`a2.h2@19`, `m0@13`). */
+export function parsePromptNode(id: string, engine: Engine): { id: string; component: string; kind: 'head' | 'mlp'; layer: number; head?: number; position: number } {
+  const match = /^(a(\d+)\.h(\d+)|m(\d+))@(\d+)$/.exec(id);
+  if (!match) throw new InputError(`"${id}" is not a prompt-graph head or MLP node (a<l>.h<h>@<position> or m<l>@<position>)`);
+  const layer = Number(match[2] ?? match[4]);
+  const position = Number(match[5]);
+  if (layer >= engine.spec.nLayers) throw new InputError(`node "${id}": layer ${layer} does not exist (the model has ${engine.spec.nLayers})`);
+  if (match[3] !== undefined) {
+    const head = Number(match[3]);
+    if (head >= engine.spec.nHeads) throw new InputError(`node "${id}": head ${head} does not exist (${engine.spec.nHeads} heads per layer)`);
+    return { id, component: `a${layer}.h${head}`, kind: 'head', layer, head, position };
+  }
+  return { id, component: `m${layer}`, kind: 'mlp', layer, position };
+}
+
+/**
+ * The explained value of a prompt graph's target with each node ablated alone at its position
+ * (`full` is the unablated value). A head is replaced in z at its query position, an MLP block in
+ * its activations at its position; every other position keeps its clean activation, which is
+ * exact because a layer's activations do not depend on that layer's own outputs. `mean` is the
+ * mean over the prompt's positions; `resample` takes the activation of `corruptedIds` (same
+ * length) at the same position. This is also what the panel runs to ablate a clicked node.
+ */
+export async function ablatePromptNodes(
+  engine: Engine,
+  graph: Pick<PromptGraph, 'prompt' | 'target' | 'task'>,
+  nodeIds: readonly string[],
+  ablation: PromptAblation,
+  corruptedIds?: readonly number[],
+): Promise<{ full: number; ablated: number[] }> {
+  if (!PROMPT_ABLATIONS.includes(ablation)) throw new InputError(`unknown ablation "${String(ablation)}" (use ${PROMPT_ABLATIONS.join(', ')})`);
+  const ids = graph.prompt.ids;
+  const T = ids.length;
+  if (ablation === 'resample' && (!corruptedIds || corruptedIds.length !== T)) {
+    throw new InputError(`resample ablation needs a corrupted prompt of the same length (${T} tokens)`);
+  }
+  const nodes = nodeIds.map((id) => parsePromptNode(id, engine));
+  for (const node of nodes) if (node.position >= T) throw new InputError(`node "${node.id}": position ${node.position} is past the prompt's ${T} tokens`);
+  const { nHeads: H, headDim: dh, dMlp: F } = engine.spec;
+  const [clean] = await engine.forward({ ids: [ids], hooks: true, allLogits: true });
+  const [corrupted] = ablation === 'resample' ? await engine.forward({ ids: [corruptedIds!], hooks: true }) : [undefined];
+  const value = (logits: Float32Array) => {
+    const V = engine.spec.vocabSize;
+    const at = logits.subarray(graph.target.position * V, (graph.target.position + 1) * V);
+    if (graph.task.metric === 'logit_diff') return at[graph.target.token]! - at[graph.target.foil!]!;
+    // contrastive: the seed is +1 at the target and −1/V everywhere (engine.ts fillSeed)
+    return graph.task.metric === 'contrastive' ? at[graph.target.token]! - at.reduce((s, x) => s + x, 0) / V : at[graph.target.token]!;
+  };
+  const ablated: number[] = [];
+  for (const node of nodes) {
+    const heads = clean!.headZ!.map((z) => z.slice());
+    const neurons = clean!.mlpPost!.map((p) => p.slice());
+    const { layer: l, position: t } = node;
+    // One slot (a head's dh values or the block's F activations) at position t is replaced.
+    const [target, source, width, offset, stride] =
+      node.kind === 'head'
+        ? [heads[l]!, clean!.headZ![l]!, dh, (t * H + node.head!) * dh, H * dh]
+        : [neurons[l]!, clean!.mlpPost![l]!, F, t * F, F];
+    for (let j = 0; j < width; j++) {
+      if (ablation === 'zero') target[offset + j] = 0;
+      else if (ablation === 'resample') target[offset + j] = (node.kind === 'head' ? corrupted!.headZ![l]! : corrupted!.mlpPost![l]!)[offset + j]!;
+      else {
+        let mean = 0;
+        for (let s = 0; s < T; s++) mean += source[offset - t * stride + s * stride + j]!;
+        target[offset + j] = mean / T;
+      }
+    }
+    // One forward per node: the interventions API ablates the same components in every row.
+    const [row] = await engine.forward({ ids: [ids], allLogits: true, interventions: { ablate: [node.component], headReplacement: [heads], neuronReplacement: [neurons] } });
+    ablated.push(value(row!.logits!));
+  }
+  return { full: value(clean!.logits!), ablated };
+}
+
+/**
+ * Predicted (relevance) against measured effect (clean − ablated, `ablatePromptNodes`) for the
+ * top `count` heads/MLP nodes of the graph's ranking, with Pearson and Spearman correlations.
+ */
+export async function verifyPromptGraph(
+  engine: Engine,
+  graph: PromptGraph,
+  options: { ablation?: PromptAblation; count?: number; corruptedIds?: readonly number[] } = {},
+): Promise<PromptVerification> {
+  const ablation = options.ablation ?? 'zero';
+  const top = graph.ranking.slice(0, options.count ?? 20);
+  const { full, ablated } = await ablatePromptNodes(engine, graph, top.map((n) => n.id), ablation, options.corruptedIds);
+  const measured = ablated.map((value) => full - value);
+  const predicted = top.map((n) => n.relevance);
+  return {
+    ablation,
+    nodes: top.map((n, i) => ({ id: n.id, predicted: predicted[i]!, measured: measured[i]! })),
+    pearson: pearson(predicted, measured),
+    spearman: pearson(ranks(predicted), ranks(measured)),
+  };
+}
+
+export function pearson(a: readonly number[], b: readonly number[]): number {
+  const n = a.length;
+  if (n < 2) return NaN;
+  const ma = a.reduce((s, x) => s + x, 0) / n;
+  const mb = b.reduce((s, x) => s + x, 0) / n;
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < n; i++) {
+    sab += (a[i]! - ma) * (b[i]! - mb);
+    saa += (a[i]! - ma) ** 2;
+    sbb += (b[i]! - mb) ** 2;
+  }
+  return saa === 0 || sbb === 0 ? NaN : sab / Math.sqrt(saa * sbb);
+}
+
+function ranks(values: readonly number[]): number[] {
+  const order = values.map((v, i) => [v, i] as const).sort((x, y) => x[0] - y[0]);
+  const out = new Array<number>(values.length);
+  for (let i = 0; i < order.length; ) {
+    let j = i;
+    while (j + 1 < order.length && order[j + 1]![0] === order[i]![0]) j++;
+    for (let k = i; k <= j; k++) out[order[k]![1]] = (i + j) / 2;
+    i = j + 1;
+  }
+  return out;
+}

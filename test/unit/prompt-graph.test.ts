@@ -1,0 +1,174 @@
+/**
+ * Prompt attribution graphs on the real engine and the embedded model: conservation (nodes +
+ * error nodes = the explained value), agreement of the position-resolved edges with the
+ * task-level gated edge rows, the IOI name-mover path with its attention explained, and
+ * predicted-vs-ablated verification.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Engine } from '../../src/engine/engine';
+import type { Target } from '../../src/engine/api';
+import { ablatePromptNodes, buildPromptGraph, verifyPromptGraph } from '../../src/circuits/promptGraph';
+import { InputError } from '../../src/models/errors';
+import { EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
+
+interface IoiLine { prompt_ids: number[]; corrupted_ids: number[]; io_id: number; s_id: number }
+const IOI: IoiLine[] = fs.readFileSync(path.join(EMBEDDED_MODEL, 'ioi.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const ioiTarget = (ex: IoiLine): Target => ({ kind: 'logit_diff', position: ex.prompt_ids.length - 1, token: ex.io_id, foil: ex.s_id });
+/** The component id of a position-resolved node id (`a2.h2@19` → `a2.h2`, `input@3` → `input`). */
+const component = (id: string) => (id.startsWith('logits') ? 'logits' : id.split('@')[0]!);
+
+describe('prompt graphs on the embedded model', () => {
+  let engine: Engine;
+  before(async () => (engine = await Engine.load(EMBEDDED_MODEL)));
+  after(() => engine.dispose());
+
+  it('nodes + error nodes sum to the explained logit difference, and each layer\'s error node is what the layer absorbs', async () => {
+    const ex = IOI[0]!;
+    const target = ioiTarget(ex);
+    const graph = await buildPromptGraph(engine, ex.prompt_ids, target, { keepAll: true });
+    const [attribution] = await engine.attribute({ ids: [ex.prompt_ids], targets: [target], mode: 'attnlrp' });
+    assert.ok(Math.abs(graph.target.value - attribution!.targetValue) < 1e-4, 'same explained value as attribute');
+    const { embeddings, errors, explained } = graph.conservation;
+    assert.ok(Math.abs(embeddings + errors - explained) <= 1e-4 * Math.abs(explained), `Σ embeddings ${embeddings} + Σ errors ${errors} vs ${explained}`);
+    // The error nodes come from the local gated rows; the residual-stream relevance from the graph.
+    const resid = [...attribution!.residPre, attribution!.residFinal];
+    for (let l = 0; l < graph.model.nLayers; l++) {
+      const error = graph.nodes.find((n) => n.id === `err${l}`)!.relevance;
+      const absorbed = resid[l + 1]! - resid[l]!;
+      assert.ok(Math.abs(error - absorbed) <= 1e-4 * Math.abs(explained), `layer ${l}: error node ${error}, absorbed ${absorbed}`);
+    }
+    // Embedding relevance per position is the token + positional relevance.
+    for (let t = 0; t < ex.prompt_ids.length; t++) {
+      const expected = attribution!.tokenRelevance[t]! + attribution!.positionRelevance![t]!;
+      assert.ok(Math.abs(graph.nodes.find((n) => n.id === `input@${t}`)!.relevance - expected) < 1e-4);
+    }
+  });
+
+  for (const mode of ['attnlrp', 'gradient'] as const) it(`${mode}: position-resolved edges summed over positions equal the task-level gated edge rows`, async () => {
+    const ex = IOI[1]!;
+    const target = ioiTarget(ex);
+    const graph = await buildPromptGraph(engine, ex.prompt_ids, target, { keepAll: true, mode });
+    const [task] = await engine.edges([{ ids: ex.prompt_ids, target }], mode);
+    const summed = new Map<string, number>();
+    for (const e of graph.edges) {
+      const key = `${component(e.source)}->${component(e.target)}`;
+      summed.set(key, (summed.get(key) ?? 0) + e.relevance);
+    }
+    let scale = 0;
+    let worst = 0;
+    for (const e of task!.edges) {
+      if (e.source.endsWith('.bias')) continue; // the o-bias is part of the error node here
+      scale = Math.max(scale, Math.abs(e.relevance));
+      worst = Math.max(worst, Math.abs((summed.get(`${e.source}->${e.target}`) ?? 0) - e.relevance));
+    }
+    assert.ok(scale > 1 && worst <= 1e-4 * scale, `worst edge difference ${worst} (largest edge ${scale})`);
+    // Every node's incoming edges plus its error edge are its relevance; head edges split by path.
+    for (const node of graph.nodes.filter((n) => n.kind === 'head' || n.kind === 'mlp')) {
+      const incoming = graph.edges.filter((e) => e.target === node.id);
+      const sum = incoming.reduce((s, e) => s + e.relevance, 0);
+      assert.ok(Math.abs(sum - node.relevance) <= 1e-4 * Math.max(1, Math.abs(node.relevance)), `${node.id}: Σ in-edges ${sum} vs ${node.relevance}`);
+      for (const e of incoming) if (e.paths) assert.ok(Math.abs(e.paths.ov + e.paths.qkKey + e.paths.qkQuery - e.relevance) < 1e-6 || e.source.startsWith('err'));
+    }
+  });
+
+  it('shows the path IO token → a2.h2 at the last position → logit, with a2.h2 reading the subject through OV and QK', async () => {
+    let qkAtSubject = 0;
+    let ioPaths = 0;
+    const prompts = IOI.slice(0, 6);
+    for (const ex of prompts) {
+      const ids = ex.prompt_ids;
+      const P = ids.length - 1;
+      const s2 = ids.lastIndexOf(ex.s_id);
+      const graph = await buildPromptGraph(engine, ids, ioiTarget(ex));
+      assert.ok(graph.selection.keptNodes < graph.selection.candidates / 4, `pruned to ${graph.selection.keptNodes} of ${graph.selection.candidates}`);
+      assert.ok(graph.selection.nodeShare >= 0.8 && graph.selection.edgeShare >= 0.98);
+      const mover = `a2.h2@${P}`;
+      const toLogit = graph.edges.find((e) => e.id === `${mover}->logits@${P}`);
+      assert.ok(toLogit && toLogit.relevance > 0, `${mover} → logits is a kept positive edge`);
+      const strongest = graph.edges.filter((e) => e.target === `logits@${P}`).sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance))[0]!;
+      assert.equal(strongest.source, mover, 'the name mover is the strongest input of the logit');
+      const attention = graph.attention[mover]!;
+      assert.equal(attention.pattern.indexOf(Math.max(...attention.pattern)), s2, 'a2.h2 attends to the subject token');
+      assert.equal(attention.ov.indexOf(Math.max(...attention.ov)), s2, 'its OV relevance comes from the subject position');
+      const qk = attention.qkKey.map(Math.abs);
+      if (qk.indexOf(Math.max(...qk)) === s2) qkAtSubject++;
+      // A path from a token embedding through an earlier node into the name mover at the subject position.
+      const into = graph.edges.filter((e) => e.target === mover && e.source.endsWith(`@${s2}`));
+      assert.ok(into.length > 0, `an edge from position ${s2} into ${mover}`);
+      // Kept edges from the IO token's embedding reach the name mover and, through it, the logit.
+      const reached = new Set<string>();
+      const stack = [`input@${ids.indexOf(ex.io_id)}`];
+      while (stack.length > 0) {
+        const node = stack.pop()!;
+        for (const e of graph.edges) if (e.source === node && !reached.has(e.target)) reached.add(e.target), stack.push(e.target);
+      }
+      if (reached.has(mover) && reached.has(`logits@${P}`)) ioPaths++;
+    }
+    assert.ok(ioPaths >= prompts.length - 1, `a path IO token → ${'a2.h2'} → logits in ${ioPaths} of ${prompts.length} prompts`);
+    assert.ok(qkAtSubject >= prompts.length - 1, `QK-key relevance peaks at the subject in ${qkAtSubject} of ${prompts.length} prompts`);
+  });
+
+  it('predicted relevance agrees with ablating each of the top 20 nodes at its position (Pearson ≥ 0.7)', async () => {
+    const ex = IOI[0]!;
+    const graph = await buildPromptGraph(engine, ex.prompt_ids, ioiTarget(ex));
+    const zero = await verifyPromptGraph(engine, graph, { ablation: 'zero', count: 20 });
+    assert.equal(zero.nodes.length, 20);
+    assert.ok(zero.pearson >= 0.7, `zero ablation Pearson ${zero.pearson}`);
+    const resample = await verifyPromptGraph(engine, graph, { ablation: 'resample', corruptedIds: ex.corrupted_ids });
+    assert.ok(resample.pearson >= 0.7, `resample ablation Pearson ${resample.pearson}`);
+    // The measured effect of the name mover is large and of the predicted sign.
+    const mover = zero.nodes.find((n) => n.id === `a2.h2@${ex.prompt_ids.length - 1}`)!;
+    assert.ok(mover.measured > 5 && mover.predicted > 5);
+    await assert.rejects(verifyPromptGraph(engine, graph, { ablation: 'resample', corruptedIds: [1, 2] }), InputError);
+    // Resampling from the prompt itself changes nothing; a malformed or out-of-range node is an input error.
+    const P = ex.prompt_ids.length - 1;
+    const same = await ablatePromptNodes(engine, graph, [`a2.h2@${P}`, `m0@${P}`], 'resample', ex.prompt_ids);
+    for (const value of same.ablated) assert.ok(Math.abs(value - same.full) < 1e-4, `${value} vs ${same.full}`);
+    assert.ok(Math.abs(same.full - graph.target.value) < 1e-3);
+    for (const bad of ['a2.h2', 'a9.h0@1', `m0@${P + 1}`]) await assert.rejects(ablatePromptNodes(engine, graph, [bad], 'zero'), InputError);
+    assert.equal(graph.target.competitors[0]!.token, ex.io_id, 'the model predicts the IO name');
+  });
+
+  it('CP-LRP sends nothing through the QK path; bad options are clear errors', async () => {
+    const ex = IOI[2]!;
+    const graph = await buildPromptGraph(engine, ex.prompt_ids, ioiTarget(ex), { mode: 'cp-lrp' });
+    for (const a of Object.values(graph.attention)) assert.ok(a.qkKey.every((v) => v === 0) && a.qkQuery === 0);
+    assert.ok(graph.conservation.relativeError <= 1e-4);
+    // A contrastive target (+1 at the token, −1/V everywhere) is re-measured the same way by ablation.
+    const contrastive = await buildPromptGraph(engine, ex.prompt_ids, { kind: 'contrastive', position: ex.prompt_ids.length - 1, token: ex.io_id });
+    assert.ok(Math.abs((await ablatePromptNodes(engine, contrastive, [], 'zero')).full - contrastive.target.value) < 1e-3);
+    await assert.rejects(buildPromptGraph(engine, ex.prompt_ids, ioiTarget(ex), { nodeThreshold: 0 }), InputError);
+    await assert.rejects(buildPromptGraph(engine, ex.prompt_ids, { kind: 'set_diff', position: 1, token: 0, good: [1], bad: [2] }), InputError);
+  });
+});
+
+for (const name of ['random-tiny-gpt2', 'random-tiny-opt', 'random-tiny-llama'] as const) {
+  describe(`prompt graphs on ${name}`, { skip: missingShared(`models/${name}`) }, () => {
+    let engine: Engine;
+    before(async () => (engine = await Engine.load(sharedModel(name))));
+    after(() => engine?.dispose());
+
+    it(name === 'random-tiny-llama' ? 'RoPE models are refused with a clear error' : 'conserves the explained logit and matches the task-level edges (attnlrp and cp-lrp)', async () => {
+      const ids = Array.from({ length: 12 }, (_, i) => (i * 37 + 5) % engine.spec.vocabSize);
+      const target: Target = { kind: 'logit', position: ids.length - 1, token: 7 };
+      if (name === 'random-tiny-llama') {
+        await assert.rejects(buildPromptGraph(engine, ids, target), /rotary/);
+        return;
+      }
+      for (const mode of ['attnlrp', 'cp-lrp'] as const) {
+        const graph = await buildPromptGraph(engine, ids, target, { keepAll: true, mode });
+        assert.ok(graph.conservation.relativeError <= 1e-4, `${mode}: conservation ${graph.conservation.relativeError}`);
+        const [task] = await engine.edges([{ ids, target }], mode);
+        const summed = new Map<string, number>();
+        for (const e of graph.edges) summed.set(`${component(e.source)}->${component(e.target)}`, (summed.get(`${component(e.source)}->${component(e.target)}`) ?? 0) + e.relevance);
+        const real = task!.edges.filter((e) => !e.source.endsWith('.bias'));
+        const scale = Math.max(...real.map((e) => Math.abs(e.relevance)));
+        const worst = Math.max(...real.map((e) => Math.abs((summed.get(`${e.source}->${e.target}`) ?? 0) - e.relevance)));
+        assert.ok(worst <= 1e-4 * scale + 1e-6, `${mode}: worst edge difference ${worst} (largest ${scale})`);
+      }
+    });
+  });
+}
