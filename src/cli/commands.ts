@@ -9,8 +9,6 @@ import { builtInTask } from '../circuits/generators';
 import { circuitComponentIds, GRANULARITIES, selectEdges, selectNodes, validateCircuitGraph, type CircuitGraph, type Granularity } from '../circuits/graph';
 import type { ModelRunner } from '../circuits/runner';
 import { loadTaskFile, type Task } from '../circuits/tasks';
-import { toEapIgJson, toNeuronpediaJson, validateEapIgJson, validateNeuronpediaJson } from '../circuits/export';
-import { argmaxOf } from './format';
 import type { Engine } from '../engine/engine';
 import { componentId } from '../models/spec';
 import { floatFlag, intFlag, oneOf, parseFlags } from './args';
@@ -181,43 +179,6 @@ export const extraCommands: Record<string, Command> = {
       const json = { ...evaluation, circuit_components: circuit, curve: curve.points, cpr: curve.cpr, cmd: curve.cmd };
       const text = `full ${evaluation.full.toFixed(3)}  circuit ${evaluation.circuit.toFixed(3)}  ablated ${evaluation.complement.toFixed(3)}  all ablated ${evaluation.empty.toFixed(3)}  faithfulness ${evaluation.faithfulness.toFixed(3)}  completeness ${evaluation.completeness.toFixed(3)}`;
       return { json, text };
-    },
-  },
-
-  export: {
-    summary: 'convert a circuit graph to the EAP-IG or Neuronpedia (circuit-tracer) graph JSON',
-    usage: 'circuit-lens export --circuit circuit.json --format eap-ig|neuronpedia [--model DIR --prompt TEXT] --out FILE [--json]',
-    async run(ctx) {
-      const flags = parseFlags(ctx.argv, { ...MODEL_FLAGS, circuit: { type: 'string' }, format: { type: 'string' }, prompt: { type: 'string' }, out: { type: 'string' } });
-      const graph = readCircuit(flags.circuit);
-      const format = oneOf(flags.format, ['eap-ig', 'neuronpedia'] as const, 'format', 'eap-ig');
-      if (!flags.out) throw new InputError('give the output file with --out FILE');
-      let json: unknown;
-      let problems: string[];
-      if (format === 'eap-ig') {
-        json = toEapIgJson(graph);
-        problems = validateEapIgJson(json);
-      } else {
-        // Neuronpedia graphs are per prompt: the circuit is shown on one prompt, its tokens as inputs.
-        if (flags.prompt === undefined) throw new InputError('a Neuronpedia graph is drawn on one prompt: give --prompt TEXT');
-        const engine = await ctx.openEngine(flags.model, flags);
-        const { ids } = engine.encode(flags.prompt);
-        const [row] = await engine.forward({ ids: [ids] });
-        const targetId = argmaxOf(row!.logitsLast);
-        const [attribution] = await engine.attribute({ ids: [ids], targets: [{ kind: 'logit', position: ids.length - 1, token: targetId }], mode: 'attnlrp' });
-        json = toNeuronpediaJson(graph, {
-          slug: path.basename(flags.out).replace(/\.json$/, '').replace(/[^A-Za-z0-9_-]+/g, '-'),
-          prompt: flags.prompt,
-          promptIds: ids,
-          promptTokens: ids.map((id) => engine.tokenizer!.tokenString(id)),
-          target: { id: targetId, text: engine.tokenizer!.tokenString(targetId) },
-          tokenRelevance: attribution!.tokenRelevance,
-        });
-        problems = validateNeuronpediaJson(json);
-      }
-      if (problems.length > 0) throw new Error(`the exported ${format} JSON does not validate: ${problems.join('; ')}`);
-      writeFileAtomic(flags.out, JSON.stringify(json) + '\n');
-      return { json: { format, out: path.resolve(flags.out) }, text: `wrote ${format} graph to ${flags.out}` };
     },
   },
 };

@@ -11,6 +11,7 @@ import { floatFlag, idsFlag, intFlag, parseFlags, type FlagSpec } from './args';
 import { argmaxOf, attributionJson, topK } from './format';
 import { extraCommands } from './commands';
 import { pruneCommands } from './prune-commands';
+import { interopCommands } from './export-graph';
 import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
 export { MODEL_FLAGS, type Command, type CommandContext };
@@ -158,6 +159,7 @@ const commands: Record<string, Command> = {
 
   ...extraCommands,
   ...pruneCommands,
+  ...interopCommands,
 };
 
 

@@ -93,7 +93,8 @@ export function exportCircuit(
       prompt: prompt.text,
       promptIds: a.tokens.map((t) => t.id),
       promptTokens: a.tokens.map((t) => t.text),
-      target: { id: a.target.token, text: a.target.text, ...(a.topNext[0]?.id === a.target.token ? { probability: a.topNext[0].prob } : {}) },
+      // A target outside the top-N next tokens gets circuit-tracer's default token_prob, 0.
+      target: { id: a.target.token, text: a.target.text, probability: a.topNext.find((t) => t.id === a.target.token)?.prob ?? 0 },
       tokenRelevance: a.tokens.map((t) => t.relevance),
       description: circuit.title,
     });
