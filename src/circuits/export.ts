@@ -15,12 +15,12 @@
  *       not in our graph get `in_graph: false` and score 0.
  *     - Our edges into a head are not split by q/k/v (the engine gates a head's whole residual
  *       input, not its q, k and v paths apart). `qkvScore: 'split'` (default) writes a third of
- *       the edge's relevance to each of `<q>`, `<k>`, `<v>`, so summing a graph's scores (or the
- *       three inputs of a head) gives our relevance. `'copy'` writes the full relevance to all
- *       three: sums count head inputs three times, but EAP-IG's `apply_topn(n)` over |score|
- *       then ranks a head input like any other edge, so `apply_topn(count_included_edges())`
- *       reproduces a top-k circuit. No single number per letter does both; README
- *       "Interoperability" says which to pick.
+ *       the edge's relevance to each of `<q>`, `<k>`, `<v>`, so EAP-IG's summed scores (per edge
+ *       pair or over the graph) equal our relevance. `'copy'` writes the full relevance to all
+ *       three (what earlier versions wrote): summing counts head inputs three times. Edges
+ *       outside the circuit score 0 either way, so EAP-IG's
+ *       `apply_topn(count_included_edges())` reproduces the in_graph set in both modes
+ *       (test/conformance/eap-ig.test.ts runs it).
  *     - Node scores: an edge circuit's export carries only edge scores unless `nodeScores` is
  *       set (EAP-IG's own edge graphs have none, and its `to_json` fails on a graph that has
  *       node scores but no neurons, so a round trip would break). Node-level circuits always
