@@ -67,6 +67,7 @@ export const interopCommands: Record<string, Command> = {
       });
       const format = oneOf(flags.format, ['eap-ig', 'neuronpedia'] as const, 'format', 'eap-ig');
       if (!flags.out) throw new InputError('give the output file with --out FILE');
+      if (!fs.existsSync(path.dirname(path.resolve(flags.out)))) throw new InputError('the output folder does not exist', path.dirname(path.resolve(flags.out)));
       if (format === 'eap-ig' && (flags.scan !== undefined || flags.slug !== undefined || flags.prompt !== undefined)) {
         throw new InputError('--prompt, --scan and --slug belong to --format neuronpedia');
       }
