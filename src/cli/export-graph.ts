@@ -68,9 +68,8 @@ export const interopCommands: Record<string, Command> = {
       const format = oneOf(flags.format, ['eap-ig', 'neuronpedia'] as const, 'format', 'eap-ig');
       if (!flags.out) throw new InputError('give the output file with --out FILE');
       if (!fs.existsSync(path.dirname(path.resolve(flags.out)))) throw new InputError('the output folder does not exist', path.dirname(path.resolve(flags.out)));
-      if (format === 'eap-ig' && (flags.scan !== undefined || flags.slug !== undefined || flags.prompt !== undefined)) {
-        throw new InputError('--prompt, --scan and --slug belong to --format neuronpedia');
-      }
+      // --prompt is accepted and unused for eap-ig (scripts pass one command line for both formats).
+      if (format === 'eap-ig' && (flags.scan !== undefined || flags.slug !== undefined)) throw new InputError('--scan and --slug belong to --format neuronpedia');
       if (format === 'neuronpedia' && (flags.qkv !== undefined || flags['node-scores'])) throw new InputError('--qkv and --node-scores belong to --format eap-ig');
       const graph = readCircuit(flags.circuit);
       const written: string[] = [path.resolve(flags.out)];

@@ -18,7 +18,7 @@ import { missingShared, sharedModel, tempDir } from '../helpers';
 import { cli, IOI_PROMPT, provisionPython, runPython } from './helpers';
 
 // The families the engine compiles (gemma2, neox, qwen3 configs are refused at load).
-const FAMILIES = ['random-tiny-gpt2', 'random-tiny-llama', 'random-tiny-opt'];
+const FAMILIES = ['random-tiny-gpt2', 'random-tiny-llama', 'random-tiny-opt', 'stories260k'];
 
 function variants(engine: Engine): Record<string, GraphOptions> {
   const base = { interventions: false, hooks: false, weightRelevance: [] as string[] };
