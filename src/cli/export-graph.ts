@@ -105,6 +105,9 @@ export const interopCommands: Record<string, Command> = {
         json = graphJson;
         problems = validateNeuronpediaJson(json);
         warnings = neuronpediaWarnings(graphJson);
+        if (flags.scan === undefined) {
+          warnings.push(`metadata.scan is the model name "${graphJson.metadata.scan}"; a Neuronpedia upload needs a model id Neuronpedia knows: pass --scan (e.g. --scan gpt2-small)`);
+        }
         if (problems.length === 0) {
           // circuit-tracer's `serve` lists the graphs of a folder from graph-metadata.json.
           const index = path.join(path.dirname(path.resolve(flags.out)), 'graph-metadata.json');
