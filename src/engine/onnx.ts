@@ -50,10 +50,10 @@ export class OnnxWriter {
   }
 
   op(type: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, hint = type.toLowerCase(), outputs = 1): string[] {
-    if (type === 'ReduceMean' && inputs.length === 2) {
-      // Opset 17: axes is an attribute (opset 18 made it an input).
+    if (type.startsWith('Reduce') && type !== 'ReduceSum' && inputs.length === 2) {
+      // Opset 17: axes is an attribute of every Reduce* but ReduceSum (opset 18 made it an input).
       const axes = this.int64Values.get(inputs[1]!);
-      if (axes === undefined) throw new Error('OnnxWriter: ReduceMean axes must be an int64 constant (opset 17 takes them as an attribute)');
+      if (axes === undefined) throw new Error(`OnnxWriter: ${type} axes must be an int64 constant (opset 17 takes them as an attribute)`);
       inputs = [inputs[0]!];
       attrs = { ...attrs, axes: [...axes] };
     }
@@ -147,7 +147,9 @@ export class OnnxWriter {
     const shapes = this.shapes();
     const outputs = this.outputs.map((output) => {
       const shape = shapes.get(output.name!);
-      if (shape === undefined) throw new Error(`OnnxWriter: cannot infer the rank of graph output "${output.name}"`);
+      // Unknown (an op without a shape rule upstream): declared without shape, which ONNX Runtime
+      // accepts and onnx.checker refuses — test/conformance/onnx.test.ts catches it.
+      if (shape === undefined) return output;
       const dim = shape.map((d) => (typeof d === 'number' ? { dimValue: d } : typeof d === 'string' ? { dimParam: d } : {}));
       return { ...output, type: { tensorType: { ...output.type!.tensorType!, shape: { dim } } } };
     });
@@ -201,8 +203,9 @@ export type InferredShape = InferredDim[];
  * Shapes of every tensor of a graph, by the shape rules of the ONNX operator docs
  * (docs/Operators.md, opset 17) for the ops the compiler emits. Values of small int64 tensors
  * (constants, `Shape` outputs and what Gather/Concat/Cast/Squeeze make of them) are tracked
- * so Reshape, Expand and ConstantOfShape outputs get their rank. Throws on an op it does not
- * know, so a new op in the compiler cannot silently produce a graph without output shapes.
+ * so Reshape, Expand and ConstantOfShape outputs get their rank. An op without a rule leaves
+ * its outputs (and everything computed from them) out of the map, so the engine keeps working;
+ * the ONNX conformance test then fails on the shapeless graph output.
  */
 export function inferShapes(
   inputs: readonly onnx.IValueInfoProto[],
@@ -253,6 +256,17 @@ export function inferShapes(
   const norm = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
 
   for (const node of nodes) {
+    const outs = (node.output ?? []) as string[];
+    try {
+      inferNode(node);
+    } catch {
+      // No rule, or an input of unknown shape: this node's outputs (and what depends on them) stay unknown.
+      for (const name of outs) shapes.delete(name);
+    }
+  }
+  return shapes;
+
+  function inferNode(node: onnx.INodeProto): void {
     const type = node.opType!;
     const ins = (node.input ?? []) as string[];
     const outs = (node.output ?? []) as string[];
@@ -260,11 +274,13 @@ export function inferShapes(
     let out: InferredShape;
     let value: (number | string | null)[] | undefined;
     switch (type) {
-      case 'Add': case 'Sub': case 'Mul': case 'Div': case 'Greater': case 'Sum':
+      case 'Add': case 'Sub': case 'Mul': case 'Div': case 'Pow': case 'Sum': case 'Max': case 'Min': case 'Where':
+      case 'Greater': case 'Less': case 'Equal': case 'GreaterOrEqual': case 'LessOrEqual': case 'And': case 'Or':
         out = broadcast(ins.map(shapeOf));
         break;
       case 'Tanh': case 'Sqrt': case 'Sigmoid': case 'Reciprocal': case 'Erf': case 'Relu': case 'Neg':
-      case 'Exp': case 'Softmax': case 'Trilu': case 'Identity':
+      case 'Exp': case 'Softmax': case 'Trilu': case 'Identity': case 'Abs': case 'Sign': case 'Log': case 'Cos': case 'Sin':
+      case 'Not': case 'Clip': case 'LogSoftmax':
         out = [...x];
         if (type === 'Identity' && values.has(ins[0]!)) value = values.get(ins[0]!);
         break;
@@ -272,7 +288,7 @@ export function inferShapes(
         out = [...x];
         if (values.has(ins[0]!)) value = values.get(ins[0]!);
         break;
-      case 'ReduceSum': case 'ReduceMean': {
+      case 'ReduceSum': case 'ReduceMean': case 'ReduceMax': case 'ReduceMin': case 'ReduceProd': case 'ReduceSumSquare': {
         const axes = (type === 'ReduceSum' ? constInts(ins[1]) : attrInts(node, 'axes'))?.map((a) => norm(a, x.length));
         if (ins[1] && type === 'ReduceSum' && axes === undefined) throw new Error(`inferShapes: ${type} "${node.name}" has non-constant axes`);
         const reduced = (i: number) => axes === undefined || axes.length === 0 || axes.includes(i);
@@ -382,7 +398,7 @@ export function inferShapes(
         const dim = x[axis];
         const part = typeof dim === 'number' && dim % outs.length === 0 ? dim / outs.length : null;
         for (const name of outs) shapes.set(name, x.map((d, i) => (i === axis ? part : d)));
-        continue;
+        return;
       }
       default:
         throw new Error(`inferShapes: no shape rule for ${type} (node "${node.name}")`);
@@ -392,5 +408,4 @@ export function inferShapes(
       if (value !== undefined) values.set(name, value);
     }
   }
-  return shapes;
 }

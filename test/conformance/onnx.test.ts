@@ -13,7 +13,8 @@ import * as ort from 'onnxruntime-node';
 import type { GraphOptions } from '../../src/engine/build';
 import { Engine, embeddedModelPath } from '../../src/engine/engine';
 import { compileForExport, writeGraphFile, type GraphFile } from '../../src/engine/graph-file';
-import { OPSET } from '../../src/engine/onnx';
+import { onnx } from 'onnx-proto';
+import { OnnxWriter, OPSET } from '../../src/engine/onnx';
 import { missingShared, sharedModel, tempDir } from '../helpers';
 import { cli, IOI_PROMPT, provisionPython, runPython } from './helpers';
 
@@ -35,6 +36,47 @@ function variants(engine: Engine): Record<string, GraphOptions> {
     'contrastive-sequence': { ...base, composite: 'cp-lrp', sequenceTargets: true, contrastiveSequence: true },
   };
 }
+
+describe('OnnxWriter declares graph output shapes', () => {
+  const declared = (w: OnnxWriter) =>
+    Object.fromEntries(
+      onnx.ModelProto.decode(w.encode('test')).graph!.output!.map((o) => [
+        o.name!,
+        o.type!.tensorType!.shape ? o.type!.tensorType!.shape.dim!.map((d) => (d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? Number(d.dimValue) : null)) : 'none',
+      ]),
+    );
+
+  test('rank and dims from inputs and constants; opset-17 forms of ReduceMean and Split', () => {
+    const w = new OnnxWriter();
+    const x = w.input('x', 'float32', ['B', 'T', 8]);
+    const mean = w.op1('ReduceMean', [x, w.ints([-1])], { keepdims: 1 });
+    const flat = w.op1('Reshape', [x, w.ints([0, -1])]);
+    const summed = w.op1('ReduceSum', [x, w.ints([1, 2])], { keepdims: 0 });
+    const [a, b] = w.op('Split', [x], { axis: -1, num_outputs: 2 }, 'half', 2) as [string, string];
+    const seq = w.op1('Gather', [w.op1('Shape', [x]), w.ints([1])], { axis: 0 });
+    const square = w.op1('ConstantOfShape', [w.op1('Concat', [seq, seq], { axis: 0 })], { value: { tensor: { data: new Float32Array([1]), dims: [1] } } });
+    w.output('mean', mean);
+    w.output('flat', flat);
+    w.output('summed', summed);
+    w.output('a', w.op1('Mul', [a, b]));
+    w.output('square', square);
+    assert.deepEqual(declared(w), { mean: ['B', 'T', 1], flat: ['B', null], summed: ['B'], a: ['B', 'T', 4], square: ['T', 'T'] });
+    const model = onnx.ModelProto.decode(w.encode('test'));
+    assert.equal(Number(model.opsetImport![0]!.version), 17);
+    const reduceMean = model.graph!.node!.find((n) => n.opType === 'ReduceMean')!;
+    assert.equal(reduceMean.input!.length, 1, 'opset 17: axes is an attribute');
+    assert.deepEqual(reduceMean.attribute!.find((t) => t.name === 'axes')!.ints!.map(Number), [-1]);
+    assert.equal(model.graph!.node!.find((n) => n.opType === 'Split')!.attribute!.some((t) => t.name === 'num_outputs'), false);
+  });
+
+  test('an op without a shape rule leaves only what depends on it undeclared', () => {
+    const w = new OnnxWriter();
+    const x = w.input('x', 'float32', ['B', 4]);
+    w.output('odd', w.op1('Hardmax', [x]));
+    w.output('fine', w.op1('Tanh', [x]));
+    assert.deepEqual(declared(w), { odd: 'none', fine: ['B', 4] });
+  });
+});
 
 describe('onnx.checker (full_check) accepts every graph variant', { skip: missingShared('models') }, () => {
   const dir = tempDir('conformance-onnx');
