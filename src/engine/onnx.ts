@@ -94,6 +94,17 @@ export class OnnxWriter {
     this.outputs.push({ name, type: { tensorType: { elemType: elemType === 'float32' ? FLOAT : INT64 } } });
   }
 
+  /**
+   * Initializers some node or graph output reads. Opset-17 Reduce* take constant axes as an
+   * attribute, which can leave an int64 constant unread; ONNX Runtime warns on stderr about
+   * every unused initializer, so they are not written.
+   */
+  private usedInitializers(): onnx.ITensorProto[] {
+    const read = new Set<string>(this.outputs.map((o) => o.name!));
+    for (const node of this.nodes) for (const input of node.input ?? []) read.add(input);
+    return this.initializers.filter((init) => read.has(init.name!));
+  }
+
   /** The inferred shape of every tensor (see `inferShapes`). */
   shapes(): Map<string, InferredShape> {
     return inferShapes(this.inputs, this.initializers, this.nodes, this.int64Values);
@@ -157,7 +168,7 @@ export class OnnxWriter {
       irVersion: 8,
       opsetImport: [{ domain: '', version: OPSET }],
       producerName: producer,
-      graph: { name: 'circuit_lens', node: this.nodes, initializer: this.initializers, input: this.inputs, output: outputs },
+      graph: { name: 'circuit_lens', node: this.nodes, initializer: this.usedInitializers(), input: this.inputs, output: outputs },
     });
     return onnx.ModelProto.encode(model).finish();
   }

@@ -67,6 +67,9 @@ describe('OnnxWriter declares graph output shapes', () => {
     assert.equal(reduceMean.input!.length, 1, 'opset 17: axes is an attribute');
     assert.deepEqual(reduceMean.attribute!.find((t) => t.name === 'axes')!.ints!.map(Number), [-1]);
     assert.equal(model.graph!.node!.find((n) => n.opType === 'Split')!.attribute!.some((t) => t.name === 'num_outputs'), false);
+    // ReduceMean's axes constant is now unread; ONNX Runtime would warn on stderr about it.
+    const read = new Set(model.graph!.node!.flatMap((n) => n.input!));
+    assert.deepEqual(model.graph!.initializer!.filter((i) => !read.has(i.name!)).map((i) => i.name), []);
   });
 
   test('an op without a shape rule leaves only what depends on it undeclared', () => {
