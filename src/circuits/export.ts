@@ -13,9 +13,18 @@
  *     Mapping choices:
  *     - The full EAP-IG graph is written (every node and edge of `cfg`), like `to_json`: components
  *       not in our graph get `in_graph: false` and score 0.
- *     - Our edges into a head are not split by q/k/v; the edge's relevance is written to all three
- *       (`qkvScore: 'copy'`, default: ranking by |score| then keeps or drops the three together) or
- *       a third to each (`'split'`: scores still sum to our edge's relevance).
+ *     - Our edges into a head are not split by q/k/v (the engine gates a head's whole residual
+ *       input, not its q, k and v paths apart). `qkvScore: 'split'` (default) writes a third of
+ *       the edge's relevance to each of `<q>`, `<k>`, `<v>`, so EAP-IG's summed scores (per edge
+ *       pair or over the graph) equal our relevance. `'copy'` writes the full relevance to all
+ *       three (what earlier versions wrote): summing counts head inputs three times. Edges
+ *       outside the circuit score 0 either way, so EAP-IG's
+ *       `apply_topn(count_included_edges())` reproduces the in_graph set in both modes
+ *       (test/conformance/eap-ig.test.ts runs it).
+ *     - Node scores: an edge circuit's export carries only edge scores unless `nodeScores` is
+ *       set (EAP-IG's own edge graphs have none, and its `to_json` fails on a graph that has
+ *       node scores but no neurons, so a round trip would break). Node-level circuits always
+ *       carry them.
  *     - Graphs without scored edges (node-level circuits): an edge is `in_graph` when both its
  *       endpoints are (EAP-IG's node-level `apply_topn` does the same), with score 0.
  *     - Neuron graphs: EAP-IG's `neurons` are d_model output dimensions of every node, not MLP
@@ -31,11 +40,22 @@
  *     - `input` becomes one embedding node per prompt token (`E_{token}_{pos}`, layer "E", as
  *       circuit-tracer writes them); an `input->X` edge is split over them by each token's share of
  *       |token relevance| (evenly when no token relevance is given), which keeps the sum.
- *     - Heads, MLPs and neurons sit at the last position (where the explained logit is). Their
- *       `feature` is a per-layer index (heads 0…H−1, the MLP block H, neuron i at H+1+i) so ids are
- *       unique; `node_id` = `{layer}_{feature}_{pos}`; `clerp` (the label) is our id, e.g. `a9.h9`;
- *       `feature_type` is "attention head", "mlp" or "mlp neuron".
- *     - `logits` becomes the target-logit node `{L+1}_{token}_{pos}` (`feature_type` "logit").
+ *     - Heads, MLPs and neurons sit at the last position (where the explained logit is). Each
+ *       has a per-layer index (heads 0…H−1, the MLP block H, neuron i at H+1+i);
+ *       `node_id` = `{layer}_{index}_{pos}` and `jsNodeId` = `{layer}_{index}-0` carry it, and
+ *       `feature` is the Cantor pair `(layer + index)(layer + index + 1)/2 + index`, as
+ *       circuit-tracer's `Node.feature_node` writes it: `metadata.schema_version: 1` tells both
+ *       viewers to decode layer and index from `feature` that way. `clerp` (the label) is our id,
+ *       e.g. `a9.h9`; `feature_type` is "attention head", "mlp" or "mlp neuron".
+ *     - `logits` becomes the target-logit node `{L+1}_{token}_{pos}` (`feature_type` "logit")
+ *       with `clerp` `Output "{token}" (p={prob:.3f})` and `token_prob`, exactly as
+ *       circuit-tracer's `Node.logit_node`: both viewers parse the probability out of the clerp.
+ *     - `metadata.transcoder_list` is `[]` (what circuit-tracer writes without transcoders; its
+ *       pydantic `Metadata` requires the key). `graphMetadataEntry` gives the entry of
+ *       `graph-metadata.json`, the index circuit-tracer's `serve` lists graphs from.
+ *     - Both viewers place the logit one layer above the highest numeric layer and throw
+ *       "No layer found" (Neuronpedia) when that highest layer is 0; `neuronpediaWarnings` says
+ *       so for a graph whose components all sit in layer 0 (nothing is invented to avoid it).
  *     - `influence` (used by Neuronpedia's pruning slider) is each component's cumulative share of
  *       the total |relevance|, largest first, like circuit-tracer's cumulative influence.
  *     - Node-level circuits have no scored edges; unless `nodeLinks: 'none'`, each component gets a
@@ -72,8 +92,14 @@ export interface EapIgGraphJson {
   readonly edges: Record<string, { score: number; in_graph: boolean }>;
 }
 
+export const QKV_SCORES = ['split', 'copy'] as const;
+export type QkvScore = (typeof QKV_SCORES)[number];
+
 export interface EapIgExportOptions {
-  readonly qkvScore?: 'copy' | 'split';
+  /** How an edge into a head is written on its q, k and v inputs (default 'split'). */
+  readonly qkvScore?: QkvScore;
+  /** Write node scores in an edge circuit's export too (default: only for node-level circuits). */
+  readonly nodeScores?: boolean;
 }
 
 interface EapIgNodeName {
@@ -109,7 +135,10 @@ export function eapIgEdgeList(cfg: Pick<EapIgConfig, 'n_layers' | 'n_heads'>): [
 
 export function toEapIgJson(graph: CircuitGraph, options: EapIgExportOptions = {}): EapIgGraphJson {
   const cfg: EapIgConfig = { n_layers: graph.model.nLayers, n_heads: graph.model.nHeads, parallel_attn_mlp: false, d_model: graph.model.dModel };
-  const qkvScore = options.qkvScore ?? 'copy';
+  const qkvScore = options.qkvScore ?? 'split';
+  if (!QKV_SCORES.includes(qkvScore)) throw new Error(`EAP-IG export: qkvScore must be ${QKV_SCORES.join(' or ')}, got "${String(qkvScore)}"`);
+  const nodeLevelGraph = graph.edges.length === 0;
+  const withNodeScores = options.nodeScores ?? nodeLevelGraph;
 
   // Our nodes, with neurons folded into their MLP block.
   const inGraph = new Set<string>([componentId.input, componentId.logits]);
@@ -122,7 +151,8 @@ export function toEapIgJson(graph: CircuitGraph, options: EapIgExportOptions = {
 
   const nodes: EapIgGraphJson['nodes'] = {};
   for (const { name } of eapIgNodeNames(cfg)) {
-    nodes[name] = name === componentId.logits ? { in_graph: true } : { in_graph: inGraph.has(name), score: nodeScore.get(name) ?? 0 };
+    nodes[name] =
+      name === componentId.logits || !withNodeScores ? { in_graph: inGraph.has(name) } : { in_graph: inGraph.has(name), score: nodeScore.get(name) ?? 0 };
   }
 
   const ourEdges = new Map<string, number>();
@@ -131,7 +161,7 @@ export function toEapIgJson(graph: CircuitGraph, options: EapIgExportOptions = {
     const key = `${fold(edge.source)}->${fold(edge.target)}`;
     ourEdges.set(key, (ourEdges.get(key) ?? 0) + edge.relevance);
   }
-  const nodeLevel = graph.edges.length === 0;
+  const nodeLevel = nodeLevelGraph;
 
   const edges: EapIgGraphJson['edges'] = {};
   for (const [source, target, qkv] of eapIgEdgeList(cfg)) {
@@ -242,6 +272,7 @@ export interface NeuronpediaGraphJson {
   metadata: {
     slug: string;
     scan: string;
+    transcoder_list: string[];
     prompt_tokens: string[];
     prompt: string;
     schema_version?: number;
@@ -271,8 +302,8 @@ export interface NeuronpediaExportOptions {
   readonly prompt: string;
   readonly promptIds: readonly number[];
   readonly promptTokens: readonly string[];
-  /** The explained token (the logit node) and, if known, its probability. */
-  readonly target: { readonly id: number; readonly text: string; readonly probability?: number };
+  /** The explained token (the logit node) and its probability (softmax of the logits) at the last position. */
+  readonly target: { readonly id: number; readonly text: string; readonly probability: number };
   /** Per-token relevance `[T]` for this prompt, used to split `input` over the tokens. */
   readonly tokenRelevance?: ArrayLike<number>;
   /** Links for node-level circuits (see the module comment). Default `to-logits`. */
@@ -291,6 +322,10 @@ export function toNeuronpediaJson(graph: CircuitGraph, options: NeuronpediaExpor
   }
   if (options.tokenRelevance !== undefined && options.tokenRelevance.length !== length) {
     throw new Error(`Neuronpedia export: token relevance has ${options.tokenRelevance.length} entries for ${length} tokens`);
+  }
+  const probability = options.target.probability;
+  if (typeof probability !== 'number' || !(probability >= 0 && probability <= 1)) {
+    throw new Error(`Neuronpedia export: the target probability must be a number in [0, 1], got ${String(probability)} (both viewers read it from the logit node)`);
   }
   const lastPosition = length - 1;
   const { nLayers, nHeads } = graph.model;
@@ -319,16 +354,16 @@ export function toNeuronpediaJson(graph: CircuitGraph, options: NeuronpediaExpor
     ...(options.tokenRelevance !== undefined && { activation: options.tokenRelevance[position]! }),
   }));
   for (const node of components) {
-    const { feature, featureType } = neuronpediaFeature(node, nHeads);
-    const nodeId = `${node.layer}_${feature}_${lastPosition}`;
+    const { index, featureType } = neuronpediaFeature(node, nHeads);
+    const nodeId = `${node.layer}_${index}_${lastPosition}`;
     componentIdMap.set(node.id, nodeId);
     nodes.push({
       node_id: nodeId,
-      feature,
+      feature: cantorPair(node.layer, index),
       layer: String(node.layer),
       ctx_idx: lastPosition,
       feature_type: featureType,
-      jsNodeId: `${node.layer}_${feature}-0`,
+      jsNodeId: `${node.layer}_${index}-0`,
       clerp: node.id,
       influence: influence.get(node.id)!,
       activation: node.relevance,
@@ -341,12 +376,10 @@ export function toNeuronpediaJson(graph: CircuitGraph, options: NeuronpediaExpor
     ctx_idx: lastPosition,
     feature_type: 'logit',
     jsNodeId: `L_${options.target.id}-${lastPosition}`,
-    clerp:
-      options.target.probability === undefined
-        ? `Output ${JSON.stringify(options.target.text)}`
-        : `Output ${JSON.stringify(options.target.text)} (p=${options.target.probability.toFixed(3)})`,
+    // circuit-tracer's logit_node: f'Output "{token}" (p={token_prob:.3f})' (token unescaped).
+    clerp: `Output "${options.target.text}" (p=${probability.toFixed(3)})`,
+    token_prob: probability,
     is_target_logit: true,
-    ...(options.target.probability !== undefined && { token_prob: options.target.probability }),
   });
 
   // How `input`'s share of a link is spread over the prompt tokens (sums to 1).
@@ -387,6 +420,7 @@ export function toNeuronpediaJson(graph: CircuitGraph, options: NeuronpediaExpor
     metadata: {
       slug: options.slug,
       scan: options.scan ?? graph.model.name,
+      transcoder_list: [],
       prompt_tokens: [...options.promptTokens],
       prompt: options.prompt,
       schema_version: 1,
@@ -416,14 +450,56 @@ export function toNeuronpediaJson(graph: CircuitGraph, options: NeuronpediaExpor
   };
 }
 
-function neuronpediaFeature(node: CircuitNode, nHeads: number): { feature: number; featureType: string } {
+/** Cantor pairing (circuit-tracer `Node.feature_node`, Neuronpedia `getCantorValueFromLayerAndIndex`). */
+export function cantorPair(layer: number, index: number): number {
+  return ((layer + index) * (layer + index + 1)) / 2 + index;
+}
+
+/** Inverse of `cantorPair` (Neuronpedia `getLayerFromCantorValue` / `getIndexFromCantorValue`). */
+export function cantorUnpair(feature: number): { layer: number; index: number } {
+  const w = Math.floor((Math.sqrt(8 * feature + 1) - 1) / 2);
+  const index = feature - (w * w + w) / 2;
+  return { layer: w - index, index };
+}
+
+/** The entry circuit-tracer's `add_graph_metadata` keeps per graph in `graph-metadata.json` (its `Metadata`, dumped). */
+export function graphMetadataEntry(json: NeuronpediaGraphJson): Record<string, unknown> {
+  const { slug, scan, transcoder_list, prompt_tokens, prompt, schema_version } = json.metadata;
+  return { slug, scan, transcoder_list, prompt_tokens, prompt, node_threshold: json.metadata.node_threshold ?? null, schema_version: schema_version ?? 1 };
+}
+
+/**
+ * `graph-metadata.json` with `entry` added, replacing a graph of the same slug (circuit-tracer
+ * `frontend/utils.py` `add_graph_metadata`). `existing` is the parsed file or undefined.
+ */
+export function mergeGraphMetadata(existing: unknown, entry: Record<string, unknown>): { graphs: Record<string, unknown>[] } {
+  const graphs = typeof existing === 'object' && existing !== null && Array.isArray((existing as { graphs?: unknown }).graphs) ? ((existing as { graphs: Record<string, unknown>[] }).graphs) : [];
+  return { graphs: [...graphs.filter((g) => g?.['slug'] !== entry['slug']), entry] };
+}
+
+/**
+ * What would keep a valid graph from being drawn: Neuronpedia's `formatCLTGraphData` throws
+ * "No layer found" (and circuit-tracer places the logit at layer 1) when no non-logit node has
+ * a numeric layer above 0, i.e. when every component sits in layer 0.
+ */
+export function neuronpediaWarnings(json: NeuronpediaGraphJson): string[] {
+  const layers = json.nodes.filter((n) => n.feature_type !== 'logit').map((n) => Number(n.layer)).filter((l) => Number.isFinite(l));
+  if (Math.max(0, ...layers) > 0) return [];
+  return [
+    layers.length === 0
+      ? 'the graph has no component nodes: Neuronpedia\'s viewer refuses it ("No layer found")'
+      : 'every component of this circuit is in layer 0: Neuronpedia\'s viewer refuses such a graph ("No layer found"), circuit-tracer draws it; select a circuit that reaches a later layer to view it on Neuronpedia',
+  ];
+}
+
+function neuronpediaFeature(node: CircuitNode, nHeads: number): { index: number; featureType: string } {
   switch (node.kind) {
     case 'head':
-      return { feature: node.head!, featureType: 'attention head' };
+      return { index: node.head!, featureType: 'attention head' };
     case 'mlp':
-      return { feature: nHeads, featureType: 'mlp' };
+      return { index: nHeads, featureType: 'mlp' };
     case 'neuron':
-      return { feature: nHeads + 1 + node.neuron!, featureType: 'mlp neuron' };
+      return { index: nHeads + 1 + node.neuron!, featureType: 'mlp neuron' };
     default:
       throw new Error(`Neuronpedia export: "${node.id}" is not a component`);
   }
@@ -446,6 +522,9 @@ export function validateNeuronpediaJson(json: unknown): string[] {
   const metadata = json['metadata'] as Record<string, unknown>;
   if (typeof metadata['slug'] !== 'string') problems.push('metadata.slug: required string');
   if (typeof metadata['scan'] !== 'string') problems.push('metadata.scan: required string');
+  if (!Array.isArray(metadata['transcoder_list']) || metadata['transcoder_list'].some((t) => typeof t !== 'string')) {
+    problems.push('metadata.transcoder_list: required array of strings (circuit-tracer\'s Metadata; [] without transcoders)');
+  }
   if (typeof metadata['prompt'] !== 'string') problems.push('metadata.prompt: required string');
   if (!Array.isArray(metadata['prompt_tokens']) || metadata['prompt_tokens'].some((t) => typeof t !== 'string')) {
     problems.push('metadata.prompt_tokens: required array of strings');
@@ -513,6 +592,16 @@ export function validateNeuronpediaJson(json: unknown): string[] {
     for (const key of ['feature_type', 'jsNodeId', 'clerp']) if (typeof node[key] !== 'string') problems.push(`${at}.${key}: required string`);
     for (const key of ['influence', 'activation']) {
       if (node[key] !== undefined && node[key] !== null && typeof node[key] !== 'number') problems.push(`${at}.${key}: expected a number or null`);
+    }
+    if (node['feature_type'] === 'logit') {
+      // Both viewers run `+d.clerp.split('(p=')[1].split(')')[0]` on every logit node.
+      const p = typeof node['clerp'] === 'string' ? /\(p=([^)]*)\)/.exec(node['clerp']) : null;
+      if (p === null || !Number.isFinite(Number(p[1])) || p[1]!.trim() === '') problems.push(`${at}.clerp: a logit node's clerp must carry its probability as "(p=0.123)"`);
+      if (typeof node['token_prob'] !== 'number') problems.push(`${at}.token_prob: a logit node needs its probability`);
+    } else if (metadata['schema_version'] === 1 && isInteger(node['feature']) && typeof node['layer'] === 'string' && /^\d+$/.test(node['layer'])) {
+      // schema_version 1: the viewers decode the layer from `feature` (Cantor pairing).
+      const decoded = cantorUnpair(node['feature'] as number).layer;
+      if (decoded !== Number(node['layer'])) problems.push(`${at}.feature: ${String(node['feature'])} decodes to layer ${decoded}, not ${node['layer']} (schema_version 1 features are Cantor pairs of layer and index)`);
     }
     return undefined;
   });

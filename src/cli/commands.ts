@@ -1,17 +1,14 @@
-/** Circuit commands (discover, verify, export): flags in, a pipeline call, JSON out. */
+/** Circuit commands (discover, verify): flags in, a pipeline call, JSON out. `export` is in export-graph.ts. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../models/errors';
 import { circuitComponentIds, validateCircuitGraph, type CircuitGraph } from '../circuits/graph';
 import { checkOutputFile, writeFileAtomic } from '../circuits/files';
-import { exportCircuitDocument, EXPORT_FORMATS, type ExportFormat } from '../pipelines/exports';
-import { attributePrompt, topTokens } from '../pipelines/attribution';
 import { DISCOVER_DEFAULTS, discover, verify } from '../pipelines/circuits';
 import { requireFile } from '../pipelines/inputs';
 import { ABLATIONS, ABLATION_DOCS, AGGREGATIONS, AGGREGATION_DOCS, DISCOVERY_METHODS, DISCOVERY_METHOD_DOCS, GRANULARITIES, GRANULARITY_DOCS, describeVocabulary } from '../vocabulary';
 import { floatFlag, intFlag, oneOf, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
-import { exportPromptGraph, isPromptGraphFile } from './graph';
 
 const TASK_FLAGS = { ...MODEL_FLAGS, task: { type: 'string' }, n: { type: 'string' }, seed: { type: 'string' }, ablation: { type: 'string' }, batch: { type: 'string' } } as const;
 
@@ -125,37 +122,6 @@ export const circuitCommands: Record<string, Command> = {
       const json = { ...e, circuit_components: v.circuit, curve: v.curve.points, cpr: v.curve.cpr, cmd: v.curve.cmd };
       const text = `full ${e.full.toFixed(3)}  circuit ${e.circuit.toFixed(3)}  ablated ${e.complement.toFixed(3)}  all ablated ${e.empty.toFixed(3)}  faithfulness ${e.faithfulness.toFixed(3)}  completeness ${e.completeness.toFixed(3)}`;
       return { json, text };
-    },
-  },
-
-  export: {
-    summary: 'convert a circuit graph to the EAP-IG or Neuronpedia (circuit-tracer) graph JSON',
-    usage: `circuit-lens export --circuit circuit.json --format ${EXPORT_FORMATS.join('|')} [--model DIR --prompt TEXT] --out FILE [--json]`,
-    async run(ctx) {
-      const flags = parseFlags(ctx.argv, { ...MODEL_FLAGS, circuit: { type: 'string' }, format: { type: 'string' }, prompt: { type: 'string' }, out: { type: 'string' } });
-      if (isPromptGraphFile(flags.circuit)) return exportPromptGraph(flags.circuit!, flags.format, flags.out);
-      const graph = readCircuit(flags.circuit);
-      const format = oneOf<ExportFormat>(flags.format, EXPORT_FORMATS, 'format', 'eap-ig');
-      if (!flags.out) throw new InputError('give the output file with --out FILE');
-      checkOutputFile(flags.out);
-      let prompt: Parameters<typeof exportCircuitDocument>[2];
-      if (format === 'neuronpedia') {
-        // Neuronpedia graphs are per prompt: the circuit is shown on one prompt, its tokens as inputs.
-        if (flags.prompt === undefined) throw new InputError('a Neuronpedia graph is drawn on one prompt: give --prompt TEXT');
-        const engine = await ctx.openEngine(flags.model, flags);
-        const r = await attributePrompt(engine, { prompt: { text: flags.prompt }, mode: 'attnlrp', neurons: false }, ctx.job);
-        const top = topTokens(r.attribution.logitsLast, 1, (id) => engine.tokenizer!.tokenString(id))[0]!;
-        prompt = {
-          text: flags.prompt,
-          ids: r.ids,
-          tokens: r.tokens!,
-          target: { id: r.target.token, text: engine.tokenizer!.tokenString(r.target.token), probability: top.prob },
-          tokenRelevance: r.attribution.tokenRelevance,
-        };
-      }
-      const json = exportCircuitDocument(graph, format, prompt, { slug: path.basename(flags.out).replace(/\.json$/, '') });
-      writeFileAtomic(flags.out, JSON.stringify(json) + '\n');
-      return { json: { format, out: path.resolve(flags.out) }, text: `wrote ${format} graph to ${flags.out}` };
     },
   },
 };

@@ -15,6 +15,7 @@ import { pruneCommands } from './prune-commands';
 import { pruneCurveCommands } from './prune-curve';
 import { perturbCommands } from './perturb';
 import { graphCommands } from './graph';
+import { interopCommands } from './export-graph';
 import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
 export { MODEL_FLAGS, type Command, type CommandContext };
@@ -161,6 +162,7 @@ const commands: Record<string, Command> = {
   ...pruneCurveCommands,
   ...perturbCommands,
   ...graphCommands,
+  ...interopCommands,
 };
 
 

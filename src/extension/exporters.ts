@@ -49,7 +49,8 @@ export function exportCircuit(graph: CircuitGraph, format: ExportFormat, prompt?
           text: prompt.text,
           ids: a.tokens.map((t) => t.id),
           tokens: a.tokens.map((t) => t.text),
-          target: { id: a.target.token, text: a.target.text, ...(a.topNext[0]?.id === a.target.token ? { probability: a.topNext[0].prob } : {}) },
+          // The viewers need the target's probability: from the top next tokens, or 0 (circuit-tracer's default) when it is not among them.
+          target: { id: a.target.token, text: a.target.text, probability: a.topNext.find((t) => t.id === a.target.token)?.prob ?? 0 },
           tokenRelevance: a.tokens.map((t) => t.relevance),
         }
       : undefined,

@@ -1,8 +1,18 @@
 /**
  * Circuit → peer format, for `circuit-lens export` and the editor's Export Circuit… alike.
- * Every document is checked by its validator before it is returned.
+ * Every document is checked by its validator before it is returned; what a peer would trip over
+ * (no model id for a Neuronpedia upload, a circuit all in layer 0) comes back as warnings.
  */
-import { toEapIgJson, toNeuronpediaJson, validateEapIgJson, validateNeuronpediaJson } from '../circuits/export';
+import {
+  graphMetadataEntry,
+  mergeGraphMetadata,
+  neuronpediaWarnings,
+  toEapIgJson,
+  toNeuronpediaJson,
+  validateEapIgJson,
+  validateNeuronpediaJson,
+  type QkvScore,
+} from '../circuits/export';
 import { isComponentNode, type CircuitGraph } from '../circuits/graph';
 
 export const EXPORT_FORMATS = ['circuit-lens', 'eap-ig', 'neuronpedia'] as const;
@@ -13,8 +23,26 @@ export interface ExportPrompt {
   readonly text: string;
   readonly ids: readonly number[];
   readonly tokens: readonly string[];
-  readonly target: { readonly id: number; readonly text: string; readonly probability?: number };
+  /** The explained token and its probability (the viewers print it in the logit node's label). */
+  readonly target: { readonly id: number; readonly text: string; readonly probability: number };
   readonly tokenRelevance: ArrayLike<number>;
+}
+
+export interface ExportOptions {
+  /** Neuronpedia: URL-safe graph name, and the model id Neuronpedia knows (`metadata.scan`). */
+  readonly slug?: string;
+  readonly scan?: string;
+  readonly description?: string;
+  /** EAP-IG: how an edge into a head is written on its q, k and v inputs; node scores too. */
+  readonly qkv?: QkvScore;
+  readonly nodeScores?: boolean;
+}
+
+export interface ExportedDocument {
+  readonly json: unknown;
+  readonly warnings: string[];
+  /** Neuronpedia: circuit-tracer's graph-metadata.json entry for this graph. */
+  readonly metadataEntry?: Record<string, unknown>;
 }
 
 /** The sub-graph induced by `nodes` (input and logits always stay). */
@@ -31,31 +59,37 @@ export function subgraph(graph: CircuitGraph, nodes: readonly string[]): Circuit
   };
 }
 
-export function exportCircuitDocument(
-  graph: CircuitGraph,
-  format: ExportFormat,
-  prompt?: ExportPrompt,
-  options: { readonly slug?: string; readonly description?: string } = {},
-): unknown {
-  let json: unknown;
-  let problems: string[] = [];
-  if (format === 'circuit-lens') return graph;
+export function exportCircuitDocument(graph: CircuitGraph, format: ExportFormat, prompt?: ExportPrompt, options: ExportOptions = {}): ExportedDocument {
+  if (format === 'circuit-lens') return { json: graph, warnings: [] };
   if (format === 'eap-ig') {
-    json = toEapIgJson(graph);
-    problems = validateEapIgJson(json);
-  } else {
-    if (!prompt) throw new Error('a Neuronpedia graph is drawn on one prompt: no prompt given');
-    json = toNeuronpediaJson(graph, {
-      slug: (options.slug ?? `${graph.task.name}-${graph.method.name}`).replace(/[^A-Za-z0-9_-]+/g, '-'),
-      prompt: prompt.text,
-      promptIds: [...prompt.ids],
-      promptTokens: [...prompt.tokens],
-      target: prompt.target,
-      tokenRelevance: prompt.tokenRelevance,
-      ...(options.description !== undefined ? { description: options.description } : {}),
-    });
-    problems = validateNeuronpediaJson(json);
+    const json = toEapIgJson(graph, { qkvScore: options.qkv ?? 'split', ...(options.nodeScores ? { nodeScores: true } : {}) });
+    throwIfInvalid(format, validateEapIgJson(json));
+    return { json, warnings: [] };
   }
+  if (!prompt) throw new Error('a Neuronpedia graph is drawn on one prompt: no prompt given');
+  const json = toNeuronpediaJson(graph, {
+    slug: (options.slug ?? `${graph.task.name}-${graph.method.name}`).replace(/[^A-Za-z0-9_-]+/g, '-'),
+    ...(options.scan !== undefined ? { scan: options.scan } : {}),
+    prompt: prompt.text,
+    promptIds: [...prompt.ids],
+    promptTokens: [...prompt.tokens],
+    target: prompt.target,
+    tokenRelevance: prompt.tokenRelevance,
+    ...(options.description !== undefined ? { description: options.description } : {}),
+  });
+  throwIfInvalid(format, validateNeuronpediaJson(json));
+  const warnings = neuronpediaWarnings(json);
+  if (options.scan === undefined) {
+    warnings.push(`metadata.scan is the model name "${json.metadata.scan}"; a Neuronpedia upload needs a model id Neuronpedia knows: pass --scan (e.g. --scan gpt2-small)`);
+  }
+  return { json, warnings, metadataEntry: graphMetadataEntry(json) };
+}
+
+/** circuit-tracer's `serve` lists the graphs of a folder from graph-metadata.json: the entry merged in. */
+export function updatedGraphIndex(existing: unknown, entry: Record<string, unknown>): unknown {
+  return mergeGraphMetadata(existing, entry);
+}
+
+function throwIfInvalid(format: ExportFormat, problems: readonly string[]): void {
   if (problems.length > 0) throw new Error(`the exported ${format} JSON does not validate: ${problems.slice(0, 5).join('; ')}`);
-  return json;
 }

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  cantorPair,
+  cantorUnpair,
   eapIgEdgeList,
+  graphMetadataEntry,
+  mergeGraphMetadata,
+  neuronpediaWarnings,
   eapIgNodeNames,
   toEapIgJson,
   toNeuronpediaJson,
@@ -27,9 +32,9 @@ test('the full EAP-IG graph of a 2-layer, 2-head model has 46 edges with q/k/v i
   assert.ok(!names.includes('a0.h0->a0.h1<k>'));
 });
 
-test('EAP-IG export of an edge circuit: copied q/k/v scores, in_graph for the kept edges only', () => {
+test('EAP-IG export of an edge circuit: q/k/v scores, in_graph for the kept edges only, no node scores', () => {
   const circuit = selectEdges(tinyEdgeGraph(), { kind: 'top-k', k: 3 }); // input->a0.h0, a0.h0->m1, m1->logits
-  const json = toEapIgJson(circuit);
+  const json = toEapIgJson(circuit, { qkvScore: 'copy' });
   assert.deepEqual(validateEapIgJson(json), []);
   assert.deepEqual(json.cfg, { n_layers: 2, n_heads: 2, parallel_attn_mlp: false, d_model: 8 });
   assert.equal(Object.keys(json.nodes).length, 8);
@@ -38,12 +43,20 @@ test('EAP-IG export of an edge circuit: copied q/k/v scores, in_graph for the ke
   assert.deepEqual(json.edges['a0.h0->m1'], { score: -4, in_graph: true });
   assert.deepEqual(json.edges['m1->logits'], { score: 3, in_graph: true });
   assert.deepEqual(json.edges['input->a1.h1<q>'], { score: 0, in_graph: false }, 'dropped edges are out of the graph');
-  assert.deepEqual(json.nodes['a0.h0'], { in_graph: true, score: 0.5 });
-  assert.deepEqual(json.nodes['a0.h1'], { in_graph: false, score: 0 });
+  // Edge exports carry no node scores unless asked (EAP-IG's to_json fails on node scores without neurons).
+  assert.deepEqual(json.nodes['a0.h0'], { in_graph: true });
+  assert.deepEqual(json.nodes['a0.h1'], { in_graph: false });
   assert.deepEqual(json.nodes['logits'], { in_graph: true });
-  const split = toEapIgJson(circuit, { qkvScore: 'split' });
+  const withScores = toEapIgJson(circuit, { nodeScores: true });
+  assert.deepEqual(withScores.nodes['a0.h0'], { in_graph: true, score: 0.5 });
+  assert.deepEqual(withScores.nodes['a0.h1'], { in_graph: false, score: 0 });
+  // The default splits a head input's relevance over q, k, v, so scores sum to our edge relevance.
+  const split = toEapIgJson(circuit);
   close(split.edges['input->a0.h0<k>']!.score, 5 / 3);
   assert.equal(split.edges['a0.h0->m1']!.score, -4, 'only head inputs are split');
+  const sum = (j: typeof json) => Object.values(j.edges).reduce((acc, e) => acc + e.score, 0);
+  close(sum(split), circuit.edges.reduce((acc, e) => acc + e.relevance, 0), 1e-9);
+  assert.throws(() => toEapIgJson(circuit, { qkvScore: 'thirds' as 'split' }), /qkvScore must be split or copy/);
 });
 
 test('EAP-IG export of a node circuit marks edges among kept nodes, neurons fold into blocks', () => {
@@ -62,7 +75,7 @@ test('EAP-IG export of a node circuit marks edges among kept nodes, neurons fold
     heads: [[0, 0], [0, 0]],
     neurons: [[1, -2, 4], [0, 0, 0]],
   });
-  const folded = toEapIgJson(selectNodes(neurons, { kind: 'top-k', k: 2 })); // m0.n2, m0.n1
+  const folded = toEapIgJson(selectNodes(neurons, { kind: 'top-k', k: 2 })); // m0.n2, m0.n1; node circuits keep node scores
   assert.deepEqual(folded.nodes['m0'], { in_graph: true, score: 2 });
   assert.deepEqual(folded.nodes['m1'], { in_graph: false, score: 0 });
   assert.deepEqual(validateEapIgJson(folded), []);
@@ -108,14 +121,23 @@ test('Neuronpedia export of an edge circuit validates and splits input edges ove
   assert.equal(json.metadata.info!.create_time_ms, 1700000000000);
   assert.deepEqual(json.metadata.info!.generator, { name: 'circuit-lens', version: '0.1.0' });
   assert.deepEqual(json.nodes.map((n) => n.node_id), ['E_5_0', 'E_6_1', 'E_7_2', '0_0_2', '1_2_2', '3_42_2']);
+  assert.deepEqual(json.metadata.transcoder_list, [], 'circuit-tracer\'s Metadata requires transcoder_list');
+  assert.equal(json.metadata.schema_version, 1);
   const head = json.nodes.find((n) => n.clerp === 'a0.h0')!;
   assert.deepEqual(
     { feature: head.feature, layer: head.layer, ctx_idx: head.ctx_idx, feature_type: head.feature_type, jsNodeId: head.jsNodeId },
     { feature: 0, layer: '0', ctx_idx: 2, feature_type: 'attention head', jsNodeId: '0_0-0' },
   );
+  // schema_version 1: feature = Cantor(layer, index); m1 is index H = 2 of layer 1 → (1+2)(1+2+1)/2 + 2 = 8.
+  const m1 = json.nodes.find((n) => n.clerp === 'm1')!;
+  assert.equal(m1.feature, 8);
+  assert.deepEqual(cantorUnpair(m1.feature!), { layer: 1, index: 2 });
   const logit = json.nodes.at(-1)!;
   assert.equal(logit.feature_type, 'logit');
   assert.equal(logit.clerp, 'Output " Ann" (p=0.900)');
+  assert.equal(logit.token_prob, 0.9);
+  // What both viewers run on the logit node:
+  assert.equal(+logit.clerp.split('(p=')[1]!.split(')')[0]!, 0.9);
   assert.equal(json.qParams.clickedId, '3_42_2');
   // input->a0.h0 (5) split by |token relevance| shares 1/4, 1/4, 2/4.
   const fromInput = json.links.filter((l) => l.target === '0_0_2').map((l) => [l.source, l.weight]);
@@ -134,7 +156,10 @@ test('Neuronpedia export of a node circuit links components to the logit and car
   close(byLabel.get('a0.h1')!.influence as number, 3 / 6);
   close(byLabel.get('m0')!.influence as number, 5 / 6);
   close(byLabel.get('a1.h0')!.influence as number, 1);
-  assert.equal(byLabel.get('m0')!.node_id, '0_2_2', 'the MLP block is feature H = 2 of its layer');
+  assert.equal(byLabel.get('m0')!.node_id, '0_2_2', 'the MLP block is index H = 2 of its layer');
+  assert.equal(byLabel.get('m0')!.feature, cantorPair(0, 2));
+  assert.equal(byLabel.get('a1.h0')!.feature, cantorPair(1, 0));
+  assert.equal(cantorPair(1, 0), 1, 'a1.h0 decodes to layer 1, index 0');
   assert.equal(byLabel.get('m0')!.feature_type, 'mlp');
   assert.deepEqual(json.links, [
     { source: '0_1_2', target: '3_42_2', weight: -3 },
@@ -164,4 +189,35 @@ test('Neuronpedia export and validator report bad input', () => {
     `links[${json.links.length - 1}].target: "nowhere" is not a node id (dangling link)`,
   ]);
   assert.deepEqual(validateNeuronpediaJson({ metadata: {}, nodes: [] }), ['qParams: required object is missing', 'links: required array is missing']);
+});
+
+test('the Neuronpedia validator refuses a logit without (p=…), a missing transcoder_list and non-Cantor features', () => {
+  assert.throws(() => toNeuronpediaJson(tinyNodeGraph(), { ...PROMPT, target: { id: 42, text: ' Ann' } as NeuronpediaExportOptions['target'] }), /target probability must be a number/);
+  const json = JSON.parse(JSON.stringify(toNeuronpediaJson(tinyNodeGraph(), PROMPT)));
+  const logitIndex = json.nodes.findIndex((n: { feature_type: string }) => n.feature_type === 'logit');
+  const headIndex = json.nodes.findIndex((n: { clerp: string }) => n.clerp === 'a1.h1');
+  json.nodes[logitIndex].clerp = 'Output " Ann"';
+  delete json.nodes[logitIndex].token_prob;
+  json.nodes[headIndex].feature = 1; // the old per-layer index: decodes to layer 1 only by chance…
+  const m1 = json.nodes.findIndex((n: { clerp: string }) => n.clerp === 'm1');
+  json.nodes[m1].feature = 2; // …and m1's old index 2 decodes to layer 0
+  delete json.metadata.transcoder_list;
+  assert.deepEqual(validateNeuronpediaJson(json), [
+    "metadata.transcoder_list: required array of strings (circuit-tracer's Metadata; [] without transcoders)",
+    `nodes[${m1}].feature: 2 decodes to layer 0, not 1 (schema_version 1 features are Cantor pairs of layer and index)`,
+    `nodes[${logitIndex}].clerp: a logit node's clerp must carry its probability as "(p=0.123)"`,
+    `nodes[${logitIndex}].token_prob: a logit node needs its probability`,
+  ]);
+});
+
+test('a graph whose components all sit in layer 0 is flagged; graph-metadata.json entries merge by slug', () => {
+  const layer0 = selectNodes(tinyNodeGraph(), { kind: 'top-k', k: 2 }); // a0.h1, m0
+  assert.match(neuronpediaWarnings(toNeuronpediaJson(layer0, PROMPT)).join(), /every component of this circuit is in layer 0/);
+  assert.deepEqual(neuronpediaWarnings(toNeuronpediaJson(tinyNodeGraph(), PROMPT)), []);
+  const json = toNeuronpediaJson(tinyNodeGraph(), PROMPT);
+  const entry = graphMetadataEntry(json);
+  assert.deepEqual(entry, { slug: 'ioi-tiny', scan: 'tiny-test', transcoder_list: [], prompt_tokens: ['Then', ',', ' Ann'], prompt: PROMPT.prompt, node_threshold: null, schema_version: 1 });
+  const merged = mergeGraphMetadata({ graphs: [{ slug: 'other' }, { slug: 'ioi-tiny', prompt: 'old' }] }, entry);
+  assert.deepEqual(merged.graphs.map((g) => [g['slug'], g['prompt']]), [['other', undefined], ['ioi-tiny', PROMPT.prompt]]);
+  assert.deepEqual(mergeGraphMetadata(undefined, entry), { graphs: [entry] });
 });
