@@ -6,6 +6,7 @@ import { circuitComponentIds, validateCircuitGraph, type CircuitGraph } from '..
 import { checkOutputFile, writeFileAtomic } from '../circuits/files';
 import { DISCOVER_DEFAULTS, discover, verify } from '../pipelines/circuits';
 import { requireFile } from '../pipelines/inputs';
+import { circuitFileText } from '../pipelines/exports';
 import { ABLATIONS, ABLATION_DOCS, AGGREGATIONS, AGGREGATION_DOCS, DISCOVERY_METHODS, DISCOVERY_METHOD_DOCS, GRANULARITIES, GRANULARITY_DOCS, describeVocabulary } from '../vocabulary';
 import { floatFlag, intFlag, oneOf, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
@@ -25,10 +26,6 @@ export function readCircuit(file: string | undefined): CircuitGraph {
   return validateCircuitGraph(raw, file);
 }
 
-/** The circuit graph JSON as every writer (CLI, editor) writes it. */
-export function circuitFileText(graph: CircuitGraph): string {
-  return JSON.stringify(graph, null, 1) + '\n';
-}
 
 export const circuitCommands: Record<string, Command> = {
   discover: {

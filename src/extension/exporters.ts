@@ -10,14 +10,14 @@
  * Every document is checked by its validator before it is written.
  */
 import { validateCircuitGraph, type CircuitGraph } from '../circuits/graph';
-import { exportCircuitDocument, type ExportFormat } from '../pipelines/exports';
+import { circuitFileText, exportCircuitDocument, type ExportFormat } from '../pipelines/exports';
 import type { PromptAttribution } from '../protocol/shapes';
 
 export type { ExportFormat };
 
 /** The text of a circuit file, as the CLI writes it (one-space indent, final newline). */
 export function circuitJson(graph: CircuitGraph): string {
-  return `${JSON.stringify(graph, null, 1)}\n`;
+  return circuitFileText(graph);
 }
 
 /** Reads a circuit file the CLI (or the panel) wrote; throws naming the file and the problem. */
@@ -41,7 +41,7 @@ export function circuitName(graph: CircuitGraph): string {
 export function exportCircuit(graph: CircuitGraph, format: ExportFormat, prompt?: { readonly text: string; readonly attribution: PromptAttribution; readonly slug: string }): string {
   if (format === 'circuit-lens') return circuitJson(graph);
   const a = prompt?.attribution;
-  const json = exportCircuitDocument(
+  const { json } = exportCircuitDocument(
     graph,
     format,
     prompt && a

@@ -45,6 +45,11 @@ export interface ExportedDocument {
   readonly metadataEntry?: Record<string, unknown>;
 }
 
+/** The circuit graph file as every writer (CLI, editor) writes it: one-space indent, final newline. */
+export function circuitFileText(graph: CircuitGraph): string {
+  return JSON.stringify(graph, null, 1) + '\n';
+}
+
 /** The sub-graph induced by `nodes` (input and logits always stay). */
 export function subgraph(graph: CircuitGraph, nodes: readonly string[]): CircuitGraph {
   const keep = new Set([...nodes, 'input', 'logits']);

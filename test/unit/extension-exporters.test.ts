@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { circuitFileText } from '../../src/cli/commands';
+import { circuitFileText } from '../../src/pipelines/exports';
 import { validateEapIgJson, validateNeuronpediaJson, type EapIgGraphJson, type NeuronpediaGraphJson } from '../../src/circuits/export';
 import { selectNodes, type CircuitGraph } from '../../src/circuits/graph';
 import { Engine } from '../../src/engine/engine';
