@@ -10,6 +10,7 @@
  *   d3-jetpack.ts is the TypeScript port of that same file, so it supplies `d3.nestBy`.
  */
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
 import { PEERS, REPO } from './helpers';
@@ -58,13 +59,13 @@ export interface NeuronpediaUtils {
 
 export async function loadNeuronpedia(): Promise<NeuronpediaUtils> {
   const file = await bundle(path.join(NP_GRAPH, 'utils.ts'), path.join(OUT, 'neuronpedia-utils.cjs'));
-  return require(file) as NeuronpediaUtils;
+  return createRequire(__filename)(file) as NeuronpediaUtils;
 }
 
 /** circuit-tracer's `window.utilCg.formatData(data, visState)`. */
 export async function loadCircuitTracer(): Promise<{ formatData(data: any, visState: any): Promise<any> }> {
   const jetpack = await bundle(path.join(NP_GRAPH, 'd3-jetpack.ts'), path.join(OUT, 'd3-jetpack.cjs'));
-  const d3 = require(jetpack).default;
+  const d3 = (createRequire(__filename)(jetpack) as { default: unknown }).default;
   const context: Record<string, unknown> = {
     d3,
     console,

@@ -594,7 +594,10 @@ describe('generated bad input', { timeout: 180_000 }, () => {
       const parts = names.map((n) => llama.get(n)!);
       const data = new Float32Array(parts.reduce((a, t) => a + t.data.length, 0));
       let at = 0;
-      for (const t of parts) (data.set(t.data, at), (at += t.data.length));
+      for (const t of parts) {
+        data.set(t.data, at);
+        at += t.data.length;
+      }
       return { shape: [parts.reduce((a, t) => a + t.shape[0]!, 0), 64], data };
     };
     for (const l of [0, 1]) {

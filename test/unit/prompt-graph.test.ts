@@ -103,7 +103,10 @@ describe('prompt graphs on the embedded model', () => {
       const stack = [`input@${ids.indexOf(ex.io_id)}`];
       while (stack.length > 0) {
         const node = stack.pop()!;
-        for (const e of graph.edges) if (e.source === node && !reached.has(e.target)) reached.add(e.target), stack.push(e.target);
+        for (const e of graph.edges) if (e.source === node && !reached.has(e.target)) {
+          reached.add(e.target);
+          stack.push(e.target);
+        }
       }
       if (reached.has(mover) && reached.has(`logits@${P}`)) ioPaths++;
     }
