@@ -337,9 +337,9 @@ describe('Phi-3 (fused qkv_proj and gate_up_proj) rewritten from the random Llam
       const data = new Float32Array(parts.reduce((n, t) => n + t.data.length, 0));
       let at = 0;
       for (const t of parts) {
-    data.set(t.data, at);
-    at += t.data.length;
-  }
+        data.set(t.data, at);
+        at += t.data.length;
+      }
       return { dtype: 'F32', shape: [parts.reduce((n, t) => n + t.shape[0]!, 0), parts[0]!.shape[1]!], data };
     };
     for (const [n, t] of llama) {
