@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { CircuitGraph } from '../circuits/graph';
 import type { Run, VerificationSummary } from '../protocol/shapes';
-import type { EngineParams, EngineResult } from '../protocol/worker';
+import { parseWith } from '../protocol/schema';
+import { Engine, type EngineParams, type EngineResult } from '../protocol/worker';
 import {
   ABLATION_DOCS,
   AGGREGATION_DOCS,
@@ -629,31 +630,33 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
     const editor = vscode.window.activeTextEditor;
     if (!editor) {
       void vscode.window.showInformationMessage('Circuit Lens: open a file and select a prompt (or put the cursor on its line) to attribute it.');
-      return;
+      return undefined;
     }
     const prompt = promptOf(editor);
     if (!prompt) {
       void vscode.window.showInformationMessage('Circuit Lens: the selection (or current line) is empty.');
-      return;
+      return undefined;
     }
     const choice = target ?? ctx.config.target;
     const tokens = await askTarget(ctx, choice);
-    if (!tokens) return;
+    if (!tokens) return undefined;
     const model = await ctx.ensureModel();
-    if (!model) return;
+    if (!model) return undefined;
     const doc = editor.document;
     const version = doc.version;
     // The setting's enum is COMPOSITES (package.json, checked by test/unit/vocabulary.test.ts).
     const mode = ctx.config.mode ?? COMPOSITES[0]!;
     const result = await ctx.runJob('Attributing prompt', (opts) => ctx.client.attributePrompt({ text: prompt.text, mode, target: choice, ...tokens, topNext: 5 }, opts));
-    if (!result) return;
+    if (!result) return undefined;
     if (doc.version !== version) {
       void vscode.window.showWarningMessage('Circuit Lens: the document changed while attributing; run the command again.');
-      return;
+      return undefined;
     }
     ctx.log.info(`attributed ${result.tokens.length} tokens; target ${JSON.stringify(result.target.text)} = ${result.target.value}; token sum ${result.sums.token}`);
     const shown = vscode.window.visibleTextEditors.find((e) => e.document === doc) ?? editor;
     services.heatmap.show(shown, prompt.base, result);
+    // Returned for callers of the command (the in-host suite): what the heatmap shows.
+    return result;
   };
 
   /**
@@ -723,17 +726,33 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
     [CommandId.Attribute]: () => attribute(),
     [CommandId.AttributeFromMenu]: () => attribute(),
     [CommandId.ClearHeatmap]: (uri?: unknown) => services.heatmap.clear(uri instanceof vscode.Uri ? uri : vscode.window.activeTextEditor?.document.uri),
-    [CommandId.DiscoverCircuit]: async () => {
-      const choices = await chooseDiscovery(ctx);
-      if (!choices) return undefined;
+    /**
+     * Discover Circuit…: the settings menu, or — run programmatically with the request's options
+     * (`{ task: 'ioi', n: 16 }`, checked by the worker protocol's schema) — no pickers at all.
+     * Returns the circuit graph (as saved).
+     */
+    [CommandId.DiscoverCircuit]: async (args?: unknown) => {
+      let params: EngineParams<'discover'>;
+      if (isObject(args)) {
+        try {
+          params = parseWith(Engine.discover.params, args, 1 << 20, 'options');
+        } catch (err) {
+          void ctx.reportError('Discover Circuit', err);
+          return undefined;
+        }
+      } else {
+        const choices = await chooseDiscovery(ctx);
+        if (!choices) return undefined;
+        params = discoverParams(ctx, choices);
+      }
       if (!(await ctx.ensureModel())) return undefined;
-      const params = discoverParams(ctx, choices);
-      const graph = await ctx.runJob(`Discovering a circuit for ${taskLabel(params.task)}`, (opts) => ctx.client.discover(params, opts));
+      const request = params;
+      const graph = await ctx.runJob(`Discovering a circuit for ${taskLabel(request.task)}`, (opts) => ctx.client.discover(request, opts));
       if (!graph) return undefined;
       const saved = await services.store.save(graph);
       ctx.log.info(`discovered ${saved.name}: ${graph.nodes.length} nodes, ${graph.edges.length} edges; faithfulness ${graph.metrics?.faithfulness ?? '—'}; saved to ${saved.file}`);
       CircuitPanel.show(ctx, asShown(saved), panelHandlers(ctx));
-      return saved.file;
+      return graph;
     },
     [CommandId.OpenGraph]: async (arg) => {
       const circuit = await pickCircuit(arg, false);
