@@ -316,6 +316,8 @@ function render(): void {
   // The edge filters only matter when the circuit has scored edges.
   controls.hidden = c === null || view !== 'graph' || c.edges.length === 0;
   metrics.hidden = c === null;
+  // Without a circuit (runs only) the circuit's tools are hidden, not just disabled.
+  for (const e of [summary, verifyBtn.element, resetBtn.element, exportSelect, viewSelect]) e.hidden = c === null;
   verifyBtn.setDisabled(c === null || busy);
   resetBtn.setDisabled(state.ablated.length === 0);
   ring.hidden = !busy;
