@@ -36,11 +36,14 @@ export const COMPOSITE_DOCS = {
 export type Composite = keyof typeof COMPOSITE_DOCS;
 export const COMPOSITES = valuesOf(COMPOSITE_DOCS);
 
-/** How component scores for a circuit are obtained. */
+/** One entry per composite, so a new composite is a scoring method everywhere at once. */
+function perComposite(describe: (composite: Composite) => string): Record<Composite, string> {
+  return Object.fromEntries(COMPOSITES.map((c) => [c, describe(c)])) as Record<Composite, string>;
+}
+
+/** How component scores for a circuit are obtained: any composite's relevance, or a baseline. */
 export const DISCOVERY_METHOD_DOCS = {
-  attnlrp: 'AttnLRP relevance of each component',
-  'cp-lrp': 'CP-LRP relevance of each component',
-  gradient: 'gradient × activation of each component',
+  ...perComposite((c) => `${c} relevance of each component (${COMPOSITE_DOCS[c]})`),
   activation: 'mean |activation| of each component (a baseline that ignores the metric)',
   eap: 'edge attribution patching: (clean − corrupted) · ∇metric (Syed et al. 2023)',
 } as const;
@@ -84,11 +87,9 @@ export const BUILT_IN_TASK_DOCS = {
 export type BuiltInTask = keyof typeof BUILT_IN_TASK_DOCS;
 export const BUILT_IN_TASKS = valuesOf(BUILT_IN_TASK_DOCS);
 
-/** How weights are scored for unstructured pruning. */
+/** How weights are scored for unstructured pruning: any composite's |R_W| = |W ⊙ g̃_W|, or a baseline. */
 export const PRUNE_METHOD_DOCS = {
-  attnlrp: 'AttnLRP weight relevance |R_W| (SparC³)',
-  'cp-lrp': 'CP-LRP weight relevance |R_W|',
-  gradient: '|W ⊙ ∂logit/∂W|',
+  ...perComposite((c) => `|R_W| = |W ⊙ g̃_W| under ${c} (SparC³; ${c === 'gradient' ? 'the plain gradient' : 'its LRP rules'})`),
   wanda: '|W| · ‖x‖₂ of the input feature (Sun et al. 2024)',
   magnitude: '|W|',
   random: 'uniform random scores (a floor)',

@@ -54,11 +54,11 @@ import {
   type StructuredComponent,
 } from './prune';
 import type { TaskExample } from './tasks';
-import type { Aggregation } from '../vocabulary';
+import { COMPOSITES, type Aggregation } from '../vocabulary';
 
 export type CorrectionUnit = 'neurons' | 'weights';
 export type CorrectionMethod = Composite | 'wanda' | 'random';
-export const CORRECTION_METHODS: readonly CorrectionMethod[] = ['attnlrp', 'cp-lrp', 'gradient', 'wanda', 'random'];
+export const CORRECTION_METHODS: readonly CorrectionMethod[] = [...COMPOSITES, 'wanda', 'random'];
 export type ExplainedUnit = 'per-logit' | 'per-sample';
 
 /** Splits every whole-sequence sample into one sample per explained position (one logit each). */
