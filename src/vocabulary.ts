@@ -32,6 +32,7 @@ export const COMPOSITE_DOCS = {
   attnlrp: 'AttnLRP (Achtibat et al. 2024): ½ rules at Q·Kᵀ and A·V, identity rule for activations, std/rsqrt treated as constant',
   'cp-lrp': 'CP-LRP: attention probabilities treated as constants (V takes all relevance), otherwise as AttnLRP',
   gradient: 'plain gradient × input (no LRP rule anywhere)',
+  'ln-gradient': "gradient × input with the LN-rule only (Ali et al. 2022): norms' std treated as constant, all else the plain gradient",
 } as const;
 export type Composite = keyof typeof COMPOSITE_DOCS;
 export const COMPOSITES = valuesOf(COMPOSITE_DOCS);

@@ -93,6 +93,21 @@ export const COMPOSITE_RULES: Readonly<Record<Composite, RuleTable>> = {
     attentionProbs: 'relevance',
     gatedProduct: [1, 1],
   },
+  // The LN-rule alone (Ali et al. 2022, "XAI for Transformers", §3.2): the normalisations'
+  // std/rsqrt treated as constant (Prop. 3.4 here), every other op its plain gradient.
+  'ln-gradient': {
+    layerNorm: 'std-detached',
+    rmsNorm: 'rsqrt-detached',
+    qkNorm: 'rsqrt-detached',
+    gelu: 'gradient',
+    silu: 'gradient',
+    relu: 'gradient',
+    softcap: 'gradient',
+    qk: [1, 1],
+    av: [1, 1],
+    attentionProbs: 'relevance',
+    gatedProduct: [1, 1],
+  },
 };
 
 /** Whether a composite reports relevance at the attention probabilities (and scores). */
