@@ -52,7 +52,8 @@ export function promptGraphToNeuronpedia(
         break;
       }
       case 'error':
-        out = { node_id: `err_${node.layer}_${P}`, feature: -1, layer: String(node.layer), ctx_idx: P, feature_type: 'mlp reconstruction error', jsNodeId: `${node.layer}_err-0`, clerp: `err${node.layer}`, activation: node.relevance };
+        // Index H + 1 of its layer (heads are 0..H−1, the MLP H), Cantor-paired like every other feature.
+        out = { node_id: `err_${node.layer}_${P}`, feature: cantorPair(node.layer, H + 1), layer: String(node.layer), ctx_idx: P, feature_type: 'mlp reconstruction error', jsNodeId: `${node.layer}_err-0`, clerp: `err${node.layer}`, activation: node.relevance };
         break;
       case 'logits': {
         const p = graph.target.probability;
