@@ -8,9 +8,9 @@
  */
 import * as path from 'node:path';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
-import { ActivationMeans, activationShape, normalizedFaithfulness, scoreExamples } from '../src/circuits/faithfulness';
+import { ActivationMeans, activationShape, normalizedFaithfulness, scoreExamples } from '../src/circuits/discovery/faithfulness';
 import { mean } from '../src/circuits/metrics';
-import { loadTaskFile, type Task } from '../src/circuits/tasks';
+import { loadTaskFile, type Task } from '../src/circuits/tasks/tasks';
 
 function* subsets(n: number, k: number, start = 0, prefix: number[] = []): Generator<number[]> {
   if (prefix.length === k) {

@@ -18,13 +18,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
-import { discoverCircuit } from '../src/circuits/discover';
+import { discoverCircuit } from '../src/circuits/discovery/discover';
 import { DISCOVERY_METHODS } from '../src/vocabulary';
-import { curveAreas, faithfulnessOf, MIB_FRACTIONS, circuitSizeForFraction, perPromptScores } from '../src/circuits/faithfulness';
-import { generateGreaterThanTask, heldOutIoiTask, yearSplitsAsTwoTokens } from '../src/circuits/generators';
-import { circuitComponentIds, selectNodes } from '../src/circuits/graph';
+import { curveAreas, faithfulnessOf, MIB_FRACTIONS, circuitSizeForFraction, perPromptScores } from '../src/circuits/discovery/faithfulness';
+import { generateGreaterThanTask, heldOutIoiTask, yearSplitsAsTwoTokens } from '../src/circuits/tasks/generators';
+import { circuitComponentIds, selectNodes } from '../src/circuits/discovery/graph';
 import { bootstrap, formatInterval, spearmanCI, type Interval } from '../src/circuits/stats';
-import { loadTaskFile, type Task } from '../src/circuits/tasks';
+import { loadTaskFile, type Task } from '../src/circuits/tasks/tasks';
 
 const RESAMPLES = 2000;
 

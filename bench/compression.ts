@@ -11,9 +11,9 @@
 import * as path from 'node:path';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
 import { Random } from '../src/circuits/prng';
-import { applyMask, rowwiseMask, weightScores } from '../src/circuits/prune';
+import { applyMask, rowwiseMask, weightScores } from '../src/circuits/pruning/prune';
 import type { PruneMethod } from '../src/vocabulary';
-import { perWindowNll, readTextIds } from '../src/circuits/pruneEval';
+import { perWindowNll, readTextIds } from '../src/circuits/pruning/pruneEval';
 import { bootstrap, formatInterval, meanSem } from '../src/circuits/stats';
 
 const METHODS: PruneMethod[] = ['attnlrp', 'wanda', 'gradient', 'magnitude'];

@@ -17,10 +17,10 @@
  */
 import * as path from 'node:path';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
-import { correct, undesiredOutputs, type CorrectOptions } from '../src/circuits/correct';
-import { heldOutIoiTask } from '../src/circuits/generators';
-import { calibrationWindows, nextTokenOutputs } from '../src/circuits/prune';
-import { loadTask, perPromptIoi, perPromptProbability, perWindowNll, readTextIds, toxicSplit } from '../src/circuits/pruneEval';
+import { correct, undesiredOutputs, type CorrectOptions } from '../src/circuits/pruning/correct';
+import { heldOutIoiTask } from '../src/circuits/tasks/generators';
+import { calibrationWindows, nextTokenOutputs } from '../src/circuits/pruning/prune';
+import { loadTask, perPromptIoi, perPromptProbability, perWindowNll, readTextIds, toxicSplit } from '../src/circuits/pruning/pruneEval';
 import { bootstrap, bootstrapMean, formatInterval, meanSem, pairedBootstrapMeanDiff, type Interval } from '../src/circuits/stats';
 
 const COUNT = 48;

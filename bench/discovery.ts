@@ -10,8 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
-import { scoreComponents, scoreEdges } from '../src/circuits/discover';
-import { loadTaskFile } from '../src/circuits/tasks';
+import { scoreComponents, scoreEdges } from '../src/circuits/discovery/discover';
+import { loadTaskFile } from '../src/circuits/tasks/tasks';
 
 const peakRssMiB = () => process.resourceUsage().maxRSS / 1024;
 

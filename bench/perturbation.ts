@@ -1,5 +1,5 @@
 /**
- * AttnLRP's input-perturbation faithfulness test (src/circuits/perturbation.ts): MoRF and LeRF
+ * AttnLRP's input-perturbation faithfulness test (src/circuits/discovery/perturbation.ts): MoRF and LeRF
  * token replacement, area between the curves (ABC, logit units, higher = more faithful), for
  * AttnLRP, CP-LRP, gradient × input and random (3 seeds), on the embedded model (60 held-out IOI
  * prompts, replacement <|endoftext|>) and ../shared/models/stories260k when present (40 greedy
@@ -15,10 +15,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
-import { heldOutIoiTask } from '../src/circuits/generators';
-import { perturbationCurves, tokenScores, type PerturbationMethod } from '../src/circuits/perturbation';
+import { heldOutIoiTask } from '../src/circuits/tasks/generators';
+import { perturbationCurves, tokenScores, type PerturbationMethod } from '../src/circuits/discovery/perturbation';
 import { bootstrapMean, formatInterval, meanSem, pairedBootstrapMeanDiff } from '../src/circuits/stats';
-import { loadTaskFile } from '../src/circuits/tasks';
+import { loadTaskFile } from '../src/circuits/tasks/tasks';
 
 const METHODS: PerturbationMethod[] = ['attnlrp', 'cp-lrp', 'gradient'];
 const opts = { resamples: 2000, seed: 0 };

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Engine } from '../src/engine/engine';
-import { buildPromptGraph } from '../src/circuits/promptGraph';
+import { buildPromptGraph } from '../src/circuits/prompt/promptGraph';
 import { randomIds, resolveModel } from './common';
 
 const T = 32;

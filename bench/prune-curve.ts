@@ -1,5 +1,5 @@
 /**
- * SparC³'s circuit protocol on the embedded model (src/circuits/pruneCurve.ts): IOI accuracy vs
+ * SparC³'s circuit protocol on the embedded model (src/circuits/pruning/pruneCurve.ts): IOI accuracy vs
  * sparsity, structured (heads + MLP neurons, global) and unstructured (MLP up/down weights; global
  * for LRP/gradient/random, row-wise for Wanda), AttnLRP vs Wanda vs gradient vs activation vs
  * random, 3 reference sets of 128 generated IOI prompts (seeds 1, 2, 3; ACDC templates), accuracy
@@ -11,9 +11,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
-import { generateIoiTask } from '../src/circuits/generators';
-import { pruneCurves } from '../src/circuits/pruneCurve';
-import { loadTaskFile } from '../src/circuits/tasks';
+import { generateIoiTask } from '../src/circuits/tasks/generators';
+import { pruneCurves } from '../src/circuits/pruning/pruneCurve';
+import { loadTaskFile } from '../src/circuits/tasks/tasks';
 
 async function main(): Promise<void> {
   const t0 = Date.now();

@@ -16,10 +16,10 @@
  */
 import * as path from 'node:path';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
-import { correct, undesiredOutputs } from '../src/circuits/correct';
-import { calibrationWindows, nextTokenOutputs } from '../src/circuits/prune';
-import { curveTable, ioiMetrics, loadTask, probabilityMetric, readTextIds, sparsityCurves, textPerplexity, toxicSplit, type CurveMethod } from '../src/circuits/pruneEval';
-import { tune } from '../src/circuits/tune';
+import { correct, undesiredOutputs } from '../src/circuits/pruning/correct';
+import { calibrationWindows, nextTokenOutputs } from '../src/circuits/pruning/prune';
+import { curveTable, ioiMetrics, loadTask, probabilityMetric, readTextIds, sparsityCurves, textPerplexity, toxicSplit, type CurveMethod } from '../src/circuits/pruning/pruneEval';
+import { tune } from '../src/circuits/pruning/tune';
 
 const EVAL_TOKENS = 64 * 128;
 

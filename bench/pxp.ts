@@ -1,6 +1,6 @@
 /**
  * PXP-style search (Hatefi et al. 2024) over what the composite table offers today, with an honest
- * split: TPE (src/circuits/tpe.ts) chooses composite × explained target × aggregation on a
+ * split: TPE (src/circuits/pruning/tpe.ts) chooses composite × explained target × aggregation on a
  * calibration split; the chosen configuration and the default are then measured on a held-out
  * split, and the gain carries a paired bootstrap CI over held-out prompts.
  *
@@ -21,12 +21,12 @@
 import * as path from 'node:path';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
 import type { Composite } from '../src/engine/api';
-import { heldOutIoiTask } from '../src/circuits/generators';
+import { heldOutIoiTask } from '../src/circuits/tasks/generators';
 import type { Aggregation } from '../src/vocabulary';
 import { bootstrap, formatInterval } from '../src/circuits/stats';
-import { loadTaskFile } from '../src/circuits/tasks';
-import { tpeSearch, type Config } from '../src/circuits/tpe';
-import { configPruner, curveAuc, DEFAULT_TUNE_CONFIG, perPromptCurve, type TuneConfig, type TuneTarget } from '../src/circuits/tune';
+import { loadTaskFile } from '../src/circuits/tasks/tasks';
+import { tpeSearch, type Config } from '../src/circuits/pruning/tpe';
+import { configPruner, curveAuc, DEFAULT_TUNE_CONFIG, perPromptCurve, type TuneConfig, type TuneTarget } from '../src/circuits/pruning/tune';
 
 const RATES = [0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98];
 

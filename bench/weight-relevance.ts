@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
-import { calibrationWindows, weightScores } from '../src/circuits/prune';
+import { calibrationWindows, weightScores } from '../src/circuits/pruning/prune';
 
 async function measure(folder: string, batchRows: number): Promise<void> {
   const engine = await Engine.load(folder);

@@ -19,7 +19,7 @@ import {
   ScatterController,
   Tooltip,
 } from 'chart.js';
-import type { CircuitCurvePoint, CircuitGraph } from '../src/circuits/graph';
+import type { CircuitCurvePoint, CircuitGraph } from '../src/circuits/discovery/graph';
 import type { CorrectRun, PruneRun, Run, VerificationSummary } from '../src/protocol/shapes';
 import { el } from './controls';
 import { candidateScores } from './graph';

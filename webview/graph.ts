@@ -10,7 +10,7 @@
  * come from VS Code's theme variables (re-read when the theme changes).
  */
 import cytoscape from 'cytoscape';
-import { impliedEdges, type CircuitEdge, type CircuitGraph, type CircuitNode } from '../src/circuits/graph';
+import { impliedEdges, type CircuitEdge, type CircuitGraph, type CircuitNode } from '../src/circuits/discovery/graph';
 import { parseComponentId } from '../src/models/componentIds';
 import { el } from './controls';
 

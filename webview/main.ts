@@ -5,7 +5,7 @@
  * model-derived (token text, labels) is set with `textContent`, never as HTML.
  */
 import './main.css';
-import type { CircuitGraph, CircuitNode } from '../src/circuits/graph';
+import type { CircuitGraph, CircuitNode } from '../src/circuits/discovery/graph';
 import { parseWith } from '../src/protocol/schema';
 import type { VerificationSummary } from '../src/protocol/shapes';
 import { FromWebview, type PanelState, panelStateSchema, ToWebview, toWebviewMessages } from '../src/protocol/webview';

@@ -6,7 +6,7 @@
 
 import type { Interventions } from '../engine/api';
 import type { ModelRunner } from './runner';
-import type { MetricName, TaskExample } from './tasks';
+import type { MetricName, TaskExample } from './tasks/tasks';
 
 type Logits = ArrayLike<number>;
 

@@ -17,7 +17,7 @@
  */
 
 import { Random } from './prng';
-import { spearman } from './ranking';
+import { spearman } from './discovery/ranking';
 
 export interface Interval {
   /** The statistic on the original sample. */

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../models/errors';
-import { circuitComponentIds, validateCircuitGraph, type CircuitGraph } from '../circuits/graph';
+import { circuitComponentIds, validateCircuitGraph, type CircuitGraph } from '../circuits/discovery/graph';
 import { checkOutputFile, writeFileAtomic } from '../circuits/files';
 import { DISCOVER_DEFAULTS, discover, verify } from '../pipelines/circuits';
 import { requireFile } from '../pipelines/inputs';

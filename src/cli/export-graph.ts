@@ -1,12 +1,12 @@
 /**
  * Interoperability commands: `export` (a circuit graph as EAP-IG or Neuronpedia/circuit-tracer
- * JSON, see src/circuits/export.ts) and `export-graph` (the compiled forward + relevance graph
+ * JSON, see src/circuits/exporters/export.ts) and `export-graph` (the compiled forward + relevance graph
  * as a standalone ONNX model, see src/engine/graph-file.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../models/errors';
-import { QKV_SCORES } from '../circuits/export';
+import { QKV_SCORES } from '../circuits/exporters/export';
 import { checkOutputFile, writeFileAtomic } from '../circuits/files';
 import type { Composite } from '../engine/api';
 import type { GraphOptions } from '../engine/build';

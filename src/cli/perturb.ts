@@ -1,12 +1,12 @@
 /**
- * `circuit-lens perturb`: AttnLRP's input-perturbation faithfulness test (src/circuits/perturbation.ts):
+ * `circuit-lens perturb`: AttnLRP's input-perturbation faithfulness test (src/circuits/discovery/perturbation.ts):
  * MoRF/LeRF token replacement and the area between the curves per method, with a 95 % bootstrap
  * CI over prompts and the paired difference to random.
  */
 import { InputError } from '../models/errors';
-import { heldOutIoiTask } from '../circuits/generators';
-import { loadTask } from '../circuits/pruneEval';
-import { perturbationCurves, tokenScores, type PerturbationMethod } from '../circuits/perturbation';
+import { heldOutIoiTask } from '../circuits/tasks/generators';
+import { loadTask } from '../circuits/pruning/pruneEval';
+import { perturbationCurves, tokenScores, type PerturbationMethod } from '../circuits/discovery/perturbation';
 import { bootstrapMean, pairedBootstrapMeanDiff } from '../circuits/stats';
 import { intFlag, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';

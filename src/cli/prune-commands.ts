@@ -3,8 +3,8 @@
  * `prune`, `eval`, `correct`, `tune` (registered into the CLI's table by the lead).
  */
 import { InputError } from '../models/errors';
-import { checkExportDestination, exportModel } from '../circuits/modelExport';
-import { evaluate, loadTask, readTextIds, textPerplexity } from '../circuits/pruneEval';
+import { checkExportDestination, exportModel } from '../circuits/pruning/modelExport';
+import { evaluate, loadTask, readTextIds, textPerplexity } from '../circuits/pruning/pruneEval';
 import { evalSetPath, requireFile } from '../pipelines/inputs';
 import { correct, CORRECT_DEFAULTS, prune, PRUNE_DEFAULTS, tune } from '../pipelines/pruning';
 import { AGGREGATIONS, COMPOSITES, PRUNE_METHOD_DOCS, PRUNE_METHODS, PRUNE_SCOPES, SAMPLE_UNITS, describeVocabulary } from '../vocabulary';

@@ -1,13 +1,13 @@
 /**
- * `circuit-lens prune-curve`: SparC³'s circuit protocol (src/circuits/pruneCurve.ts) — IOI accuracy
+ * `circuit-lens prune-curve`: SparC³'s circuit protocol (src/circuits/pruning/pruneCurve.ts) — IOI accuracy
  * vs sparsity for structured and unstructured pruning, several methods, several reference-set
  * seeds, mean ± SEM, and the circuit = the sparsest model keeping `--keep` of dense accuracy.
  */
 import * as fs from 'node:fs';
 import { InputError } from '../models/errors';
-import { generateIoiTask, heldOutIoiTask } from '../circuits/generators';
-import { loadTask } from '../circuits/pruneEval';
-import { CURVE_METHODS, pruneCurves, type CurveMethod, type CurveMode } from '../circuits/pruneCurve';
+import { generateIoiTask, heldOutIoiTask } from '../circuits/tasks/generators';
+import { loadTask } from '../circuits/pruning/pruneEval';
+import { CURVE_METHODS, pruneCurves, type CurveMethod, type CurveMode } from '../circuits/pruning/pruneCurve';
 import { floatFlag, intFlag, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
 

@@ -44,7 +44,7 @@ export interface GraphOptions {
   /** Forward graphs: HF names of linear weights whose input's Σ_t x² per feature is an output (Wanda's ‖X_i‖₂²). */
   readonly inputNorms?: readonly string[];
   /**
-   * Attribution graphs: position-resolved readouts for prompt graphs (src/circuits/promptGraph.ts),
+   * Attribution graphs: position-resolved readouts for prompt graphs (src/circuits/prompt/promptGraph.ts),
    * batch row 0's forward values and (ungated) modified gradients: `pg_*` outputs, see `promptGraphOutputs`.
    */
   readonly promptGraph?: boolean;

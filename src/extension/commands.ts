@@ -11,7 +11,7 @@ import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { CircuitGraph } from '../circuits/graph';
+import type { CircuitGraph } from '../circuits/discovery/graph';
 import type { Run, VerificationSummary } from '../protocol/shapes';
 import { parseWith } from '../protocol/schema';
 import { Engine, type EngineParams, type EngineResult } from '../protocol/worker';

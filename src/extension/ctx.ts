@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EngineClient, EngineError, type JobOptions } from '../worker/client';
-import type { CircuitGraph } from '../circuits/graph';
+import type { CircuitGraph } from '../circuits/discovery/graph';
 import type { LoadedModel, Run } from '../protocol/shapes';
 import type { Progress } from '../protocol/worker';
 import { Config } from './config';

@@ -1,7 +1,7 @@
 /**
  * Circuit → file, for Save, Export Circuit… and the panel's export menu. The circuit is the
  * CLI's `CircuitGraph` itself, written by the export use case the CLI runs
- * (src/pipelines/exports.ts, over src/circuits/export.ts):
+ * (src/pipelines/exports.ts, over src/circuits/exporters/export.ts):
  * - `circuit-lens`: the circuit graph JSON, byte for byte what `circuit-lens discover --out`
  *   writes (`circuitJson`), so `circuit-lens verify|export --circuit` read it;
  * - `eap-ig`: `toEapIgJson`;
@@ -9,7 +9,7 @@
  *   relevance come from the engine, as in `circuit-lens export --format neuronpedia --prompt …`).
  * Every document is checked by its validator before it is written.
  */
-import { validateCircuitGraph, type CircuitGraph } from '../circuits/graph';
+import { validateCircuitGraph, type CircuitGraph } from '../circuits/discovery/graph';
 import { circuitFileText, exportCircuitDocument, type ExportFormat } from '../pipelines/exports';
 import type { PromptAttribution } from '../protocol/shapes';
 

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { circuitComponentIds, type CircuitGraph } from '../circuits/graph';
+import { circuitComponentIds, type CircuitGraph } from '../circuits/discovery/graph';
 import { componentId } from '../models/componentIds';
 import type { Run } from '../protocol/shapes';
 import type { Ctx } from './ctx';

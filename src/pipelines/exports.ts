@@ -12,8 +12,8 @@ import {
   validateEapIgJson,
   validateNeuronpediaJson,
   type QkvScore,
-} from '../circuits/export';
-import { isComponentNode, type CircuitGraph } from '../circuits/graph';
+} from '../circuits/exporters/export';
+import { isComponentNode, type CircuitGraph } from '../circuits/discovery/graph';
 
 export const EXPORT_FORMATS = ['circuit-lens', 'eap-ig', 'neuronpedia'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];

@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Engine } from '../engine/engine';
 import { InputError } from '../models/errors';
-import { builtInTask } from '../circuits/generators';
-import { loadTaskFile, type Task, type TaskExample } from '../circuits/tasks';
+import { builtInTask } from '../circuits/tasks/generators';
+import { loadTaskFile, type Task, type TaskExample } from '../circuits/tasks/tasks';
 import { BUILT_IN_TASKS, type BuiltInTask } from '../vocabulary';
 
 export function isBuiltInTask(spec: string): spec is BuiltInTask {

@@ -1,11 +1,11 @@
 /**
  * Data shapes shared by the host, the engine worker and the webview. A circuit travels as the
- * one documented `CircuitGraph` (src/circuits/graph.ts) from discovery to file to wire to
+ * one documented `CircuitGraph` (src/circuits/discovery/graph.ts) from discovery to file to wire to
  * panel; its schema is the same validator `circuit-lens verify --circuit` reads files with.
  * Pruning and correction results are runs of their own (`runSchema`), never circuits.
  */
 import type { Attribution, ForwardRow, ModelInfo, Target } from '../engine/api';
-import { validateCircuitGraph, type CircuitGraph } from '../circuits/graph';
+import { validateCircuitGraph, type CircuitGraph } from '../circuits/discovery/graph';
 import { COMPONENT_ID_PATTERN } from '../models/componentIds';
 import { COMPOSITES, EXECUTION_PROVIDERS, METRIC_NAMES, PRUNE_METHODS, PRUNE_SCOPES, ABLATIONS, AGGREGATIONS, SAMPLE_UNITS } from '../vocabulary';
 import { ProtocolError, s, type Infer, type Schema } from './schema';

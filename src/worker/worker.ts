@@ -11,7 +11,7 @@
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Engine } from '../engine/engine';
-import { checkExportDestination, exportModel as writeModelFolder } from '../circuits/modelExport';
+import { checkExportDestination, exportModel as writeModelFolder } from '../circuits/pruning/modelExport';
 import { attributePrompt as attributePromptPipeline, topTokens } from '../pipelines/attribution';
 import { discover as discoverPipeline, verify as verifyPipeline } from '../pipelines/circuits';
 import { CancelledError, type JobContext, type Progress } from '../pipelines/context';

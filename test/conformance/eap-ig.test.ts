@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
-import type { CircuitGraph } from '../../src/circuits/graph';
+import type { CircuitGraph } from '../../src/circuits/discovery/graph';
 import { tempDir } from '../helpers';
 import { cli, PEERS, peersMissing, provisionPython, runPython } from './helpers';
 

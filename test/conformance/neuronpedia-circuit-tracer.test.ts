@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import Ajv from 'ajv';
-import { cantorUnpair } from '../../src/circuits/export';
+import { cantorUnpair } from '../../src/circuits/exporters/export';
 import { tempDir } from '../helpers';
 import { makeExports, PEERS, peersMissing, provisionPython, runPython, type Exports } from './helpers';
 import { loadCircuitTracer, loadNeuronpedia, type NeuronpediaUtils } from './viewers';

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Frame, Page } from 'playwright-core';
-import { buildCircuitGraph, selectNodes, validateCircuitGraph, type CircuitGraph } from '../../src/circuits/graph';
+import { buildCircuitGraph, selectNodes, validateCircuitGraph, type CircuitGraph } from '../../src/circuits/discovery/graph';
 import {
   cli,
   cliAttribute,

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import { DISCOVER_DEFAULTS } from '../../src/pipelines/circuits';
-import { validateCircuitGraph } from '../../src/circuits/graph';
+import { validateCircuitGraph } from '../../src/circuits/discovery/graph';
 
 const EXTENSION_ID = 'circuit-lens.circuit-lens';
 

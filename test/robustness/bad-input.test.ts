@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadTaskFile, parseTaskJsonl } from '../../src/circuits/tasks';
+import { loadTaskFile, parseTaskJsonl } from '../../src/circuits/tasks/tasks';
 import { Engine } from '../../src/engine/engine';
 import { loadModelFolder } from '../../src/models/load';
 import { MAX_HEADER_BYTES, SafetensorsFile } from '../../src/models/safetensors';

@@ -8,7 +8,7 @@ import {
   aggregateWeightRelevance,
   differentialScore,
   mlpBlockRelevance,
-} from '../../src/circuits/aggregate';
+} from '../../src/circuits/discovery/aggregate';
 
 // Two samples of a 1-layer, 2-head model: head 0 flips sign between samples, head 1 does not.
 const HEADS = [[[-1, -2]], [[3, -4]]];

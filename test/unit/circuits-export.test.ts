@@ -13,8 +13,8 @@ import {
   validateEapIgJson,
   validateNeuronpediaJson,
   type NeuronpediaExportOptions,
-} from '../../src/circuits/export';
-import { buildCircuitGraph, selectEdges, selectNodes } from '../../src/circuits/graph';
+} from '../../src/circuits/exporters/export';
+import { buildCircuitGraph, selectEdges, selectNodes } from '../../src/circuits/discovery/graph';
 import { TINY_MODEL, tinyEdgeGraph, tinyNodeGraph } from './circuits-graph-fixture';
 
 const close = (actual: number, expected: number, tolerance = 1e-12) =>

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Engine } from '../../src/engine/engine';
 import { EMBEDDED_MODEL } from '../helpers';
-import { loadTaskFile } from '../../src/circuits/tasks';
+import { loadTaskFile } from '../../src/circuits/tasks/tasks';
 import {
   ActivationMeans,
   activationShape,
@@ -15,9 +15,9 @@ import {
   faithfulnessCurve,
   MIB_FRACTIONS,
   normalizedFaithfulness,
-} from '../../src/circuits/faithfulness';
-import { eapIgEdgeList } from '../../src/circuits/export';
-import type { Task } from '../../src/circuits/tasks';
+} from '../../src/circuits/discovery/faithfulness';
+import { eapIgEdgeList } from '../../src/circuits/exporters/export';
+import type { Task } from '../../src/circuits/tasks/tasks';
 
 const close = (actual: number, expected: number, tolerance = 1e-12) =>
   assert.ok(Math.abs(actual - expected) <= tolerance, `expected ${expected}, got ${actual}`);

@@ -9,9 +9,9 @@ import {
   generateIoi,
   generateIoiTask,
   yearSplitsAsTwoTokens,
-} from '../../src/circuits/generators';
+} from '../../src/circuits/tasks/generators';
 import { mulberry32, Random } from '../../src/circuits/prng';
-import { IOI_BABA_TEMPLATES, IOI_NAMES } from '../../src/circuits/templates';
+import { IOI_BABA_TEMPLATES, IOI_NAMES } from '../../src/circuits/tasks/templates';
 import { makeFakeEncoder } from './circuits-fake-tokenizer';
 
 test('mulberry32 is deterministic per seed and uniform-looking', () => {

@@ -1,5 +1,5 @@
 /** A small hand-made circuit graph shared by the graph and export tests. */
-import { buildCircuitGraph, type CircuitGraph, type CircuitModelInfo } from '../../src/circuits/graph';
+import { buildCircuitGraph, type CircuitGraph, type CircuitModelInfo } from '../../src/circuits/discovery/graph';
 
 export const TINY_MODEL: CircuitModelInfo = { name: 'tiny-test', nLayers: 2, nHeads: 2, dModel: 8, dMlp: 3 };
 

@@ -12,7 +12,7 @@ import {
   selectEdges,
   selectNodes,
   validateCircuitGraph,
-} from '../../src/circuits/graph';
+} from '../../src/circuits/discovery/graph';
 import { TINY_MODEL, tinyEdgeGraph, tinyNodeGraph } from './circuits-graph-fixture';
 
 test('component ids parse in TransformerLens / EAP-IG form', () => {

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Engine } from '../../src/engine/engine';
-import { heldOutIoiTask } from '../../src/circuits/generators';
-import { perPromptIoi } from '../../src/circuits/pruneEval';
-import { loadTaskFile } from '../../src/circuits/tasks';
+import { heldOutIoiTask } from '../../src/circuits/tasks/generators';
+import { perPromptIoi } from '../../src/circuits/pruning/pruneEval';
+import { loadTaskFile } from '../../src/circuits/tasks/tasks';
 import { EMBEDDED_MODEL } from '../helpers';
 
 let engine: Engine;

@@ -15,7 +15,7 @@ import {
   softmax,
   windowNll,
 } from '../../src/circuits/metrics';
-import type { TaskExample } from '../../src/circuits/tasks';
+import type { TaskExample } from '../../src/circuits/tasks/tasks';
 
 const close = (actual: number, expected: number, tolerance = 1e-9) =>
   assert.ok(Math.abs(actual - expected) <= tolerance, `expected ${expected}, got ${actual}`);

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
-import { areaBetweenCurves, morfOrder, perturbationCurves, perturbedPrompts, tokenScores } from '../../src/circuits/perturbation';
-import { loadTaskFile } from '../../src/circuits/tasks';
+import { areaBetweenCurves, morfOrder, perturbationCurves, perturbedPrompts, tokenScores } from '../../src/circuits/discovery/perturbation';
+import { loadTaskFile } from '../../src/circuits/tasks/tasks';
 import { EMBEDDED_MODEL } from '../helpers';
 
 test('MoRF order, nested replacements and the area between the curves', () => {

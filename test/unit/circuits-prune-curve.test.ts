@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Engine } from '../../src/engine/engine';
-import { generateIoiTask } from '../../src/circuits/generators';
-import { circuitRate, pruneCurves, rankStructured } from '../../src/circuits/pruneCurve';
-import { loadTaskFile } from '../../src/circuits/tasks';
+import { generateIoiTask } from '../../src/circuits/tasks/generators';
+import { circuitRate, pruneCurves, rankStructured } from '../../src/circuits/pruning/pruneCurve';
+import { loadTaskFile } from '../../src/circuits/tasks/tasks';
 import { main } from '../../src/cli/main';
 import { EMBEDDED_MODEL } from '../helpers';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { averageRanks, pearson, rankComponents, scoredComponents, spearman } from '../../src/circuits/ranking';
+import { averageRanks, pearson, rankComponents, scoredComponents, spearman } from '../../src/circuits/discovery/ranking';
 
 const close = (actual: number, expected: number, tolerance = 1e-12) =>
   assert.ok(Math.abs(actual - expected) <= tolerance, `expected ${expected}, got ${actual}`);

@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { generateGreaterThanTask, generateIoiTask } from '../../src/circuits/generators';
+import { generateGreaterThanTask, generateIoiTask } from '../../src/circuits/tasks/generators';
 import { perplexityWindows } from '../../src/circuits/metrics';
-import { loadTaskFile, parseTaskJsonl } from '../../src/circuits/tasks';
+import { loadTaskFile, parseTaskJsonl } from '../../src/circuits/tasks/tasks';
 
 // The embedded model ships these files in the repository: no skip needed.
 const MODEL_DIR = path.resolve(__dirname, '../../models/tiny-ioi-gpt2');

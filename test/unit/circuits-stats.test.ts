@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Random } from '../../src/circuits/prng';
-import { spearman } from '../../src/circuits/ranking';
+import { spearman } from '../../src/circuits/discovery/ranking';
 import {
   bootstrap,
   bootstrapMean,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { CircuitInputError } from '../../src/circuits/errors';
-import { attributionTarget, loadTaskFile, parseTaskJsonl, splitTaskBy, taskFromRecords } from '../../src/circuits/tasks';
+import { attributionTarget, loadTaskFile, parseTaskJsonl, splitTaskBy, taskFromRecords } from '../../src/circuits/tasks/tasks';
 import { makeFakeEncoder } from './circuits-fake-tokenizer';
 
 // The embedded model ships these files in the repository: no skip needed.

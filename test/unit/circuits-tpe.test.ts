@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Random } from '../../src/circuits/prng';
-import { enumerate, tpeSearch, tpeSuggest, type CategoricalSpace, type Config } from '../../src/circuits/tpe';
+import { enumerate, tpeSearch, tpeSuggest, type CategoricalSpace, type Config } from '../../src/circuits/pruning/tpe';
 
 const SPACE: CategoricalSpace = { a: ['0', '1', '2', '3'], b: ['0', '1', '2', '3'], c: ['0', '1', '2', '3'] };
 
@@ -55,7 +55,7 @@ test('TPE is seeded, evaluates the initial configuration first and stops at the 
 });
 
 test('curve AUC of the mean over resampled prompts (the PXP objective on a prompt subset)', async () => {
-  const { curveAuc } = await import('../../src/circuits/tune');
+  const { curveAuc } = await import('../../src/circuits/pruning/tune');
   const curve = [[2, 4], [1, 3], [0, 2]]; // [rate][prompt]
   // mean curve over both prompts: 3, 2, 1 at rates 0, 0.5, 1 → area 2
   assert.equal(curveAuc(curve, [0, 0.5, 1], [0, 1]), 2);

@@ -6,11 +6,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
-import { discoverCircuit } from '../../src/circuits/discover';
-import { evaluateCircuit } from '../../src/circuits/faithfulness';
-import { circuitComponentIds, selectEdges, selectNodes } from '../../src/circuits/graph';
-import { pearson, spearman } from '../../src/circuits/ranking';
-import { loadTaskFile } from '../../src/circuits/tasks';
+import { discoverCircuit } from '../../src/circuits/discovery/discover';
+import { evaluateCircuit } from '../../src/circuits/discovery/faithfulness';
+import { circuitComponentIds, selectEdges, selectNodes } from '../../src/circuits/discovery/graph';
+import { pearson, spearman } from '../../src/circuits/discovery/ranking';
+import { loadTaskFile } from '../../src/circuits/tasks/tasks';
 import { EMBEDDED_MODEL, missingShared, readJson, sharedModel } from '../helpers';
 
 const HEADS = Array.from({ length: 16 }, (_, i) => `a${Math.floor(i / 4)}.h${i % 4}`);

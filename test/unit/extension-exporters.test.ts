@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { circuitFileText } from '../../src/pipelines/exports';
-import { validateEapIgJson, validateNeuronpediaJson, type EapIgGraphJson, type NeuronpediaGraphJson } from '../../src/circuits/export';
-import { selectNodes, type CircuitGraph } from '../../src/circuits/graph';
+import { validateEapIgJson, validateNeuronpediaJson, type EapIgGraphJson, type NeuronpediaGraphJson } from '../../src/circuits/exporters/export';
+import { selectNodes, type CircuitGraph } from '../../src/circuits/discovery/graph';
 import { Engine } from '../../src/engine/engine';
 import { circuitJson, circuitName, exportCircuit, parseCircuitFile } from '../../src/extension/exporters';
 import type { PromptAttribution } from '../../src/protocol/shapes';

@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
-import { validateNeuronpediaJson } from '../../src/circuits/export';
-import { logitLens, steerAndGenerate } from '../../src/circuits/promptViews';
+import { validateNeuronpediaJson } from '../../src/circuits/exporters/export';
+import { logitLens, steerAndGenerate } from '../../src/circuits/prompt/promptViews';
 import { EMBEDDED_MODEL, REPO, SHARED, missingShared, tempDir } from '../helpers';
 
 const PROMPT = 'Then, Sean and Hugo were thinking about going to the farm. Sean wanted to give a cake to';

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import type { Target } from '../../src/engine/api';
-import { ablatePromptNodes, buildPromptGraph, verifyPromptGraph } from '../../src/circuits/promptGraph';
+import { ablatePromptNodes, buildPromptGraph, verifyPromptGraph } from '../../src/circuits/prompt/promptGraph';
 import { InputError } from '../../src/models/errors';
 import { EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
 

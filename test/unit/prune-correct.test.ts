@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Engine, embeddedModelPath } from '../../src/engine/engine';
-import { correct, perLogitOutputs, undesiredOutputs } from '../../src/circuits/correct';
-import { calibrationWindows, nextTokenOutputs } from '../../src/circuits/prune';
-import { ioiMetrics, loadTask, probabilityMetric, readTextIds, splitCalibration, textPerplexity, toxicSplit } from '../../src/circuits/pruneEval';
-import { tune } from '../../src/circuits/tune';
+import { correct, perLogitOutputs, undesiredOutputs } from '../../src/circuits/pruning/correct';
+import { calibrationWindows, nextTokenOutputs } from '../../src/circuits/pruning/prune';
+import { ioiMetrics, loadTask, probabilityMetric, readTextIds, splitCalibration, textPerplexity, toxicSplit } from '../../src/circuits/pruning/pruneEval';
+import { tune } from '../../src/circuits/pruning/tune';
 
 let engine: Engine;
 before(async () => {

@@ -6,9 +6,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Engine, embeddedModelPath } from '../../src/engine/engine';
-import { EXPORT_PAUSE_ENV, exportModel } from '../../src/circuits/modelExport';
-import { prune } from '../../src/circuits/prune';
-import { readTextIds, textPerplexity } from '../../src/circuits/pruneEval';
+import { EXPORT_PAUSE_ENV, exportModel } from '../../src/circuits/pruning/modelExport';
+import { prune } from '../../src/circuits/pruning/prune';
+import { readTextIds, textPerplexity } from '../../src/circuits/pruning/pruneEval';
 
 const root = path.resolve(__dirname, '../..');
 let engine: Engine;

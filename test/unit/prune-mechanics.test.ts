@@ -19,8 +19,8 @@ import {
   rowwiseMask,
   weightScores,
   type WeightScores,
-} from '../../src/circuits/prune';
-import { ioiMetrics, loadTask, readTextIds, splitCalibration, textPerplexity, trapezoidAuc } from '../../src/circuits/pruneEval';
+} from '../../src/circuits/pruning/prune';
+import { ioiMetrics, loadTask, readTextIds, splitCalibration, textPerplexity, trapezoidAuc } from '../../src/circuits/pruning/pruneEval';
 
 let engine: Engine;
 let heldout: number[];

@@ -1,6 +1,6 @@
 /**
  * PXP-style tuning of the attribution used for pruning (Hatefi et al., arXiv:2408.12568):
- * a seeded TPE search (src/circuits/tpe.ts) over the attribution settings, with the objective = area under the
+ * a seeded TPE search (src/circuits/pruning/tpe.ts) over the attribution settings, with the objective = area under the
  * task-metric-vs-pruning-rate curve (trapezoid rule, as `np.trapz(acc, rates)` in the PXP code).
  *
  * Search space (what the engine can do honestly):
@@ -25,8 +25,8 @@
  * the up and down projections, ranked globally; SparC³'s unstructured circuits).
  */
 
-import type { Composite, Target } from '../engine/api';
-import type { Engine } from '../engine/engine';
+import type { Composite, Target } from '../../engine/api';
+import type { Engine } from '../../engine/engine';
 import {
   attributionScores,
   applyMask,
@@ -38,8 +38,8 @@ import {
 } from './prune';
 import { ioiMetrics, perPromptIoi, trapezoidAuc, type IoiResult } from './pruneEval';
 import { tpeSearch, type Config } from './tpe';
-import type { TaskExample } from './tasks';
-import type { Aggregation } from '../vocabulary';
+import type { TaskExample } from '../tasks/tasks';
+import type { Aggregation } from '../../vocabulary';
 
 export type TuneTarget = 'logit_diff' | 'logit' | 'contrastive';
 
@@ -129,7 +129,7 @@ export async function tune(engine: Engine, options: TuneOptions): Promise<TuneRe
   for (const composite of options.composites ?? (['attnlrp', 'cp-lrp'] as Composite[]))
     for (const target of options.targets ?? (['logit_diff', 'logit', 'contrastive'] as TuneTarget[]))
       for (const aggregation of options.aggregations ?? (['mean-abs', 'abs-mean', 'signed-mean'] as Aggregation[])) space.push({ composite, target, aggregation });
-  // TPE (src/circuits/tpe.ts; PXP searches by Bayesian optimisation), the default evaluated first.
+  // TPE (src/circuits/pruning/tpe.ts; PXP searches by Bayesian optimisation), the default evaluated first.
   const keyOf = (c: { readonly composite?: string; readonly target?: string; readonly aggregation?: string }) => `${c.composite}|${c.target}|${c.aggregation}`;
   const byKey = new Map<string, TuneConfig>([...space, DEFAULT_TUNE_CONFIG].map((c) => [keyOf(c), c]));
   const dims = {

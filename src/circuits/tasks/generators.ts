@@ -7,8 +7,8 @@
  * All randomness comes from a seeded PRNG: same options + seed → same data set.
  */
 
-import { Random } from './prng';
-import type { EncodeFn } from './runner';
+import { Random } from '../prng';
+import type { EncodeFn } from '../runner';
 import { taskFromRecords, type MetricName, type Task } from './tasks';
 import {
   GREATER_THAN_NOUNS,
@@ -18,7 +18,7 @@ import {
   IOI_OBJECTS,
   IOI_PLACES,
 } from './templates';
-import type { BuiltInTask } from '../vocabulary';
+import type { BuiltInTask } from '../../vocabulary';
 
 // ---------------------------------------------------------------------------------------------
 // IOI

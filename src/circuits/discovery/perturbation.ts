@@ -11,9 +11,9 @@
  * unknown token). The explained quantity is the logit of the model's own top-1 next token at the
  * last position of the unperturbed prompt, the same target every method explains.
  */
-import type { Composite } from '../engine/api';
-import { Random } from './prng';
-import type { ModelRunner } from './runner';
+import type { Composite } from '../../engine/api';
+import { Random } from '../prng';
+import type { ModelRunner } from '../runner';
 
 export type PerturbationMethod = Composite | 'random';
 

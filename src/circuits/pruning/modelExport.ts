@@ -17,10 +17,10 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Engine } from '../engine/engine';
-import { InputError } from '../models/errors';
-import { encodeSafetensors } from '../models/safetensors';
-import { writeSynced } from './files';
+import type { Engine } from '../../engine/engine';
+import { InputError } from '../../models/errors';
+import { encodeSafetensors } from '../../models/safetensors';
+import { writeSynced } from '../files';
 
 /** Files copied as they are when present in the source folder. */
 export const COPIED_FILES = [

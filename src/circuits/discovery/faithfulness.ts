@@ -29,20 +29,20 @@
  * The reference set for the means defaults to the task's own prompts.
  */
 
-import type { Interventions } from '../engine/api';
-import type { ArchSpec } from '../models/spec';
-import { componentId } from '../models/spec';
-import { CircuitInputError } from './errors';
+import type { Interventions } from '../../engine/api';
+import type { ArchSpec } from '../../models/spec';
+import { componentId } from '../../models/spec';
+import { CircuitInputError } from '../errors';
 import type { CircuitCurvePoint } from './graph';
 import { nodeForId } from './graph';
-import { exampleMetric, mean } from './metrics';
-import type { ModelRunner } from './runner';
-import type { MetricName, Task, TaskExample } from './tasks';
+import { exampleMetric, mean } from '../metrics';
+import type { ModelRunner } from '../runner';
+import type { MetricName, Task, TaskExample } from '../tasks/tasks';
 
 /** MIB's ten circuit sizes, as fractions of the ranked components. */
 export const MIB_FRACTIONS: readonly number[] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1];
 
-import { ABLATIONS, type Ablation } from '../vocabulary';
+import { ABLATIONS, type Ablation } from '../../vocabulary';
 
 // ---------------------------------------------------------------------------------------------
 // Pure scores

@@ -12,9 +12,9 @@
  * Sums are accumulated in float64 so thousands of samples do not lose precision.
  */
 
-import type { Attribution } from '../engine/api';
+import type { Attribution } from '../../engine/api';
 
-import { AGGREGATIONS, type Aggregation } from '../vocabulary';
+import { AGGREGATIONS, type Aggregation } from '../../vocabulary';
 
 export const DEFAULT_AGGREGATION: Aggregation = 'mean-abs';
 

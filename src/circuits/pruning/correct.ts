@@ -42,9 +42,9 @@
  * the reference set's tokens, RMS so the two sets' token counts do not enter), `random` (seeded).
  */
 
-import type { Composite } from '../engine/api';
-import type { Engine } from '../engine/engine';
-import { Random } from './prng';
+import type { Composite } from '../../engine/api';
+import type { Engine } from '../../engine/engine';
+import { Random } from '../prng';
 import {
   attributionScores,
   elementIndex,
@@ -53,8 +53,8 @@ import {
   type ExplainedOutput,
   type StructuredComponent,
 } from './prune';
-import type { TaskExample } from './tasks';
-import { COMPOSITES, type Aggregation } from '../vocabulary';
+import type { TaskExample } from '../tasks/tasks';
+import { COMPOSITES, type Aggregation } from '../../vocabulary';
 
 export type CorrectionUnit = 'neurons' | 'weights';
 export type CorrectionMethod = Composite | 'wanda' | 'random';

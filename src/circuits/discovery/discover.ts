@@ -13,15 +13,15 @@
  *   sign makes an important component score positive, like the LRP relevances, so every method
  *   is ranked the same way (signed value, or |value|).
  */
-import type { Attribution, Composite, Target } from '../engine/api';
+import type { Attribution, Composite, Target } from '../../engine/api';
 import { aggregateAttributions, aggregateVectors, DEFAULT_AGGREGATION, type ComponentRelevance } from './aggregate';
-import { CircuitInputError } from './errors';
+import { CircuitInputError } from '../errors';
 import { buildCircuitGraph, type CircuitGraph } from './graph';
-import type { ModelRunner } from './runner';
-import { attributionTarget, type Task } from './tasks';
+import type { ModelRunner } from '../runner';
+import { attributionTarget, type Task } from '../tasks/tasks';
 
-import type { DiscoveryMethod } from '../vocabulary';
-import { type Aggregation, type Granularity } from '../vocabulary';
+import type { DiscoveryMethod } from '../../vocabulary';
+import { type Aggregation, type Granularity } from '../../vocabulary';
 
 export interface DiscoveryOptions {
   readonly method: DiscoveryMethod;

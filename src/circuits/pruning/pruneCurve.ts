@@ -25,9 +25,9 @@
  * - `random`: seeded uniform scores (seed = reference-set index).
  * Metric: IOI accuracy (logit(IO) > logit(S) at the last position) on the evaluation prompts.
  */
-import type { Engine } from '../engine/engine';
-import { scoreComponents } from './discover';
-import { Random } from './prng';
+import type { Engine } from '../../engine/engine';
+import { scoreComponents } from '../discovery/discover';
+import { Random } from '../prng';
 import {
   attributionScores,
   elementIndex,
@@ -43,8 +43,8 @@ import {
   type WeightScores,
 } from './prune';
 import { perPromptIoi } from './pruneEval';
-import { meanSem } from './stats';
-import type { Task, TaskExample } from './tasks';
+import { meanSem } from '../stats';
+import type { Task, TaskExample } from '../tasks/tasks';
 
 export type CurveMethod = 'attnlrp' | 'gradient' | 'activation' | 'wanda' | 'random';
 export const CURVE_METHODS: readonly CurveMethod[] = ['attnlrp', 'gradient', 'activation', 'wanda', 'random'];

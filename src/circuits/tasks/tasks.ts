@@ -22,10 +22,10 @@
 
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { Target } from '../engine/api';
-import { CircuitInputError, describeValue } from './errors';
-import type { EncodeFn } from './runner';
-import { METRIC_NAMES, type MetricName } from '../vocabulary';
+import type { Target } from '../../engine/api';
+import { CircuitInputError, describeValue } from '../errors';
+import type { EncodeFn } from '../runner';
+import { METRIC_NAMES, type MetricName } from '../../vocabulary';
 
 export { METRIC_NAMES, type MetricName };
 

@@ -11,7 +11,7 @@
  * Links are the kept edges, weight = relevance.
  */
 import type { NeuronpediaGraphJson, NeuronpediaLink, NeuronpediaNode } from './export';
-import type { PromptGraph } from './promptGraph';
+import type { PromptGraph } from '../prompt/promptGraph';
 
 /** circuit-tracer's `cantor_pairing(layer, feat_idx)`. */
 export function cantorPair(x: number, y: number): number {

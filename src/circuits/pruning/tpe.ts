@@ -11,7 +11,7 @@
  *   spaces every unevaluated configuration is scored exactly instead of sampling candidates.
  * - Maximises the objective. Seeded: same seed, same sequence.
  */
-import { Random } from './prng';
+import { Random } from '../prng';
 
 export type CategoricalSpace = Readonly<Record<string, readonly string[]>>;
 export type Config = Record<string, string>;

@@ -64,9 +64,9 @@
  *       token relevance when given.
  */
 
-import { componentId } from '../models/spec';
-import type { CircuitGraph, CircuitNode } from './graph';
-import { isComponentNode, isForwardEdge, parseComponentId } from './graph';
+import { componentId } from '../../models/spec';
+import type { CircuitGraph, CircuitNode } from '../discovery/graph';
+import { isComponentNode, isForwardEdge, parseComponentId } from '../discovery/graph';
 
 export interface GeneratorInfo {
   readonly name: string;

@@ -3,7 +3,7 @@
  * and turning per-component scores into an ordered component list.
  */
 
-import { componentId } from '../models/spec';
+import { componentId } from '../../models/spec';
 
 /**
  * 1-based ranks in ascending order of value; tied values get the average of the ranks they

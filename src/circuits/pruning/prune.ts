@@ -33,12 +33,12 @@
  * - `signed-mean`: (1/n) Σ R(x), ranked as is (negative = pruned first).
  */
 
-import type { Attribution, Composite, Target } from '../engine/api';
-import type { Engine } from '../engine/engine';
-import type { ArchSpec, LinearRef } from '../models/spec';
-import { Random } from './prng';
+import type { Attribution, Composite, Target } from '../../engine/api';
+import type { Engine } from '../../engine/engine';
+import type { ArchSpec, LinearRef } from '../../models/spec';
+import { Random } from '../prng';
 
-import type { Aggregation, PruneMethod, PruneScope, SampleUnit } from '../vocabulary';
+import type { Aggregation, PruneMethod, PruneScope, SampleUnit } from '../../vocabulary';
 /** What is explained at each calibration position: the next token's logit, or contrastive (logit − mean logit). */
 export type CalibTarget = 'logit' | 'contrastive';
 export type StructuredUnit = 'neurons' | 'heads';

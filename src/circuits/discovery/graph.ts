@@ -49,9 +49,9 @@
  * can hold fewer than k edges.
  */
 
-import { componentId, edgeId, parseComponentId, type ComponentKind } from '../models/componentIds';
-import { CircuitInputError, describeValue, throwIfProblems } from './errors';
-import { AGGREGATIONS, GRANULARITIES, METRIC_NAMES, type Aggregation, type Granularity, type MetricName } from '../vocabulary';
+import { componentId, edgeId, parseComponentId, type ComponentKind } from '../../models/componentIds';
+import { CircuitInputError, describeValue, throwIfProblems } from '../errors';
+import { AGGREGATIONS, GRANULARITIES, METRIC_NAMES, type Aggregation, type Granularity, type MetricName } from '../../vocabulary';
 
 export const CIRCUIT_GRAPH_VERSION = 1;
 

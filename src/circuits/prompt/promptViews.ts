@@ -5,9 +5,9 @@
  * - steer-and-generate: scale (or, with scale 0, zero-ablate) one head or MLP block at one
  *   position, continue the prompt greedily, and put the text beside the unmodified continuation.
  */
-import type { Engine } from '../engine/engine';
-import { parseComponent } from '../engine/engine';
-import { InputError } from '../models/errors';
+import type { Engine } from '../../engine/engine';
+import { parseComponent } from '../../engine/engine';
+import { InputError } from '../../models/errors';
 
 export interface LogitLens {
   /** Row labels: `embed`, then `after l0` … `after l{L−1}` (the last is the model's own logits). */

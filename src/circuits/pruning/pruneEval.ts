@@ -5,12 +5,12 @@
  */
 
 import * as fs from 'node:fs';
-import type { Engine } from '../engine/engine';
-import { InputError } from '../models/errors';
-import { logSoftmax, perplexity, perplexityWindows, windowNll, type PerplexityResult } from './metrics';
+import type { Engine } from '../../engine/engine';
+import { InputError } from '../../models/errors';
+import { logSoftmax, perplexity, perplexityWindows, windowNll, type PerplexityResult } from '../metrics';
 import { makeMask, applyMask, maskStats, weightScores, type CalibTarget, type CalibrationOptions, type WeightScores } from './prune';
-import { loadTaskFile, splitTaskBy, type Task, type TaskExample } from './tasks';
-import { type Aggregation, type PruneMethod, type PruneScope, type SampleUnit } from '../vocabulary';
+import { loadTaskFile, splitTaskBy, type Task, type TaskExample } from '../tasks/tasks';
+import { type Aggregation, type PruneMethod, type PruneScope, type SampleUnit } from '../../vocabulary';
 
 // ---------------------------------------------------------------------------------------------
 // Text

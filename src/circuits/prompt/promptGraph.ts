@@ -59,10 +59,10 @@
  * and the fewest edges covering `edgeThreshold` of Σ|edge| are kept. Embeddings, error nodes and
  * the logit are always kept.
  */
-import type { Composite, Target } from '../engine/api';
-import type { Engine } from '../engine/engine';
-import { COMPOSITE_RULES } from '../engine/rules';
-import { InputError } from '../models/errors';
+import type { Composite, Target } from '../../engine/api';
+import type { Engine } from '../../engine/engine';
+import { COMPOSITE_RULES } from '../../engine/rules';
+import { InputError } from '../../models/errors';
 
 export type PromptNodeKind = 'input' | 'head' | 'mlp' | 'error' | 'logits';
 
