@@ -8,11 +8,11 @@ import {
   impliedEdges,
   isForwardEdge,
   nodeForId,
-  parseComponentId,
   selectEdges,
   selectNodes,
   validateCircuitGraph,
 } from '../../src/circuits/discovery/graph';
+import { parseComponentId } from '../../src/models/componentIds';
 import { TINY_MODEL, tinyEdgeGraph, tinyNodeGraph } from './circuits-graph-fixture';
 
 test('component ids parse in TransformerLens / EAP-IG form', () => {

@@ -56,7 +56,7 @@ import { AGGREGATIONS, GRANULARITIES, METRIC_NAMES, type Aggregation, type Granu
 export const CIRCUIT_GRAPH_VERSION = 1;
 
 export type NodeKind = ComponentKind;
-export { edgeId, parseComponentId };
+
 
 export interface CircuitModelInfo {
   readonly name: string;

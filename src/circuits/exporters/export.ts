@@ -66,7 +66,8 @@
 
 import { componentId } from '../../models/spec';
 import type { CircuitGraph, CircuitNode } from '../discovery/graph';
-import { isComponentNode, isForwardEdge, parseComponentId } from '../discovery/graph';
+import { isComponentNode, isForwardEdge } from '../discovery/graph';
+import { parseComponentId } from '../../models/componentIds';
 
 export interface GeneratorInfo {
   readonly name: string;
