@@ -63,6 +63,7 @@ import type { Composite, Target } from '../../engine/api';
 import type { Engine } from '../../engine/engine';
 import { COMPOSITE_RULES } from '../../engine/rules';
 import { InputError } from '../../models/errors';
+import { componentId } from '../../models/componentIds';
 
 export type PromptNodeKind = 'input' | 'head' | 'mlp' | 'error' | 'logits';
 
@@ -158,8 +159,8 @@ export const PROMPT_GRAPH_DEFAULTS = { nodeThreshold: 0.8, edgeThreshold: 0.98 }
 /** Node ids. */
 export const promptNodeId = {
   input: (t: number) => `input@${t}`,
-  head: (l: number, h: number, t: number) => `a${l}.h${h}@${t}`,
-  mlp: (l: number, t: number) => `m${l}@${t}`,
+  head: (l: number, h: number, t: number) => `${componentId.head(l, h)}@${t}`,
+  mlp: (l: number, t: number) => `${componentId.mlp(l)}@${t}`,
   error: (l: number) => `err${l}`,
   logits: (t: number) => `logits@${t}`,
 };
@@ -495,7 +496,7 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
   const allSources: Source[] = [{ node: 'input', layer: -1, afterAttention: true, data: x0, offset: (t) => t * D, perPosition: true }];
   for (let l = 0; l < L; l++) {
     const heads = pt.get(`pg_head_out_${l}`);
-    for (let h = 0; h < H; h++) allSources.push({ node: `a${l}.h${h}`, layer: l, afterAttention: false, data: heads, offset: (t) => (t * H + h) * D, perPosition: true });
+    for (let h = 0; h < H; h++) allSources.push({ node: componentId.head(l, h), layer: l, afterAttention: false, data: heads, offset: (t) => (t * H + h) * D, perPosition: true });
     allSources.push({ node: promptNodeId.error(l), layer: l, afterAttention: false, data: pt.oBias(l), offset: (t) => t * D, perPosition: false });
     allSources.push({ node: `m${l}`, layer: l, afterAttention: true, data: pt.get(`pg_mlp_out_${l}`), offset: (t) => t * D, perPosition: true });
   }

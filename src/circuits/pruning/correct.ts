@@ -55,6 +55,7 @@ import {
 } from './prune';
 import type { TaskExample } from '../tasks/tasks';
 import { COMPOSITES, type Aggregation } from '../../vocabulary';
+import { componentId } from '../../models/componentIds';
 
 export type CorrectionUnit = 'neurons' | 'weights';
 export type CorrectionMethod = Composite | 'wanda' | 'random';
@@ -192,7 +193,7 @@ export async function correct(engine: Engine, options: CorrectOptions): Promise<
   const ids: string[] = [];
   if (unit === 'neurons') {
     engine.spec.layers.forEach((_, l) => {
-      for (let i = 0; i < engine.spec.dMlp; i++) ids.push(`m${l}.n${i}`);
+      for (let i = 0; i < engine.spec.dMlp; i++) ids.push(componentId.neuron(l, i));
     });
   }
   const sizes = new Map<string, number>();

@@ -39,6 +39,7 @@ import type { ArchSpec, LinearRef } from '../../models/spec';
 import { Random } from '../prng';
 
 import type { Aggregation, PruneMethod, PruneScope, SampleUnit } from '../../vocabulary';
+import { componentId } from '../../models/componentIds';
 /** What is explained at each calibration position: the next token's logit, or contrastive (logit − mean logit). */
 export type CalibTarget = 'logit' | 'contrastive';
 export type StructuredUnit = 'neurons' | 'heads';
@@ -528,7 +529,7 @@ function geometry(engine: Engine, ref: LinearRef): { layout: 'in_out' | 'out_in'
 export function rankComponents(scores: readonly Float32Array[], kind: StructuredUnit): StructuredComponent[] {
   const all: (StructuredComponent & { score: number })[] = [];
   scores.forEach((layer, l) =>
-    layer.forEach((score, i) => all.push({ layer: l, index: i, id: kind === 'neurons' ? `m${l}.n${i}` : `a${l}.h${i}`, score })),
+    layer.forEach((score, i) => all.push({ layer: l, index: i, id: kind === 'neurons' ? componentId.neuron(l, i) : componentId.head(l, i), score })),
   );
   all.sort((a, b) => a.score - b.score || a.layer - b.layer || a.index - b.index);
   return all.map(({ layer, index, id }) => ({ layer, index, id }));

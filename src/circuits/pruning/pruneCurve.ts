@@ -45,6 +45,7 @@ import {
 import { perPromptIoi } from './pruneEval';
 import { meanSem } from '../stats';
 import type { Task, TaskExample } from '../tasks/tasks';
+import { componentId } from '../../models/componentIds';
 
 export type CurveMethod = 'attnlrp' | 'gradient' | 'activation' | 'wanda' | 'random';
 export const CURVE_METHODS: readonly CurveMethod[] = ['attnlrp', 'gradient', 'activation', 'wanda', 'random'];
@@ -168,8 +169,8 @@ async function unstructuredScores(engine: Engine, method: CurveMethod, reference
 /** Least relevant first, heads and neurons together (global ranking). */
 export function rankStructured(heads: ArrayLike<number>[] | null, neurons: ArrayLike<number>[]): (StructuredComponent & { kind: 'head' | 'neuron' })[] {
   const all: (StructuredComponent & { kind: 'head' | 'neuron'; score: number })[] = [];
-  heads?.forEach((layer, l) => Array.from(layer).forEach((score, i) => all.push({ layer: l, index: i, id: `a${l}.h${i}`, kind: 'head', score })));
-  neurons.forEach((layer, l) => Array.from(layer).forEach((score, i) => all.push({ layer: l, index: i, id: `m${l}.n${i}`, kind: 'neuron', score })));
+  heads?.forEach((layer, l) => Array.from(layer).forEach((score, i) => all.push({ layer: l, index: i, id: componentId.head(l, i), kind: 'head', score })));
+  neurons.forEach((layer, l) => Array.from(layer).forEach((score, i) => all.push({ layer: l, index: i, id: componentId.neuron(l, i), kind: 'neuron', score })));
   all.sort((a, b) => a.score - b.score || (a.kind === b.kind ? 0 : a.kind === 'head' ? -1 : 1) || a.layer - b.layer || a.index - b.index);
   return all.map(({ layer, index, id, kind }) => ({ layer, index, id, kind }));
 }
