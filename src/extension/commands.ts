@@ -39,6 +39,7 @@ import { exportCircuit, type ExportFormat, parseCircuitFile } from './exporters'
 import type { Heatmap } from './heatmap';
 import { CircuitPanel, type PanelHandlers } from './panel';
 import { type CircuitStore, describeRun, fmt, type SavedCircuit } from './views';
+import { DISCOVER_DEFAULTS } from '../pipelines/defaults';
 
 /** Command ids, as contributed in package.json. */
 export const enum CommandId {
@@ -166,6 +167,8 @@ interface DiscoverChoices {
 
 const CHOICES_KEY = 'circuitLens.discoverChoices';
 const DEFAULT_LABEL = 'default';
+/** "default (attnlrp)": the value the pipeline uses when the choice is left unset. */
+const byDefault = (value: string | number | boolean) => `${DEFAULT_LABEL} (${String(value)})`;
 const DEFAULT_DETAIL = 'as `circuit-lens discover` without the flag';
 
 function oneOf<T extends string>(v: unknown, table: Readonly<Record<T, string>>): T | undefined {
@@ -193,7 +196,7 @@ function loadChoices(ctx: Ctx): DiscoverChoices {
 }
 
 function taskLabel(task: string | undefined): string {
-  if (task === undefined) return DEFAULT_LABEL;
+  if (task === undefined) return byDefault(DISCOVER_DEFAULTS.task);
   return oneOf(task, BUILT_IN_TASK_DOCS) ? task : vscode.workspace.asRelativePath(task);
 }
 
@@ -297,15 +300,15 @@ async function chooseDiscovery(ctx: Ctx): Promise<DiscoverChoices | undefined> {
   let c = loadChoices(ctx);
   for (;;) {
     const rows: Row[] = [
-      { label: '$(play) Discover', description: `${taskLabel(c.task)} · ${c.method ?? DEFAULT_LABEL} · ${c.granularity ?? DEFAULT_LABEL}${c.edges ? ' · edges' : ''}`, step: 'run', alwaysShow: true },
+      { label: '$(play) Discover', description: `${taskLabel(c.task)} · ${c.method ?? DISCOVER_DEFAULTS.method} · ${c.granularity ?? (c.edges ? 'heads+mlps' : 'heads')}${c.edges ? ' · edges' : ''}`, step: 'run', alwaysShow: true },
       { label: 'Settings', kind: vscode.QuickPickItemKind.Separator },
       { label: 'Task', description: taskLabel(c.task), step: 'task' },
-      { label: 'Method', description: c.method ?? DEFAULT_LABEL, step: 'method' },
-      { label: 'Granularity', description: c.granularity ?? DEFAULT_LABEL, step: 'granularity' },
+      { label: 'Method', description: c.method ?? byDefault(DISCOVER_DEFAULTS.method), step: 'method' },
+      { label: 'Granularity', description: c.granularity ?? byDefault(c.edges ? 'heads+mlps' : 'heads'), step: 'granularity' },
       { label: 'Level', description: c.edges === undefined ? DEFAULT_LABEL : c.edges ? 'edges' : 'nodes', step: 'edges' },
-      { label: 'Aggregation', description: c.aggregation ?? DEFAULT_LABEL, step: 'aggregation' },
+      { label: 'Aggregation', description: c.aggregation ?? byDefault(DISCOVER_DEFAULTS.aggregation), step: 'aggregation' },
       { label: 'Size', description: sizeLabel(c), step: 'size' },
-      { label: 'Ablation', description: c.ablation ?? DEFAULT_LABEL, step: 'ablation' },
+      { label: 'Ablation', description: c.ablation ?? byDefault(DISCOVER_DEFAULTS.ablation), step: 'ablation' },
       { label: '$(discard) Reset to the defaults', description: 'the defaults of `circuit-lens discover`', step: 'reset' },
     ];
     const pick = await vscode.window.showQuickPick(rows, { title: 'Circuit Lens: Discover Circuit', placeHolder: 'Enter to discover with these settings, or change one' });

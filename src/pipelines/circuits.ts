@@ -14,26 +14,11 @@ import type { ModelRunner } from '../circuits/runner';
 import type { Task } from '../circuits/tasks/tasks';
 import type { Ablation, Aggregation, DiscoveryMethod, Granularity } from '../vocabulary';
 import { cancellable, stepProgress, type JobContext } from './context';
+import { DISCOVER_DEFAULTS } from './defaults';
+
+export { DISCOVER_DEFAULTS };
 import { isBuiltInTask, resolveTask } from './inputs';
 
-/** The defaults of discovery, for the CLI's flags and the editor's pickers alike. */
-export const DISCOVER_DEFAULTS = {
-  task: 'ioi',
-  /** Prompts generated for a built-in task (a task file keeps all its rows unless n is given). */
-  n: 100,
-  seed: 0,
-  method: 'attnlrp',
-  /**
-   * Signed by default: a component that consistently works against the task metric is not part
-   * of its circuit. Chosen on the calibration split (README, "Honest defaults").
-   */
-  aggregation: 'signed-mean',
-  ablation: 'mean',
-  /** Share of the candidates kept when neither top-k nor a budget is given (nodes, edges). */
-  nodeShare: 0.25,
-  edgeShare: 0.1,
-  batchSize: 32,
-} as const satisfies Record<string, unknown>;
 
 export interface DiscoverOptions {
   /** `ioi`, `greater-than` or a JSONL task file. */

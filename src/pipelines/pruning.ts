@@ -13,27 +13,14 @@ import { evaluate, ioiMetrics, loadTask, probabilityMetric, readTextIds, sparsit
 import { tune as tuneSettings, type TuneResult } from '../circuits/pruning/tune';
 import type { Aggregation, PruneMethod, PruneScope, SampleUnit } from '../vocabulary';
 import { cancellable, stepProgress, type JobContext } from './context';
+import { CORRECT_DEFAULTS, PRUNE_DEFAULTS } from './defaults';
+
+export { CORRECT_DEFAULTS, PRUNE_DEFAULTS };
 import { evalSetPath, modelFile, requireFile, undesiredRows } from './inputs';
 
 /** Most tokens perplexity is measured on (the README's: 64 windows of 128). */
 export const EVAL_TOKENS = 64 * 128;
 
-export const PRUNE_DEFAULTS = {
-  scope: 'rowwise',
-  aggregation: 'mean-abs',
-  target: 'logit',
-  samples: 'sequence',
-  windows: 32,
-  windowLength: 64,
-  /** The text used when none is named: the model folder's held-out text. */
-  text: 'heldout.txt',
-} as const satisfies Record<string, unknown>;
-
-export const CORRECT_DEFAULTS = {
-  mode: 'attnlrp',
-  windows: 16,
-  windowLength: 64,
-} as const satisfies Record<string, unknown>;
 
 /**
  * One token stream split for pruning or correction: perplexity on the first part (at most
