@@ -11,6 +11,7 @@ import { Engine } from '../../src/engine/engine';
 import { InputError } from '../../src/models/errors';
 import { loadModelFolder } from '../../src/models/load';
 import { EMBEDDED_MODEL, tempDir } from '../helpers';
+import { COMPOSITES } from '../../src/vocabulary';
 
 function copyModel(tag: string): string {
   const dir = tempDir(tag);
@@ -160,7 +161,7 @@ describe('bad prompts and targets', () => {
     await assert.rejects(engine.attribute({ ids: [[5, 6, 7]], targets: [{ kind: 'logit_diff', position: 2, token: 1, foil: 1 }], mode: 'attnlrp' }), /foil is the same token as the target/);
   });
   it('an unknown mode', async () => {
-    await assert.rejects(engine.attribute({ ids: [[5, 6, 7]], targets: [{ kind: 'logit', position: 2, token: 1 }], mode: 'lime' as 'attnlrp' }), /unknown mode "lime" \(use attnlrp, cp-lrp, gradient\)/);
+    await assert.rejects(engine.attribute({ ids: [[5, 6, 7]], targets: [{ kind: 'logit', position: 2, token: 1 }], mode: 'lime' as 'attnlrp' }), new RegExp(`unknown mode "lime" \\(use ${COMPOSITES.join(', ')}\\)`));
   });
   it('an unknown component to ablate', async () => {
     await assert.rejects(engine.forward({ ids: [[5, 6, 7]], interventions: { ablate: ['a9.h0'] } }), /layer 9 does not exist/);
