@@ -11,6 +11,8 @@ import { floatFlag, idsFlag, intFlag, parseFlags, type FlagSpec } from './args';
 import { argmaxOf, attributionJson, topK } from './format';
 import { extraCommands } from './commands';
 import { pruneCommands } from './prune-commands';
+import { cacheCommands } from './cache-commands';
+import { resolveCacheDir } from '../engine/cache';
 import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
 export { MODEL_FLAGS, type Command, type CommandContext };
@@ -158,6 +160,7 @@ const commands: Record<string, Command> = {
 
   ...extraCommands,
   ...pruneCommands,
+  ...cacheCommands,
 };
 
 
@@ -190,6 +193,7 @@ export async function main(argv: string[]): Promise<number> {
       const engine = await Engine.load(model ?? embeddedModelPath(), {
         executionProvider: ep,
         threads: intFlag(flags.threads, 'threads', 0),
+        cacheDir: resolveCacheDir(flags['cache-dir']),
         log: (m) => process.stderr.write(`circuit-lens: ${m}\n`),
       });
       engines.push(engine);

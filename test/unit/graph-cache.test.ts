@@ -6,7 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import { GraphCache, resolveCacheDir } from '../../src/engine/cache';
-import { EMBEDDED_MODEL } from '../helpers';
+import { spawnSync } from 'node:child_process';
+import { EMBEDDED_MODEL, REPO } from '../helpers';
 
 const ids = [[464, 1200, 373, 257, 922, 13, 383, 1200]].map((row) => row.map((id) => id % 2088));
 const targets = [{ kind: 'logit' as const, position: 7, token: 12 }];
@@ -129,5 +130,27 @@ describe('graph cache', () => {
     assert.equal(resolveCacheDir(undefined, { XDG_CACHE_HOME: '/xdg' }), path.join('/xdg', 'circuit-lens'));
     assert.equal(resolveCacheDir(undefined, {}), path.join(os.homedir(), '.cache', 'circuit-lens'));
     assert.throws(() => resolveCacheDir(' ', {}), /empty/);
+  });
+
+  it('the CLI fills the folder given by --cache-dir, and `cache info` / `cache clear` show and empty it', () => {
+    const dir = temp();
+    const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO, 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', cwd: REPO, timeout: 120_000 });
+    try {
+      assert.equal(cli('logits', '--ids', '1,2,3', '--cache-dir', dir).status, 0);
+      const info = cli('cache', 'info', '--cache-dir', dir, '--json');
+      assert.equal(info.status, 0);
+      const listed = JSON.parse(info.stdout) as { entries: { bytes: number; folder: string }[] };
+      assert.equal(listed.entries.length, 1);
+      assert.equal(listed.entries[0]!.folder, EMBEDDED_MODEL);
+      const cleared = JSON.parse(cli('cache', 'clear', '--cache-dir', dir, '--json').stdout) as { removed_entries: number };
+      assert.equal(cleared.removed_entries, 1);
+      assert.deepEqual(new GraphCache(dir).entries(), []);
+      const bad = cli('cache', 'purge', '--cache-dir', dir);
+      assert.equal(bad.status, 2);
+      assert.match(bad.stderr, /"info" or "clear"/);
+      assert.equal(cli('logits', '--ids', '1,2,3', '--cache-dir', 'off').status, 0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
