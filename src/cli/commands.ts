@@ -16,6 +16,7 @@ import { componentId } from '../models/spec';
 import { floatFlag, intFlag, oneOf, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
 import { writeFileAtomic } from '../circuits/files';
+import { discoverShard } from './shard-commands';
 
 const TASK_FLAGS = { ...MODEL_FLAGS, task: { type: 'string' }, n: { type: 'string' }, seed: { type: 'string' }, ablation: { type: 'string' }, batch: { type: 'string' } } as const;
 
@@ -77,7 +78,7 @@ export const extraCommands: Record<string, Command> = {
   discover: {
     summary: 'find the components a task uses (heads, MLPs, neurons) and write the circuit graph',
     usage:
-      'circuit-lens discover [--model DIR] --task ioi|greater-than|FILE.jsonl [--n N] [--method attnlrp|cp-lrp|gradient|activation|eap] [--granularity heads|heads+mlps|heads+neurons|neurons] [--aggregation signed-mean|mean-abs|abs-mean] [--top K | --budget F] [--ablation zero|mean|mean-positional|resample] [--no-verify] --out circuit.json [--json]',
+      'circuit-lens discover [--model DIR] --task ioi|greater-than|FILE.jsonl [--n N] [--method attnlrp|cp-lrp|gradient|activation|eap] [--granularity heads|heads+mlps|heads+neurons|neurons] [--aggregation signed-mean|mean-abs|abs-mean] [--top K | --budget F] [--ablation zero|mean|mean-positional|resample] [--no-verify] [--shard k/n] --out circuit.json [--json]',
     async run(ctx) {
       const flags = parseFlags(ctx.argv, {
         ...TASK_FLAGS,
@@ -89,6 +90,7 @@ export const extraCommands: Record<string, Command> = {
         out: { type: 'string' },
         edges: { type: 'boolean' },
         'no-verify': { type: 'boolean' },
+        shard: { type: 'string' },
       });
       const method = oneOf<DiscoveryMethod>(flags.method, DISCOVERY_METHODS, 'method', 'attnlrp');
       const granularity = oneOf<Granularity>(flags.granularity, GRANULARITIES, 'granularity', flags.edges ? 'heads+mlps' : 'heads');
@@ -102,6 +104,7 @@ export const extraCommands: Record<string, Command> = {
       const n = flags.n === undefined ? undefined : intFlag(flags.n, 'n', 1, 1);
       const task = loadTask(engine, flags.task, n, intFlag(flags.seed, 'seed', 0));
       const batchSize = intFlag(flags.batch, 'batch', 32, 1);
+      if (flags.shard !== undefined) return discoverShard(engine, task, { method, batchSize, shard: flags.shard, out: flags.out, edges: !!flags.edges });
       const started = Date.now();
       const { graph: full } = await discoverCircuit(engine as ModelRunner, task, {
         method,

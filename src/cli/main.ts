@@ -12,6 +12,7 @@ import { argmaxOf, attributionJson, topK } from './format';
 import { extraCommands } from './commands';
 import { pruneCommands } from './prune-commands';
 import { cacheCommands } from './cache-commands';
+import { shardCommands } from './shard-commands';
 import { resolveCacheDir } from '../engine/cache';
 import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
@@ -161,6 +162,7 @@ const commands: Record<string, Command> = {
   ...extraCommands,
   ...pruneCommands,
   ...cacheCommands,
+  ...shardCommands,
 };
 
 
