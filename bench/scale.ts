@@ -23,6 +23,8 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { estimateModelBytes, estimateRunBytes } from '../src/engine/memory';
+import type { ArchSpec } from '../src/models/spec';
 import { fmt, loadavgLine, machine, markdownTable, randomIds, torchPython, writeResults } from './common';
 
 const REPO = path.resolve(__dirname, '..');
@@ -216,6 +218,22 @@ async function edges(args: Args, lines: string[], results: Record<string, unknow
   results.edges = rows;
 }
 
+/**
+ * The Llama-3.2-1B shape (16 layers, d 2048, GQA 32/8 heads of 64, d_mlp 8192, vocab 128,256,
+ * tied embeddings): the memory guard's estimate only. No such model is generated or run here
+ * (README "Speed and memory at scale": the compile path needs more than this machine can spare).
+ */
+function llama1b(lines: string[], results: Record<string, unknown>): void {
+  const [L, D, H, Hkv, dh, F, V] = [16, 2048, 32, 8, 64, 8192, 128256];
+  const perLayer = D * H * dh + 2 * D * Hkv * dh + H * dh * D + 3 * D * F + 2 * D;
+  const parameters = V * D + L * perLayer + D;
+  const spec = { nLayers: L, nHeads: H, dModel: D, dMlp: F, vocabSize: V } as ArchSpec;
+  const model = estimateModelBytes(parameters);
+  const run = estimateRunBytes(spec, 1, 128, true);
+  lines.push(`\n### Llama-3.2-1B shape (estimate only, not run)\n\n${fmt(parameters / 1e9, 3)} B parameters (${fmt((parameters * 4) / GiB, 1)} GiB in float32). Memory guard, 128-token attribution: model ${fmt(model / GiB, 1)} GiB + activations ${fmt(run / GiB, 2)} GiB = ${fmt((model + run) / GiB, 1)} GiB (compile path; this machine: ${fmt(os.totalmem() / GiB, 0)} GiB).`);
+  results.llama1b = { parameters, modelBytes: model, runBytes: run };
+}
+
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
   const lines: string[] = [];
@@ -224,6 +242,7 @@ async function main(): Promise<void> {
   if (!args.skip.has('fresh')) await fresh(args, lines, results);
   if (!args.skip.has('curve')) await curve(args, lines, results);
   if (!args.skip.has('edges')) await edges(args, lines, results);
+  llama1b(lines, results);
   lines.push(`\nMachine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${fmt(os.totalmem() / GiB, 0)} GiB; ${start} at the start, ${loadavgLine()} at the end.`);
   console.log(lines.join('\n'));
   if (args.json) console.error(`[scale] wrote ${writeResults('scale', results)}`);
