@@ -40,6 +40,8 @@ async function main(): Promise<void> {
   const engine = await Engine.load(req.folder, {
     threads: req.threads ?? 0,
     cacheDir: req.cacheDir,
+    // The CLI's setting (src/cli/main.ts); the extension's long-lived worker prepacks.
+    prepack: false,
     ...(req.limitBytes ? { memory: { share: 1, limitBytes: req.limitBytes } } : {}),
   });
   const ids = [randomIds(req.tokens, engine.spec.vocabSize)];

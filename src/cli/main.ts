@@ -196,6 +196,8 @@ export async function main(argv: string[]): Promise<number> {
         executionProvider: ep,
         threads: intFlag(flags.threads, 'threads', 0),
         cacheDir: resolveCacheDir(flags['cache-dir']),
+        // One process, usually one run: skip ORT's weight prepacking (session.ts).
+        prepack: false,
         log: (m) => process.stderr.write(`circuit-lens: ${m}\n`),
       });
       engines.push(engine);

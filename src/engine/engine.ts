@@ -52,6 +52,8 @@ export interface EngineOptions {
    * storage. null or absent: no cache (unless $CIRCUIT_LENS_CACHE_DIR names one).
    */
   readonly cacheDir?: string | null;
+  /** Prepack weights when a session is created (session.ts): true for long-lived engines. */
+  readonly prepack?: boolean;
 }
 
 export class Engine {
@@ -76,6 +78,7 @@ export class Engine {
       log: options.log ?? (() => undefined),
       memory,
       cacheDir,
+      prepack: options.prepack ?? true,
     });
   }
 
