@@ -2,8 +2,10 @@
  * Writes a random-weight GPT-2-small-sized model (124M parameters, float32, ~475 MiB) in the
  * Hugging Face GPT-2 layout, for the benchmarks:
  *
- *     node --import tsx bench/make-gpt2-small-random.ts [--out DIR] [--force]
- *         default DIR: bench/models/gpt2-small-random (git-ignored)
+ *     node --import tsx bench/make-gpt2-small-random.ts [--out DIR] [--force] [--positions N]
+ *         default DIR: bench/models/gpt2-small-random (git-ignored); with --positions 2048,
+ *         bench/models/gpt2-small-random-2k (the long-prompt point of bench/scale.ts: the same
+ *         model with more learned positions, all Normal(0, 0.02))
  *
  * 12 layers, d_model 768, 12 heads, MLP 3072, vocab 50257, 1024 positions, gelu_new, tied
  * lm_head (no `lm_head.weight` in the file). Weights are Normal(0, 0.02) from a seeded PRNG
@@ -24,14 +26,14 @@ const L = 12;
 const H = 12;
 const F = 4 * D;
 const V = 50257;
-const P = 1024;
+const DEFAULT_POSITIONS = 1024;
 
 export const CONFIG = {
   model_type: 'gpt2',
   architectures: ['GPT2LMHeadModel'],
   vocab_size: V,
-  n_positions: P,
-  n_ctx: P,
+  n_positions: DEFAULT_POSITIONS,
+  n_ctx: DEFAULT_POSITIONS,
   n_embd: D,
   n_layer: L,
   n_head: H,
@@ -88,7 +90,8 @@ function fillNormal(out: Float32Array, std: number, uniform: () => number): void
   }
 }
 
-export function makeGpt2SmallRandom(out: string = DEFAULT_OUT, options: { force?: boolean; log?: (m: string) => void } = {}): string {
+export function makeGpt2SmallRandom(out: string = DEFAULT_OUT, options: { force?: boolean; log?: (m: string) => void; positions?: number } = {}): string {
+  const P = options.positions ?? DEFAULT_POSITIONS;
   const log = options.log ?? ((m: string) => console.error(m));
   const file = path.join(out, 'model.safetensors');
   if (!options.force && fs.existsSync(file) && fs.existsSync(path.join(out, 'config.json'))) {
@@ -128,7 +131,7 @@ export function makeGpt2SmallRandom(out: string = DEFAULT_OUT, options: { force?
   // Atomic: a half-written file must not look like a finished model to the skip check.
   fs.writeFileSync(file + '.tmp', bytes);
   fs.renameSync(file + '.tmp', file);
-  fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(CONFIG, null, 2) + '\n');
+  fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify({ ...CONFIG, n_positions: P, n_ctx: P }, null, 2) + '\n');
   const params = tensors.reduce((s, t) => s + t.data.length, 0);
   log(`wrote ${out} (${(params / 1e6).toFixed(1)}M parameters, ${(bytes.length / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return out;
@@ -137,5 +140,9 @@ export function makeGpt2SmallRandom(out: string = DEFAULT_OUT, options: { force?
 if (require.main === module) {
   const args = process.argv.slice(2);
   const at = args.indexOf('--out');
-  makeGpt2SmallRandom(at >= 0 ? path.resolve(args[at + 1]!) : DEFAULT_OUT, { force: args.includes('--force') });
+  const p = args.indexOf('--positions');
+  const positions = p >= 0 ? Number(args[p + 1]) : DEFAULT_POSITIONS;
+  if (!Number.isInteger(positions) || positions < 1) throw new Error('--positions needs a positive integer');
+  const out = at >= 0 ? path.resolve(args[at + 1]!) : positions === DEFAULT_POSITIONS ? DEFAULT_OUT : `${DEFAULT_OUT}-${positions % 1024 === 0 ? `${positions / 1024}k` : positions}`;
+  makeGpt2SmallRandom(out, { force: args.includes('--force'), positions });
 }

@@ -5,7 +5,7 @@ import type { FlagSpec } from './args';
 
 export interface CommandContext {
   readonly argv: string[];
-  openEngine(model: string | undefined, flags: { ep?: string; threads?: string }): Promise<Engine>;
+  openEngine(model: string | undefined, flags: { ep?: string; threads?: string; 'cache-dir'?: string }): Promise<Engine>;
   /** Progress and log lines for the pipelines (stderr). */
   readonly job: JobContext;
 }
@@ -20,6 +20,8 @@ export const MODEL_FLAGS = {
   model: { type: 'string' },
   ep: { type: 'string' },
   threads: { type: 'string' },
+  /** Compiled-graph cache folder, or "off" (src/engine/cache.ts). */
+  'cache-dir': { type: 'string' },
   json: { type: 'boolean' },
 } as const satisfies FlagSpec;
 

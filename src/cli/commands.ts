@@ -5,7 +5,8 @@ import { InputError } from '../models/errors';
 import { circuitComponentIds, validateCircuitGraph, type CircuitGraph } from '../circuits/discovery/graph';
 import { checkOutputFile, writeFileAtomic } from '../circuits/files';
 import { DISCOVER_DEFAULTS, discover, verify } from '../pipelines/circuits';
-import { requireFile } from '../pipelines/inputs';
+import { isBuiltInTask, requireFile, resolveTask } from '../pipelines/inputs';
+import { discoverShard } from './shard-commands';
 import { circuitFileText } from '../pipelines/exports';
 import { ABLATIONS, ABLATION_DOCS, AGGREGATIONS, AGGREGATION_DOCS, DISCOVERY_METHODS, DISCOVERY_METHOD_DOCS, GRANULARITIES, GRANULARITY_DOCS, describeVocabulary } from '../vocabulary';
 import { floatFlag, intFlag, oneOf, parseFlags } from './args';
@@ -31,7 +32,7 @@ export const circuitCommands: Record<string, Command> = {
   discover: {
     summary: 'find the components a task uses (heads, MLPs, neurons) and write the circuit graph',
     usage: [
-      `circuit-lens discover [--model DIR] [--task ioi|greater-than|FILE.jsonl] [--n N] [--seed S] [--method M] [--granularity G] [--aggregation A] [--edges] [--top K | --budget F] [--ablation X] [--no-verify] [--batch B] --out circuit.json [--json]`,
+      `circuit-lens discover [--model DIR] [--task ioi|greater-than|FILE.jsonl] [--n N] [--seed S] [--method M] [--granularity G] [--aggregation A] [--edges] [--top K | --budget F] [--ablation X] [--no-verify] [--batch B] [--shard k/n] --out circuit.json [--json]`,
       `defaults: --task ${DISCOVER_DEFAULTS.task} --n ${DISCOVER_DEFAULTS.n} (built-in tasks) --seed ${DISCOVER_DEFAULTS.seed} --method ${DISCOVER_DEFAULTS.method} --aggregation ${DISCOVER_DEFAULTS.aggregation} --ablation ${DISCOVER_DEFAULTS.ablation}; granularity heads (heads+mlps with --edges); top ${DISCOVER_DEFAULTS.nodeShare * 100} % of the components (${DISCOVER_DEFAULTS.edgeShare * 100} % of the edges with --edges)`,
       `--method:\n${describeVocabulary(DISCOVERY_METHOD_DOCS)}`,
       `--granularity:\n${describeVocabulary(GRANULARITY_DOCS)}`,
@@ -50,9 +51,23 @@ export const circuitCommands: Record<string, Command> = {
         out: { type: 'string' },
         edges: { type: 'boolean' },
         'no-verify': { type: 'boolean' },
+        shard: { type: 'string' },
       });
       if (flags.out) checkOutputFile(flags.out);
       const engine = await ctx.openEngine(flags.model, flags);
+      if (flags.shard !== undefined) {
+        // One shard of the component scores: partial sums for `circuit-lens merge` (README, "Past one machine").
+        const spec = flags.task ?? DISCOVER_DEFAULTS.task;
+        const n = flags.n !== undefined ? intFlag(flags.n, 'n', 1, 1) : isBuiltInTask(spec) ? DISCOVER_DEFAULTS.n : undefined;
+        const task = resolveTask(engine, spec, { ...(n !== undefined ? { n } : {}), seed: intFlag(flags.seed, 'seed', DISCOVER_DEFAULTS.seed) });
+        return discoverShard(engine, task, {
+          method: oneOf(flags.method, DISCOVERY_METHODS, 'method', DISCOVER_DEFAULTS.method),
+          batchSize: intFlag(flags.batch, 'batch', DISCOVER_DEFAULTS.batchSize, 1),
+          shard: flags.shard,
+          out: flags.out,
+          edges: !!flags.edges,
+        });
+      }
       const { graph, task, seconds } = await discover(
         engine,
         {

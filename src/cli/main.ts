@@ -16,6 +16,9 @@ import { pruneCurveCommands } from './prune-curve';
 import { perturbCommands } from './perturb';
 import { graphCommands } from './graph';
 import { interopCommands } from './export-graph';
+import { cacheCommands } from './cache-commands';
+import { shardCommands } from './shard-commands';
+import { resolveCacheDir } from '../engine/cache';
 import { MODEL_FLAGS, type Command, type CommandContext } from './command';
 
 export { MODEL_FLAGS, type Command, type CommandContext };
@@ -163,6 +166,8 @@ const commands: Record<string, Command> = {
   ...perturbCommands,
   ...graphCommands,
   ...interopCommands,
+  ...cacheCommands,
+  ...shardCommands,
 };
 
 
@@ -195,6 +200,9 @@ export async function main(argv: string[]): Promise<number> {
       const engine = await Engine.load(model ?? embeddedModelPath(), {
         executionProvider: ep,
         threads: intFlag(flags.threads, 'threads', 0),
+        cacheDir: resolveCacheDir(flags['cache-dir']),
+        // One process, usually one run: skip ORT's weight prepacking (session.ts).
+        prepack: false,
         log: (m) => process.stderr.write(`circuit-lens: ${m}\n`),
       });
       engines.push(engine);

@@ -4,6 +4,7 @@
  * thread and the CLI in-process.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { InputError } from '../models/errors';
 import { loadModelFolder, parameterCount, type LoadedModel } from '../models/load';
@@ -24,9 +25,18 @@ import type {
 } from './api';
 import { compileGraph, OUT, type GraphOptions } from './build';
 import { checkMemory, estimateModelBytes, estimateRunBytes, type MemoryPolicy } from './memory';
-import { openSession, ort, type OpenedSession } from './session';
+import { engineCodeHash, GraphCache, resolveCacheMaxBytes } from './cache';
+import { openCachedSession, openSession, ort, type OpenedSession } from './session';
 import { COMPOSITES, type ExecutionProviderSetting } from '../vocabulary';
 import { reportsProbs } from './rules';
+
+const ORT_VERSION: string = (() => {
+  try {
+    return (require('onnxruntime-node/package.json') as { version: string }).version;
+  } catch {
+    return '?';
+  }
+})();
 
 /** Edge attribution runs at most this many backward rows per session run. */
 const EDGE_ROWS_PER_RUN = 32;
@@ -37,6 +47,13 @@ export interface EngineOptions {
   readonly log?: (message: string) => void;
   /** When to refuse a model or a run for its estimated memory (memory.ts). */
   readonly memory?: MemoryPolicy;
+  /**
+   * Folder of the compiled-graph cache (cache.ts): the CLI's cache dir, the extension's global
+   * storage. null or absent: no cache (unless $CIRCUIT_LENS_CACHE_DIR names one).
+   */
+  readonly cacheDir?: string | null;
+  /** Prepack weights when a session is created (session.ts): true for long-lived engines. */
+  readonly prepack?: boolean;
 }
 
 export class Engine {
@@ -53,11 +70,15 @@ export class Engine {
     const model = loadModelFolder(folder, (parameters) =>
       checkMemory(estimateModelBytes(parameters), 'loading this model', memory, 'use a machine with more memory or a GPU (VS Code Remote puts the engine next to it), or a smaller model'),
     );
+    const envDir = process.env.CIRCUIT_LENS_CACHE_DIR;
+    const cacheDir = options.cacheDir !== undefined ? options.cacheDir : envDir && envDir !== 'off' && envDir !== 'none' ? path.resolve(envDir) : null;
     return new Engine(model, {
       executionProvider: options.executionProvider ?? 'cpu',
       threads: options.threads ?? 0,
       log: options.log ?? (() => undefined),
       memory,
+      cacheDir,
+      prepack: options.prepack ?? true,
     });
   }
 
@@ -424,8 +445,7 @@ export class Engine {
     let pending = this.sessions.get(key);
     if (!pending) {
       pending = (async () => {
-        const graph = compileGraph(this.spec, this.model.weights, options);
-        const opened = await openSession(graph, this.options);
+        const opened = await this.openCachedOrCompile(options);
         this.provider = opened.provider;
         return opened;
       })();
@@ -434,6 +454,58 @@ export class Engine {
       this.sessions.set(key, pending);
     }
     return pending;
+  }
+
+  /**
+   * Sessions are created lazily, on the first request that needs their graph. With a cache
+   * (CPU only, original weights only) a hit opens ORT's saved optimised model and never
+   * compiles or reads the safetensors; a miss compiles and saves it while the session is made.
+   */
+  private async openCachedOrCompile(options: GraphOptions): Promise<OpenedSession> {
+    const cache = this.graphCache();
+    if (!cache) return openSession(compileGraph(this.spec, this.model.weights, options), this.options);
+    const { cache: c, modelHash } = cache;
+    const key = c.key({ model: modelHash, options, code: engineCodeHash(), ort: ORT_VERSION, cpu: os.cpus()[0]?.model ?? '?', arch: process.arch });
+    const hit = c.lookup(key);
+    if (hit) {
+      try {
+        return await openCachedSession(hit, this.options);
+      } catch (err) {
+        this.options.log(`graph cache: entry ${key} could not be opened (${(err as Error).message.split('\n')[0]}); recompiling`);
+        c.remove(key);
+      }
+    }
+    const graph = compileGraph(this.spec, this.model.weights, options);
+    const write = c.begin(key, { folder: this.model.folder, options, ort: ORT_VERSION });
+    try {
+      const opened = await openSession(graph, this.options, write);
+      if (opened.provider === 'cpu' && fs.existsSync(write.modelPath)) write.commit();
+      else write.abort();
+      return opened;
+    } catch (err) {
+      write.abort();
+      throw err;
+    }
+  }
+
+  private cacheState: { cache: GraphCache; modelHash: string } | null | undefined;
+
+  private graphCache(): { cache: GraphCache; modelHash: string } | null {
+    if (this.cacheState !== undefined) return this.cacheState;
+    const dir = this.options.cacheDir;
+    // Pruned or corrected weights live in memory only: never cached. Other providers save
+    // provider-specific graphs, so the cache serves the CPU only.
+    const overridden = this.model.weights.names().some((n) => this.model.weights.isOverridden(n));
+    if (!dir || overridden || this.options.executionProvider !== 'cpu') return (this.cacheState = null);
+    try {
+      const cache = new GraphCache(dir, resolveCacheMaxBytes());
+      const files = [...new Set(this.model.weights.files.map((f) => f.path)), path.join(this.model.folder, 'config.json')];
+      this.cacheState = { cache, modelHash: cache.contentHash(files) };
+    } catch (err) {
+      this.options.log(`graph cache: disabled (${(err as Error).message})`);
+      this.cacheState = null;
+    }
+    return this.cacheState;
   }
 
   /** Right-pads the rows to one length; causal attention keeps real positions unaffected. */

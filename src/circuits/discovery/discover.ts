@@ -34,6 +34,11 @@ type PerSample = Pick<Attribution, 'headRelevance' | 'mlpRelevance'>;
 
 /** Per-component scores aggregated over the task's examples. */
 export async function scoreComponents(runner: ModelRunner, task: Task, options: DiscoveryOptions): Promise<ComponentRelevance> {
+  return aggregateAttributions(await scoreSamples(runner, task, options), options.aggregation ?? DEFAULT_AGGREGATION);
+}
+
+/** Per-example component scores, before aggregation (shards sum them: shard.ts). */
+export async function scoreSamples(runner: ModelRunner, task: Task, options: DiscoveryOptions): Promise<PerSample[]> {
   const batchSize = options.batchSize ?? 32;
   const samples: PerSample[] = [];
   const examples = task.examples;
@@ -42,7 +47,7 @@ export async function scoreComponents(runner: ModelRunner, task: Task, options: 
     samples.push(...(await scoreBatch(runner, batch, options.method)));
     options.onProgress?.(Math.min(start + batchSize, examples.length), examples.length);
   }
-  return aggregateAttributions(samples, options.aggregation ?? DEFAULT_AGGREGATION);
+  return samples;
 }
 
 async function scoreBatch(runner: ModelRunner, batch: Task['examples'], method: DiscoveryMethod): Promise<PerSample[]> {

@@ -1,0 +1,91 @@
+/**
+ * One in-process measurement for bench/scale.ts, in its own process so its peak RSS is its own.
+ *
+ *     node --import tsx bench/scale-child.ts '{"kind":"curve","folder":"…","tokens":512,"runs":2,"cacheDir":null}'
+ *
+ * kinds
+ *   curve  forward or attribution (AttnLRP, last position, token 0) time at one length, the
+ *          memory guard's estimates, and the process's peak RSS.
+ *   edges  the full head/MLP edge graph of one prompt vs one attribution of it (warm).
+ * Prints one JSON line on stdout.
+ */
+import * as os from 'node:os';
+import { Engine } from '../src/engine/engine';
+import { estimateModelBytes, estimateRunBytes } from '../src/engine/memory';
+import { parameterCount } from '../src/models/load';
+import { maxRssMiB, randomIds } from './common';
+
+interface ChildRequest {
+  readonly kind: 'curve' | 'edges';
+  readonly folder: string;
+  readonly tokens: number;
+  readonly runs: number;
+  readonly threads?: number;
+  readonly cacheDir: string | null;
+  /** Memory-guard cap in bytes (the guard refuses instead of the machine swapping). */
+  readonly limitBytes?: number;
+  /** curve: which pass this process times (each in its own process, so each peak is its own). */
+  readonly what?: 'forward' | 'attribution';
+}
+
+const timed = async (fn: () => Promise<unknown>) => {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+async function main(): Promise<void> {
+  const req = JSON.parse(process.argv[2]!) as ChildRequest;
+  const engine = await Engine.load(req.folder, {
+    threads: req.threads ?? 0,
+    cacheDir: req.cacheDir,
+    // The CLI's setting (src/cli/main.ts); the extension's long-lived worker prepacks.
+    prepack: false,
+    ...(req.limitBytes ? { memory: { share: 1, limitBytes: req.limitBytes } } : {}),
+  });
+  const ids = [randomIds(req.tokens, engine.spec.vocabSize)];
+  const targets = [{ kind: 'logit' as const, position: req.tokens - 1, token: 0 }];
+  const attribute = () => engine.attribute({ ids, targets, mode: 'attnlrp', neurons: false });
+  const parameters = parameterCount(engine.loaded.weights);
+  const base = {
+    kind: req.kind,
+    tokens: req.tokens,
+    parameters,
+    loadavg: os.loadavg()[0],
+    estimateModelBytes: estimateModelBytes(parameters),
+    estimateAttributionBytes: estimateRunBytes(engine.spec, 1, req.tokens, true),
+  };
+  if (req.kind === 'curve') {
+    const run = req.what === 'forward' ? () => engine.forward({ ids }) : attribute;
+    const firstMs = await timed(run);
+    const times: number[] = [];
+    for (let i = 0; i < req.runs; i++) times.push(await timed(run));
+    const out = { ...base, what: req.what ?? 'attribution', firstMs, ms: median(times), estimateForwardBytes: estimateRunBytes(engine.spec, 1, req.tokens, false), peakMiB: maxRssMiB() };
+    await engine.dispose();
+    process.stdout.write(JSON.stringify(out) + '\n');
+    return;
+  }
+  await attribute();
+  const a: number[] = [];
+  for (let i = 0; i < req.runs; i++) a.push(await timed(attribute));
+  const prompt = { ids: ids[0]!, target: targets[0]! };
+  await engine.edges([prompt], 'attnlrp'); // compile + warm
+  const e: number[] = [];
+  let edgeCount = 0;
+  for (let i = 0; i < Math.max(1, Math.min(req.runs, 2)); i++) {
+    const t0 = performance.now();
+    const [res] = await engine.edges([prompt], 'attnlrp');
+    e.push(performance.now() - t0);
+    edgeCount = res!.edges.length;
+  }
+  const { nLayers: L, nHeads: H } = engine.spec;
+  const out = { ...base, attributionMs: median(a), edgesMs: median(e), ratio: median(e) / median(a), edgeCount, backwardRows: 1 + L * (H + 1), peakMiB: maxRssMiB() };
+  await engine.dispose();
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+main().catch((err) => {
+  process.stdout.write(JSON.stringify({ error: (err as Error).message }) + '\n');
+  process.exit(0);
+});

@@ -1,0 +1,257 @@
+/**
+ * Scale benchmark (issue 16): every speed and memory figure of README "Speed and memory" in one
+ * run.
+ *
+ *     npm run build            # the fresh-process runs use the bundled CLI, as users run it
+ *     node --import tsx bench/make-gpt2-small-random.ts                      # 124M, 1,024 positions
+ *     node --import tsx bench/make-gpt2-small-random.ts --positions 2048     # for the 2,048 point
+ *     node --import tsx bench/scale.ts [--runs 3] [--tokens 128,256,512,1024,2048]
+ *         [--limit-gib 6] [--skip fresh,curve,edges] [--no-json]
+ *
+ * 1. Fresh-process attribution, 128 tokens, GPT-2-small-sized model: `circuit-lens attribute`
+ *    (bundled CLI, new process each time) with an empty graph cache (miss), a filled one (hit)
+ *    and none, against the PyTorch-eager oracle in a new process
+ *    (bench/oracle-fresh.py over ../shared/reference/oracle), alternating, median of --runs.
+ *    Wall time from spawn to exit; peak RSS from /usr/bin/time.
+ * 2. Peak RSS against the weights, from the same processes.
+ * 3. The prompt-length curve: forward and attribution at each length, peak RSS, and the memory
+ *    guard's estimate; lengths whose estimate exceeds --limit-gib are refused by the guard
+ *    (reported, not run), so the benchmark never takes the machine down.
+ * 4. The full head/MLP edge graph of one 32-token prompt against one attribution of it.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { estimateModelBytes, estimateRunBytes } from '../src/engine/memory';
+import type { ArchSpec } from '../src/models/spec';
+import { fmt, loadavgLine, machine, markdownTable, randomIds, torchPython, writeResults } from './common';
+
+const REPO = path.resolve(__dirname, '..');
+const ORACLE_DIR = path.resolve(REPO, '..', 'shared', 'reference', 'oracle');
+const GPT2 = path.join(__dirname, 'models', 'gpt2-small-random');
+const GPT2_2K = path.join(__dirname, 'models', 'gpt2-small-random-2k');
+const EMBEDDED = path.join(REPO, 'models', 'tiny-ioi-gpt2');
+const GiB = 1024 ** 3;
+
+interface Args {
+  runs: number;
+  tokens: number[];
+  limitGiB: number;
+  skip: Set<string>;
+  json: boolean;
+  threads: number;
+}
+
+function parse(argv: string[]): Args {
+  const args: Args = { runs: 3, tokens: [128, 256, 512, 1024, 2048], limitGiB: 6, skip: new Set(), json: true, threads: 2 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = () => argv[++i] ?? '';
+    if (a === '--runs') args.runs = Number(v());
+    else if (a === '--tokens') args.tokens = v().split(',').map(Number);
+    else if (a === '--limit-gib') args.limitGiB = Number(v());
+    else if (a === '--skip') args.skip = new Set(v().split(','));
+    else if (a === '--threads') args.threads = Number(v());
+    else if (a === '--no-json') args.json = false;
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return args;
+}
+
+interface ProcessRun {
+  wallS: number;
+  peakMiB: number | null;
+  stdout: string;
+}
+
+/** Runs a command to completion; wall time from spawn to exit, peak RSS via /usr/bin/time. */
+function timedProcess(cmd: string, argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<ProcessRun> {
+  const haveTime = fs.existsSync('/usr/bin/time');
+  const rssFile = path.join(os.tmpdir(), `scale-rss-${process.pid}-${Date.now()}`);
+  const [exe, args] = haveTime ? ['/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...argv]] : [cmd, argv];
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(exe, args as string[], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const wallS = (performance.now() - t0) / 1000;
+      let peakMiB: number | null = null;
+      if (haveTime) {
+        peakMiB = Number(fs.readFileSync(rssFile, 'utf8').trim().split('\n').pop()) / 1024;
+        fs.rmSync(rssFile, { force: true });
+      }
+      if (code !== 0) return reject(new Error(`${cmd} ${argv.slice(0, 3).join(' ')} exited with ${code}: ${err.slice(-1500)}`));
+      resolve({ wallS, peakMiB, stdout: out });
+    });
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function fresh(args: Args, lines: string[], results: Record<string, unknown>): Promise<void> {
+  const cli = path.join(REPO, 'bin', 'circuit-lens.js');
+  if (!fs.existsSync(path.join(REPO, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: run npm run build first');
+  const T = 128;
+  const ids = randomIds(T, 50257).join(',');
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'scale-cache-'));
+  const ours = (cache: string) => timedProcess(process.execPath, [cli, 'attribute', '--model', GPT2, '--ids', ids, '--target-id', '0', '--threads', String(args.threads), '--cache-dir', cache, '--json']);
+  const python = torchPython();
+  const oracle = () =>
+    timedProcess(python!, [path.join(__dirname, 'oracle-fresh.py'), '--oracle-dir', ORACLE_DIR, '--model', GPT2, '--tokens', String(T), '--threads', String(args.threads)]);
+  const rows: Record<string, ProcessRun[]> = { miss: [], hit: [], off: [], oracle: [] };
+  const oraclePhases: Record<string, number>[] = [];
+  for (let r = 0; r < args.runs; r++) {
+    fs.rmSync(path.join(cacheDir, 'graphs'), { recursive: true, force: true });
+    rows.miss!.push(await ours(cacheDir));
+    rows.hit!.push(await ours(cacheDir));
+    rows.off!.push(await ours('off'));
+    if (python) {
+      const o = await oracle();
+      rows.oracle!.push(o);
+      oraclePhases.push(JSON.parse(o.stdout.trim().split('\n').pop()!) as Record<string, number>);
+    }
+    console.error(`[scale] fresh run ${r + 1}/${args.runs}: ${Object.entries(rows).map(([k, v]) => `${k} ${fmt(v[r]?.wallS)} s`).join(', ')} (${loadavgLine()})`);
+  }
+  const cacheBytes = fs.readdirSync(path.join(cacheDir, 'graphs')).reduce((s, k) => s + fs.readdirSync(path.join(cacheDir, 'graphs', k)).reduce((t, f) => t + fs.statSync(path.join(cacheDir, 'graphs', k, f)).size, 0), 0);
+  fs.rmSync(cacheDir, { recursive: true, force: true });
+  const oracleS = rows.oracle!.length ? median(rows.oracle!.map((r) => r.wallS)) : null;
+  const weightsMiB = fs.statSync(path.join(GPT2, 'model.safetensors')).size / 2 ** 20;
+  const label: Record<string, string> = { miss: 'ours, empty graph cache (compile + save)', hit: 'ours, graph cache hit', off: 'ours, no cache (--cache-dir off)', oracle: 'PyTorch-eager oracle' };
+  lines.push(`### Fresh-process attribution, GPT-2-small-sized model (124M, weights ${fmt(weightsMiB, 0)} MiB), ${T} tokens, ${args.threads} threads, median of ${args.runs}\n`);
+  lines.push(
+    markdownTable(
+      ['process', 'wall s (median)', 'runs s', 'vs PyTorch', 'peak RSS MiB', 'peak RSS / weights'],
+      Object.entries(rows)
+        .filter(([, v]) => v.length > 0)
+        .map(([k, v]) => {
+          const wall = median(v.map((r) => r.wallS));
+          const peak = median(v.map((r) => r.peakMiB ?? NaN));
+          return [label[k]!, fmt(wall, 2), v.map((r) => fmt(r.wallS, 1)).join(', '), oracleS ? fmt(wall / oracleS, 2) : '–', fmt(peak, 0), fmt(peak / weightsMiB, 2)];
+        }),
+    ),
+  );
+  if (oraclePhases.length) {
+    const ph = (k: string) => fmt(median(oraclePhases.map((p) => p[k]!)), 1);
+    lines.push(`\nPyTorch phases (median): import ${ph('import_s')} s, load ${ph('load_s')} s, attribution ${ph('attribution_s')} s. Cache entry on disk: ${fmt(cacheBytes / 2 ** 20, 0)} MiB.`);
+  } else lines.push('\nPyTorch oracle: skipped (no python with torch; apt-get install python3-torch python3-numpy).');
+  results.fresh = { rows, oraclePhases, weightsMiB, cacheBytes };
+}
+
+function child(request: object): Promise<Record<string, number | string>> {
+  return timedProcess(process.execPath, ['--import', 'tsx', path.join(__dirname, 'scale-child.ts'), JSON.stringify(request)]).then((r) => ({
+    ...(JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | string>),
+    processPeakMiB: r.peakMiB ?? NaN,
+  }));
+}
+
+async function curve(args: Args, lines: string[], results: Record<string, unknown>): Promise<void> {
+  const rows: Record<string, number | string>[] = [];
+  for (const T of args.tokens) {
+    const folder = T > 1024 ? GPT2_2K : GPT2;
+    if (!fs.existsSync(path.join(folder, 'model.safetensors'))) {
+      rows.push({ tokens: T, error: `${path.relative(REPO, folder)} is missing (make-gpt2-small-random.ts${T > 1024 ? ' --positions 2048' : ''})` });
+      continue;
+    }
+    const request = { kind: 'curve', folder, tokens: T, runs: T >= 1024 ? 1 : args.runs, threads: args.threads, cacheDir: null, limitBytes: args.limitGiB * GiB };
+    const a = await child({ ...request, what: 'attribution' });
+    const f = a.error ? a : await child({ ...request, what: 'forward' });
+    const row = {
+      tokens: T,
+      error: a.error ?? f.error ?? '',
+      forwardMs: f.ms!,
+      attributionMs: a.ms!,
+      ratio: (a.ms as number) / (f.ms as number),
+      forwardPeakMiB: f.processPeakMiB!,
+      attributionPeakMiB: a.processPeakMiB!,
+      estimateMiB: ((a.estimateModelBytes as number) + (a.estimateAttributionBytes as number)) / 2 ** 20,
+      loadavg: a.loadavg!,
+    };
+    rows.push(row);
+    console.error(`[scale] T=${T}: ${row.error || `attribution ${fmt(row.attributionMs as number, 0)} ms, ratio ${fmt(row.ratio, 2)}, peak ${fmt(row.attributionPeakMiB as number, 0)} MiB`}`);
+  }
+  lines.push(`\n### Prompt length, GPT-2-small-sized model (2,048 tokens: the same shapes with 2,048 learned positions), memory guard capped at ${args.limitGiB} GiB\n`);
+  lines.push(
+    markdownTable(
+      ['tokens', 'forward ms', 'attribution ms', 'attribution / forward', 'peak RSS forward MiB', 'peak RSS attribution MiB', 'guard estimate MiB', 'estimate / peak', 'note'],
+      rows.map((r) =>
+        r.error && !Number.isFinite(r.attributionMs as number)
+          ? [r.tokens!, '–', '–', '–', '–', '–', '–', '–', String(r.error)]
+          : [
+              r.tokens!,
+              fmt(r.forwardMs as number, 0),
+              fmt(r.attributionMs as number, 0),
+              fmt(r.ratio as number, 2),
+              fmt(r.forwardPeakMiB as number, 0),
+              fmt(r.attributionPeakMiB as number, 0),
+              fmt(r.estimateMiB as number, 0),
+              fmt((r.estimateMiB as number) / (r.attributionPeakMiB as number), 2),
+              `${r.error ? String(r.error) + '; ' : ''}load ${fmt(r.loadavg as number, 1)}`,
+            ],
+      ),
+    ),
+  );
+  results.curve = rows;
+}
+
+async function edges(args: Args, lines: string[], results: Record<string, unknown>): Promise<void> {
+  const rows: Record<string, number | string>[] = [];
+  for (const [name, folder] of [['embedded', EMBEDDED], ['gpt2-small', GPT2]] as const) {
+    const r = await child({ kind: 'edges', folder, tokens: 32, runs: args.runs, threads: args.threads, cacheDir: null });
+    rows.push({ model: name, ...r });
+    console.error(`[scale] edges ${name}: ${r.error ?? `${fmt(r.edgesMs as number, 0)} ms = ${fmt(r.ratio as number, 1)} attributions`}`);
+  }
+  lines.push('\n### Edge graph (every head/MLP edge) of one 32-token prompt vs one attribution (warm)\n');
+  lines.push(
+    markdownTable(
+      ['model', 'attribution ms', 'edge graph ms', 'edges / attribution', 'backward rows', 'edges'],
+      rows.map((r) => (r.error ? [r.model!, '–', '–', '–', '–', String(r.error)] : [r.model!, fmt(r.attributionMs as number, 0), fmt(r.edgesMs as number, 0), fmt(r.ratio as number, 1), r.backwardRows!, r.edgeCount!])),
+    ),
+  );
+  results.edges = rows;
+}
+
+/**
+ * The Llama-3.2-1B shape (16 layers, d 2048, GQA 32/8 heads of 64, d_mlp 8192, vocab 128,256,
+ * tied embeddings): the memory guard's estimate only. No such model is generated or run here
+ * (README "Speed and memory at scale": the compile path needs more than this machine can spare).
+ */
+function llama1b(lines: string[], results: Record<string, unknown>): void {
+  const [L, D, H, Hkv, dh, F, V] = [16, 2048, 32, 8, 64, 8192, 128256];
+  const perLayer = D * H * dh + 2 * D * Hkv * dh + H * dh * D + 3 * D * F + 2 * D;
+  const parameters = V * D + L * perLayer + D;
+  const spec = { nLayers: L, nHeads: H, dModel: D, dMlp: F, vocabSize: V } as ArchSpec;
+  const model = estimateModelBytes(parameters);
+  const run = estimateRunBytes(spec, 1, 128, true);
+  lines.push(`\n### Llama-3.2-1B shape (estimate only, not run)\n\n${fmt(parameters / 1e9, 3)} B parameters (${fmt((parameters * 4) / GiB, 1)} GiB in float32). Memory guard, 128-token attribution: model ${fmt(model / GiB, 1)} GiB + activations ${fmt(run / GiB, 2)} GiB = ${fmt((model + run) / GiB, 1)} GiB (compile path; this machine: ${fmt(os.totalmem() / GiB, 0)} GiB).`);
+  results.llama1b = { parameters, modelBytes: model, runBytes: run };
+}
+
+async function main(): Promise<void> {
+  const args = parse(process.argv.slice(2));
+  const lines: string[] = [];
+  const results: Record<string, unknown> = { args: { ...args, skip: [...args.skip] }, machine: machine() };
+  const start = loadavgLine();
+  if (!args.skip.has('fresh')) await fresh(args, lines, results);
+  if (!args.skip.has('curve')) await curve(args, lines, results);
+  if (!args.skip.has('edges')) await edges(args, lines, results);
+  llama1b(lines, results);
+  lines.push(`\nMachine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${fmt(os.totalmem() / GiB, 0)} GiB; ${start} at the start, ${loadavgLine()} at the end.`);
+  console.log(lines.join('\n'));
+  if (args.json) console.error(`[scale] wrote ${writeResults('scale', results)}`);
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
+

@@ -1,0 +1,101 @@
+/**
+ * `discover --shard k/n` (one part of the examples, exact sums written to --out) and
+ * `circuit-lens merge` (the parts added exactly, then the circuit graph as discover builds it).
+ * See src/circuits/shard.ts and README "Speed and memory" for a Slurm array example.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { InputError } from '../models/errors';
+import { scoreSamples } from '../circuits/discovery/discover';
+import { AGGREGATIONS, GRANULARITIES, type Aggregation, type DiscoveryMethod, type Granularity } from '../vocabulary';
+import { writeFileAtomic } from '../circuits/files';
+import { buildCircuitGraph, circuitComponentIds, selectNodes } from '../circuits/discovery/graph';
+import type { ModelRunner } from '../circuits/runner';
+import { mergePartials, parseShard, partialRelevance, relevanceFromPartial, shardTask, PARTIAL_FORMAT, type PartialRelevance } from '../circuits/discovery/shard';
+import type { Task } from '../circuits/tasks/tasks';
+import type { Engine } from '../engine/engine';
+import { intFlag, oneOf } from './args';
+import type { Command } from './command';
+
+/** Scores shard `shard` of `task` and writes its exact sums to `out` (the discover command's --shard). */
+export async function discoverShard(engine: Engine, task: Task, options: { method: DiscoveryMethod; batchSize: number; shard: string; out: string | undefined; edges: boolean }): Promise<{ json: unknown; text: string }> {
+  if (!options.out) throw new InputError('--shard writes its partial sums to --out FILE');
+  if (options.edges) throw new InputError('--shard is for component scores; edge graphs are not sharded yet');
+  let shard;
+  try {
+    shard = parseShard(options.shard);
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+  const part = shardTask(task, shard, options.batchSize);
+  const started = Date.now();
+  const samples = part.examples.length ? await scoreSamples(engine as ModelRunner, part, { method: options.method, batchSize: options.batchSize }) : [];
+  const { nLayers, nHeads, dModel, dMlp } = engine.spec;
+  const partial = partialRelevance(samples, { model: path.basename(engine.folder), task: task.name, metric: task.metric, method: options.method, examples: task.examples.length, batchSize: options.batchSize, layers: nLayers, heads: nHeads, dModel, dMlp }, shard);
+  writeFileAtomic(options.out, JSON.stringify(partial) + '\n');
+  const json = { shard: `${shard.index + 1}/${shard.count}`, examples: part.examples.length, of: task.examples.length, seconds: (Date.now() - started) / 1000, out: path.resolve(options.out) };
+  return { json, text: `shard ${json.shard}: ${json.examples} of ${json.of} examples scored in ${json.seconds.toFixed(1)} s → ${json.out} (combine with circuit-lens merge)` };
+}
+
+export const shardCommands: Record<string, Command> = {
+  merge: {
+    summary: 'add the partial sums of discover --shard runs exactly and write the circuit graph',
+    usage:
+      'circuit-lens merge PART.json… --out circuit.json [--granularity heads|heads+mlps|heads+neurons|neurons] [--aggregation signed-mean|mean-abs|abs-mean] [--top K] [--json]',
+    async run(ctx) {
+      let values: Record<string, string | boolean | undefined>;
+      let files: string[];
+      try {
+        const parsed = parseArgs({
+          args: ctx.argv,
+          options: { out: { type: 'string' }, granularity: { type: 'string' }, aggregation: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' } },
+          strict: true,
+          allowPositionals: true,
+        });
+        values = parsed.values;
+        files = parsed.positionals;
+      } catch (err) {
+        throw new InputError((err as Error).message);
+      }
+      if (files.length === 0) throw new InputError('give the partial files of every shard: circuit-lens merge parts/*.json --out circuit.json');
+      const parts = files.map((file) => readPartial(file));
+      let merged: PartialRelevance;
+      try {
+        merged = mergePartials(parts);
+      } catch (err) {
+        throw new InputError((err as Error).message);
+      }
+      const granularity = oneOf<Granularity>(values.granularity as string | undefined, GRANULARITIES, 'granularity', 'heads');
+      const aggregation = oneOf<Aggregation>(values.aggregation as string | undefined, AGGREGATIONS, 'aggregation', 'signed-mean');
+      const relevance = relevanceFromPartial(merged, aggregation);
+      if (granularity !== 'heads' && !relevance.neurons) throw new InputError(`granularity ${granularity} needs neuron relevance, which the shards' method did not give`);
+      const { run } = merged;
+      const full = buildCircuitGraph({
+        model: { name: run.model, nLayers: run.layers, nHeads: run.heads, dModel: run.dModel, dMlp: run.dMlp },
+        task: { name: run.task, metric: run.metric, examples: run.examples },
+        method: { name: run.method, aggregation },
+        heads: relevance.heads,
+        ...(granularity === 'heads+mlps' ? { mlps: relevance.mlps! } : {}),
+        ...(granularity === 'neurons' || granularity === 'heads+neurons' ? { neurons: relevance.neurons! } : {}),
+      });
+      const graph = values.top !== undefined ? selectNodes(full, { kind: 'top-k', k: intFlag(values.top as string, 'top', 1, 1) }, { absolute: aggregation !== 'signed-mean' }) : full;
+      if (values.out) writeFileAtomic(values.out as string, JSON.stringify(graph, null, 1) + '\n');
+      const json = { shards: parts.length, examples: merged.count, task: run.task, method: run.method, aggregation, granularity, heads: relevance.heads, circuit: circuitComponentIds(graph), out: values.out ? path.resolve(values.out as string) : null };
+      return { json, text: `merged ${parts.length} shards (${merged.count} examples of ${run.task}, ${run.method}, ${aggregation})${json.out ? ` → ${json.out}` : ''}` };
+    },
+  },
+};
+
+function readPartial(file: string): PartialRelevance {
+  let data: unknown;
+  try {
+    data = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new InputError(`cannot read a partial result (${(err as Error).message})`, file);
+  }
+  if (typeof data !== 'object' || data === null || (data as { format?: unknown }).format !== PARTIAL_FORMAT) {
+    throw new InputError(`not a discover --shard output (format must be "${PARTIAL_FORMAT}")`, file);
+  }
+  return data as PartialRelevance;
+}
