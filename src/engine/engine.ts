@@ -26,17 +26,10 @@ import type {
 import { compileGraph, OUT, type GraphOptions } from './build';
 import { checkMemory, estimateModelBytes, estimateRunBytes, type MemoryPolicy } from './memory';
 import { engineCodeHash, GraphCache, resolveCacheMaxBytes } from './cache';
-import { openCachedSession, openSession, ort, type OpenedSession } from './session';
+import { openCachedSession, openSession, ort, ORT_VERSION, type OpenedSession } from './session';
 import { COMPOSITES, type ExecutionProviderSetting } from '../vocabulary';
 import { reportsProbs } from './rules';
 
-const ORT_VERSION: string = (() => {
-  try {
-    return (require('onnxruntime-node/package.json') as { version: string }).version;
-  } catch {
-    return '?';
-  }
-})();
 
 /** Edge attribution runs at most this many backward rows per session run. */
 const EDGE_ROWS_PER_RUN = 32;

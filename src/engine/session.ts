@@ -97,3 +97,6 @@ function stripPrefix(entries: Record<string, string>, prefix: string): Record<st
 }
 
 export { ort };
+
+/** The ONNX Runtime build in use (part of the graph cache key). */
+export const ORT_VERSION: string = ort.env.versions.node ?? ort.env.versions.common;
