@@ -4,6 +4,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const REPO = path.resolve(__dirname, '..');
+
+// Tests compile their graphs: the CLI's on-disk graph cache would otherwise fill the user's
+// cache folder and let one run's graphs stand in for the next (graph-cache.test.ts sets its own).
+process.env.CIRCUIT_LENS_CACHE_DIR ??= 'off';
 export const SHARED = path.resolve(REPO, '..', 'shared');
 export const EMBEDDED_MODEL = path.join(REPO, 'models', 'tiny-ioi-gpt2');
 

@@ -10,7 +10,8 @@ import * as vscode from 'vscode';
 import { EngineClient, EngineError, type JobOptions } from '../worker/client';
 import type { CircuitGraph } from '../circuits/discovery/graph';
 import type { LoadedModel, Run } from '../protocol/shapes';
-import type { Progress } from '../protocol/worker';
+import type { EngineParams, Progress } from '../protocol/worker';
+import type { ExecutionProviderSetting } from '../vocabulary';
 import { Config } from './config';
 
 /** A circuit as the extension shows it: the CLI's graph JSON and a name for it. */
@@ -193,6 +194,17 @@ export class Ctx implements vscode.Disposable {
     return vscode.commands.executeCommand<LoadedModel | undefined>('circuitLens.loadModel');
   }
 
+  /** The load request for `folder`: the engine settings, and the compiled-graph cache in the extension's global storage. */
+  private loadParams(folder: string, executionProvider: ExecutionProviderSetting): EngineParams<'load'> {
+    return {
+      folder,
+      executionProvider,
+      ...(this.config.threads !== undefined ? { threads: this.config.threads } : {}),
+      ...(this.config.memoryShare !== undefined ? { memoryShare: this.config.memoryShare } : {}),
+      cacheDir: path.join(this.extension.globalStorageUri.fsPath, 'graph-cache'),
+    };
+  }
+
   /** Loads `folder` into the engine (asking for consent when it lies in an untrusted workspace). */
   async loadModel(folder: string): Promise<LoadedModel | undefined> {
     const embedded = path.resolve(folder) === path.resolve(this.embeddedModelPath);
@@ -204,12 +216,7 @@ export class Ctx implements vscode.Disposable {
     const name = path.basename(folder);
     const previous = this.loaded;
     const requested = this.config.executionProvider;
-    const params = {
-      folder,
-      executionProvider: requested,
-      ...(this.config.threads !== undefined ? { threads: this.config.threads } : {}),
-      ...(this.config.memoryShare !== undefined ? { memoryShare: this.config.memoryShare } : {}),
-    };
+    const params = this.loadParams(folder, requested);
     const run = this.runJob(`Loading model ${name}`, (opts) => this.client.load(params, opts));
     this.loading = run.then((m) => {
       if (!m) throw new Error('not loaded');
@@ -255,12 +262,7 @@ export class Ctx implements vscode.Disposable {
     if (previous && held?.info.folder !== previous.info.folder) {
       const folder = previous.info.folder;
       this.log.info(`the failed load dropped ${folder}; loading it again`);
-      const params = {
-        folder,
-        executionProvider: this.config.executionProvider,
-        ...(this.config.threads !== undefined ? { threads: this.config.threads } : {}),
-        ...(this.config.memoryShare !== undefined ? { memoryShare: this.config.memoryShare } : {}),
-      };
+      const params = this.loadParams(folder, this.config.executionProvider);
       held = (await this.runJob(`Restoring model ${path.basename(folder)}`, (opts) => this.client.load(params, opts))) ?? null;
     }
     if ((held?.info.folder ?? null) !== (this.loaded?.info.folder ?? null) || held === null) this.setLoaded(held);

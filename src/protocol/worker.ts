@@ -25,7 +25,7 @@ const WORKER_MAX = 512 * 1024 * 1024;
 export const Engine = {
   load: new RequestType(
     'engine/load',
-    s.object({ folder: s.string({ min: 1, max: 4096 }), executionProvider: s.optional(providerSchema), threads: s.optional(s.number({ int: true, min: 0, max: 1024 })), memoryShare: s.optional(s.number({ min: 0.05, max: 1 })) }),
+    s.object({ folder: s.string({ min: 1, max: 4096 }), executionProvider: s.optional(providerSchema), threads: s.optional(s.number({ int: true, min: 0, max: 1024 })), memoryShare: s.optional(s.number({ min: 0.05, max: 1 })), cacheDir: s.optional(s.string({ min: 1, max: 4096 })) }),
     loadedModelSchema,
   ),
   info: new RequestType('engine/info', s.void(), s.nullable(loadedModelSchema)),

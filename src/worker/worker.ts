@@ -83,6 +83,8 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
       ...(params.executionProvider !== undefined ? { executionProvider: params.executionProvider } : {}),
       ...(params.threads !== undefined && params.threads > 0 ? { threads: params.threads } : {}),
       ...(params.memoryShare !== undefined ? { memory: { share: params.memoryShare } } : {}),
+      // Compiled graphs are cached on disk (src/engine/cache.ts): a model opens in seconds the next time.
+      ...(params.cacheDir !== undefined ? { cacheDir: params.cacheDir } : {}),
       log: (m) => ctx.log(m),
     });
     if (ctx.signal.aborted) {
