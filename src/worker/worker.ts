@@ -83,10 +83,10 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
       ...(params.executionProvider !== undefined ? { executionProvider: params.executionProvider } : {}),
       ...(params.threads !== undefined && params.threads > 0 ? { threads: params.threads } : {}),
       ...(params.memoryShare !== undefined ? { memory: { share: params.memoryShare } } : {}),
-      // Compiled graphs are cached on disk (src/engine/cache.ts): a model opens in seconds the next time.
       // As the CLI: prepacked weights run other kernels, whose last bits differ, and the editor and
       // `circuit-lens` must give the same numbers for the same settings (the e2e suite compares files).
       prepack: false,
+      // Compiled graphs are cached on disk (src/engine/cache.ts): a model opens in seconds the next time.
       ...(params.cacheDir !== undefined ? { cacheDir: params.cacheDir } : {}),
       log: (m) => ctx.log(m),
     });
