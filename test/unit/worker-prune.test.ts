@@ -52,8 +52,8 @@ describe('pruning, correction and model export in the engine worker', () => {
     assert.equal(r.curve[2]!.perplexity, r.perplexityAfter);
     assert.ok(progress.length > 2 && progress[progress.length - 1]! > 0.9, `progress ${progress.join(', ')}`);
 
-    // The same numbers in-process.
-    const engine = await Engine.load(EMBEDDED_MODEL);
+    // The same numbers in-process, with the worker's session settings (no prepacking).
+    const engine = await Engine.load(EMBEDDED_MODEL, { prepack: false });
     try {
       const evalIds = readTextIds(engine, HELDOUT).slice(0, 8192);
       const direct = await prune(engine, { method: 'magnitude', sparsity: 0.5 });
