@@ -20,7 +20,7 @@ import type { ModelWeights } from '../models/weights';
 import type { Composite } from './api';
 import { OnnxWriter } from './onnx';
 import { Ops } from './ops';
-import { COMPOSITE_RULES, layerGroup, type LayerGroup, type RuleTable } from './rules';
+import { COMPOSITE_RULES, isPlainGradient, layerGroup, type LayerGroup, type RuleTable } from './rules';
 import { Tape, type Shape, type Tensor } from './tape';
 
 export interface GraphOptions {
@@ -146,6 +146,10 @@ class GraphBuilder {
     // Edges are read at resid_mid as the MLP's input; a parallel residual (the MLP reads the block
     // input) or a norm between a sublayer and the residual stream breaks that reading.
     if (gates && spec.parallelResidual) throw new InputError('edge attribution needs sequential blocks; this model has a parallel residual (use_parallel_residual)');
+    // Edge and prompt-graph readouts re-derive relevance from ordinary linear gradients (x ⊙ g̃
+    // at the residual cuts, per-head W_O/W_V products), which a γ/z⁺/ε linear rule changes.
+    const linearRules = this.ops.rules.linear;
+    if ((gates || this.options.promptGraph) && !Object.values(linearRules).every(isPlainGradient)) throw new InputError('edge attribution and prompt graphs need ε = 0 linear rules; use attnlrp, cp-lrp, gradient or ln-gradient');
     if (gates && spec.layers.some((l) => l.postAttnNorm || l.postMlpNorm)) throw new InputError('edge attribution is not available for models that normalise sublayer outputs (Gemma 2/3)');
 
     // Embeddings. Token (and positional) embeddings are the leaves whose relevance is read.
@@ -282,6 +286,8 @@ class GraphBuilder {
     // A soft-capped logit minus the mean capped logit is not one row's dot product.
     if (this.options.contrastiveSequence && spec.finalSoftcap !== undefined) throw new InputError('contrastive sequence targets are not available with final logit soft-capping (Gemma 2)');
     if (this.options.contrastiveSequence) rows = w.op1('Sub', [rows, w.op1('ReduceMean', [unembedding, w.ints([0])], { keepdims: 1 })]);
+    // The gathered rows are a per-position dot product, not the lm_head linear: the head's LRP
+    // rule is not applied here (with ε, z/(z + ε) ≈ 1 for every logit of a real model).
     const logits = this.logitCap(ops.sumKeep(ops.mul(hidden, this.tape.constant(rows, hidden.shape), 'target_logit_terms'), 2, 'target_logits')); // [B, T, 1]
     const weight = w.op1('Unsqueeze', [targetWeight, w.ints([2])]);
     w.output(OUT.targetValue, w.op1('ReduceSum', [w.op1('Mul', [logits.name, weight]), w.ints([1, 2])], { keepdims: 0 }));

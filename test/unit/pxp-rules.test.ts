@@ -174,6 +174,7 @@ describe('pxp-gamma on the embedded model', () => {
     const zeroed = compileGraph(model.spec, model.weights, options({ ...COMPOSITE_RULES['pxp-gamma'], linear: GRADIENT_LINEAR }));
     assert.deepEqual(Buffer.from(zeroed.model), Buffer.from(plain.model));
     const pxp = compileGraph(model.spec, model.weights, options(COMPOSITE_RULES['pxp-gamma']));
+    assert.throws(() => compileGraph(model.spec, model.weights, { ...options(COMPOSITE_RULES['pxp-gamma']), edges: true }), /edge attribution and prompt graphs need ε = 0 linear rules/);
     assert.ok(pxp.nodeCount > plain.nodeCount, `pxp-gamma adds the rules' ops (${pxp.nodeCount} vs ${plain.nodeCount})`);
   });
 
