@@ -33,6 +33,7 @@ export const COMPOSITE_DOCS = {
   'cp-lrp': 'CP-LRP: attention probabilities treated as constants (V takes all relevance), otherwise as AttnLRP',
   gradient: 'plain gradient × input (no LRP rule anywhere)',
   'ln-gradient': "gradient × input with the LN-rule only (Ali et al. 2022): norms' std treated as constant, all else the plain gradient",
+  'pxp-gamma': 'PXP-style (Hatefi et al. 2024): AttnLRP with per-layer-group linear rules, γ = 0.25 in the low and mid thirds of the blocks, ε = 1e-6 in the high third and at the unembedding',
 } as const;
 export type Composite = keyof typeof COMPOSITE_DOCS;
 export const COMPOSITES = valuesOf(COMPOSITE_DOCS);

@@ -20,7 +20,7 @@ import type { ModelWeights } from '../models/weights';
 import type { Composite } from './api';
 import { OnnxWriter } from './onnx';
 import { Ops } from './ops';
-import { COMPOSITE_RULES } from './rules';
+import { COMPOSITE_RULES, isPlainGradient, layerGroup, type LayerGroup, type RuleTable } from './rules';
 import { Tape, type Shape, type Tensor } from './tape';
 
 export interface GraphOptions {
@@ -54,6 +54,8 @@ export interface GraphOptions {
    * Outputs `lens_values_l`/`lens_indices_l` [B, T, k] and `lens_lse_l` [B, T, 1] (log Σ exp).
    */
   readonly logitLens?: number;
+  /** Attribution graphs: a rule table to use instead of the composite's entry (tests, rule search). */
+  readonly rules?: RuleTable;
 }
 
 /** Output names, so callers never spell them twice. */
@@ -98,6 +100,10 @@ interface LinearUse {
   /** The graph's [in, out] weight (after transpose and fused slice) and bias. */
   readonly weight: string;
   readonly bias?: string;
+  /** Under a non-gradient linear rule (rules.ts `LinearRule`): z/z_ρ, W_ρ/W and b_ρ. */
+  readonly ratio?: string;
+  readonly weightFactor?: string;
+  readonly biasRho?: string;
 }
 
 export function compileGraph(spec: ArchSpec, weights: ModelWeights, options: GraphOptions): CompiledGraph {
@@ -127,7 +133,7 @@ class GraphBuilder {
     private readonly options: GraphOptions,
   ) {
     this.attribution = options.composite !== null;
-    this.ops = new Ops(this.tape, COMPOSITE_RULES[options.composite ?? 'gradient']);
+    this.ops = new Ops(this.tape, options.rules ?? COMPOSITE_RULES[options.composite ?? 'gradient']);
   }
 
   build(): CompiledGraph {
@@ -140,11 +146,15 @@ class GraphBuilder {
     // Edges are read at resid_mid as the MLP's input; a parallel residual (the MLP reads the block
     // input) or a norm between a sublayer and the residual stream breaks that reading.
     if (gates && spec.parallelResidual) throw new InputError('edge attribution needs sequential blocks; this model has a parallel residual (use_parallel_residual)');
+    // Edge and prompt-graph readouts re-derive relevance from ordinary linear gradients (x ⊙ g̃
+    // at the residual cuts, per-head W_O/W_V products), which a γ/z⁺/ε linear rule changes.
+    const linearRules = this.ops.rules.linear;
+    if ((gates || this.options.promptGraph) && !Object.values(linearRules).every(isPlainGradient)) throw new InputError('edge attribution and prompt graphs need ε = 0 linear rules; use attnlrp, cp-lrp, gradient or ln-gradient');
     if (gates && spec.layers.some((l) => l.postAttnNorm || l.postMlpNorm)) throw new InputError('edge attribution is not available for models that normalise sublayer outputs (Gemma 2/3)');
 
     // Embeddings. Token (and positional) embeddings are the leaves whose relevance is read.
     const tokenEmbedding = this.leafOrConstant(w.op1('Gather', [this.weight(spec.embedTokens), ids], { axis: 0 }, 'embed_tokens'), ['B', 'T', this.embedDim()]);
-    let resid = spec.projectIn ? this.linear(tokenEmbedding, spec.projectIn, 'project_in') : tokenEmbedding;
+    let resid = spec.projectIn ? this.linear(tokenEmbedding, spec.projectIn, 'project_in', 'low') : tokenEmbedding;
     // Gemma's ·√d is a constant scaling (relevance passes unchanged); token relevance is read before it.
     if (spec.embedScale !== undefined) resid = ops.scale(resid, spec.embedScale, 'embed_scale');
     let positionEmbedding: Tensor | undefined;
@@ -205,16 +215,16 @@ class GraphBuilder {
     }
     const residFinal = resid;
     let hidden = spec.finalNorm ? this.norm(resid, spec.finalNorm, 'ln_f') : resid;
-    if (spec.projectOut) hidden = this.linear(hidden, spec.projectOut, 'project_out');
+    if (spec.projectOut) hidden = this.linear(hidden, spec.projectOut, 'project_out', 'high');
 
     if (!this.attribution) {
-      const logits = this.logitCap(this.linear(hidden, spec.lmHead, 'lm_head'));
+      const logits = this.logitCap(this.linear(hidden, spec.lmHead, 'lm_head', 'head'));
       w.output(OUT.logits, logits.name);
       if (this.options.logitLens) {
         [...residPre, residFinal].forEach((x, l) => {
           let read = spec.finalNorm ? this.norm(x, spec.finalNorm, `lens_norm_${l}`) : x;
-          if (spec.projectOut) read = this.linear(read, spec.projectOut, `lens_project_${l}`);
-          const lens = this.linear(read, spec.lmHead, `lens_${l}`).name;
+          if (spec.projectOut) read = this.linear(read, spec.projectOut, `lens_project_${l}`, 'high');
+          const lens = this.linear(read, spec.lmHead, `lens_${l}`, 'head').name;
           const [values, indices] = w.op('TopK', [lens, w.ints([this.options.logitLens!])], { axis: -1 }, `lens_top_${l}`, 2) as [string, string];
           w.output(`lens_values_${l}`, values);
           w.output(`lens_indices_${l}`, indices, 'int64');
@@ -252,7 +262,7 @@ class GraphBuilder {
     const seed = w.input('seed', 'float32', ['B', spec.vocabSize]);
     const positionMask = this.tape.constant(w.op1('Unsqueeze', [seedPosition, w.ints([2])]), ['B', 'T', 1]);
     const hiddenAt = ops.sumKeep(ops.mul(hidden, positionMask, 'hidden_masked'), 1, 'hidden_at');
-    const logitsAt = this.logitCap(this.linear(hiddenAt, spec.lmHead, 'lm_head'));
+    const logitsAt = this.logitCap(this.linear(hiddenAt, spec.lmHead, 'lm_head', 'head'));
     const logitsFlat = w.op1('Squeeze', [logitsAt.name, w.ints([1])]);
     w.output(OUT.logitsAt, logitsFlat);
     w.output(OUT.targetValue, w.op1('ReduceSum', [w.op1('Mul', [logitsFlat, seed]), w.ints([1])], { keepdims: 0 }));
@@ -276,6 +286,8 @@ class GraphBuilder {
     // A soft-capped logit minus the mean capped logit is not one row's dot product.
     if (this.options.contrastiveSequence && spec.finalSoftcap !== undefined) throw new InputError('contrastive sequence targets are not available with final logit soft-capping (Gemma 2)');
     if (this.options.contrastiveSequence) rows = w.op1('Sub', [rows, w.op1('ReduceMean', [unembedding, w.ints([0])], { keepdims: 1 })]);
+    // The gathered rows are a per-position dot product, not the lm_head linear: the head's LRP
+    // rule is not applied here (with ε, z/(z + ε) ≈ 1 for every logit of a real model).
     const logits = this.logitCap(ops.sumKeep(ops.mul(hidden, this.tape.constant(rows, hidden.shape), 'target_logit_terms'), 2, 'target_logits')); // [B, T, 1]
     const weight = w.op1('Unsqueeze', [targetWeight, w.ints([2])]);
     w.output(OUT.targetValue, w.op1('ReduceSum', [w.op1('Mul', [logits.name, weight]), w.ints([1, 2])], { keepdims: 0 }));
@@ -350,11 +362,11 @@ class GraphBuilder {
     return { weight, ...(bias ? { bias } : {}), outDim };
   }
 
-  private linear(x: Tensor, ref: LinearRef, hint: string): Tensor {
+  /** A linear layer with its group's rule (rules.ts `linear`; ε = 0 is the ordinary gradient). */
+  private linear(x: Tensor, ref: LinearRef, hint: string, group: LayerGroup): Tensor {
     const { weight, bias, outDim } = this.linearParams(ref);
-    let out = this.ops.matmul(x, this.tape.constant(weight, ['_', outDim]), hint);
-    if (bias) out = this.ops.add(out, this.tape.constant(bias, [outDim]), `${hint}_bias`);
-    this.linearUses.push({ ref, input: x, output: out, weight, ...(bias ? { bias } : {}) });
+    const { out, ...rule } = this.ops.linear(x, weight, outDim, bias, this.ops.rules.linear[group], hint);
+    this.linearUses.push({ ref, input: x, output: out, weight, ...(bias ? { bias } : {}), ...rule });
     return out;
   }
 
@@ -452,9 +464,9 @@ class GraphBuilder {
     const { nHeads: H, nKvHeads: Hkv, headDim: dh } = spec;
     const rules = ops.rules;
     const heads = (t: Tensor, n: number, hint: string) => ops.reshape(t, [0, 0, n, dh], ['B', 'T', n, dh], hint);
-    let q = heads(this.linear(x, layer.q, `l${l}_q`), H, `l${l}_q_heads`);
-    let k = heads(this.linear(x, layer.k, `l${l}_k`), Hkv, `l${l}_k_heads`);
-    const v0 = heads(this.linear(x, layer.v, `l${l}_v`), Hkv, `l${l}_v_heads`);
+    let q = heads(this.linear(x, layer.q, `l${l}_q`, layerGroup(l, spec.nLayers)), H, `l${l}_q_heads`);
+    let k = heads(this.linear(x, layer.k, `l${l}_k`, layerGroup(l, spec.nLayers)), Hkv, `l${l}_k_heads`);
+    const v0 = heads(this.linear(x, layer.v, `l${l}_v`, layerGroup(l, spec.nLayers)), Hkv, `l${l}_v_heads`);
     // Qwen3: per-head RMSNorm of q and k before RoPE, with the table's q/k-norm rule.
     if (layer.qNorm) q = ops.rmsNorm(q, this.gain(layer.qNorm), spec.norm.eps, `l${l}_q_norm`, rules.qkNorm);
     if (layer.kNorm) k = ops.rmsNorm(k, this.gain(layer.kNorm), spec.norm.eps, `l${l}_k_norm`, rules.qkNorm);
@@ -481,23 +493,23 @@ class GraphBuilder {
     const z = keep ? this.intervene(zClean, keep.headKeep, keep.headRepl, l, [-1, 1, H, 1], `l${l}_z_ablated`) : zClean;
     const zGated = gates ? ops.gradientGate(z, this.gateAt(gates.head, l, [-1, 1, H, 1]), `l${l}_head_gate`) : z;
     const merged = ops.reshape(zGated, [0, 0, H * dh], ['B', 'T', H * dh], `l${l}_z_merged`);
-    const out = this.linear(merged, layer.o, `l${l}_o`);
+    const out = this.linear(merged, layer.o, `l${l}_o`, layerGroup(l, spec.nLayers));
     return { out, probs, scores: masked, z, zClean, oProjection: this.linearUses[this.linearUses.length - 1]!, qT, kT, qk: scores };
   }
 
   private mlp(l: number, x: Tensor, keep: Interventions | undefined) {
     const { spec, ops } = this;
     const layer = spec.layers[l]!;
-    const up = this.linear(x, layer.up, `l${l}_up`);
+    const up = this.linear(x, layer.up, `l${l}_up`, layerGroup(l, spec.nLayers));
     let postClean: Tensor;
     if (layer.gate) {
-      const gate = ops.activation(this.linear(x, layer.gate, `l${l}_gate`), spec.activation, `l${l}_act`);
+      const gate = ops.activation(this.linear(x, layer.gate, `l${l}_gate`, layerGroup(l, spec.nLayers)), spec.activation, `l${l}_act`);
       postClean = ops.mul(gate, up, `l${l}_post`, ops.rules.gatedProduct);
     } else {
       postClean = ops.activation(up, spec.activation, `l${l}_post`);
     }
     const post = keep ? this.intervene(postClean, keep.neuronKeep, keep.neuronRepl, l, [-1, 1, spec.dMlp], `l${l}_post_ablated`) : postClean;
-    const out = this.linear(post, layer.down, `l${l}_down`);
+    const out = this.linear(post, layer.down, `l${l}_down`, layerGroup(l, spec.nLayers));
     return { out, post, postClean };
   }
 
@@ -639,9 +651,9 @@ class GraphBuilder {
     const biasSum = (terms: string[], hint: string) => (terms.length === 0 ? batchZeros(hint) : terms.length === 1 ? terms[0]! : w.op1('Sum', terms, {}, hint));
     const linearBiasTerms: string[] = [];
     for (const use of this.linearUses) {
-      const g = tape.gradOf(use.output);
+      const g = this.modifiedGradient(use);
       if (!use.bias || !g) continue;
-      linearBiasTerms.push(w.op1('ReduceSum', [w.op1('Mul', [g, use.bias]), w.ints([1, 2])], { keepdims: 0 }));
+      linearBiasTerms.push(w.op1('ReduceSum', [w.op1('Mul', [g, use.biasRho ?? use.bias]), w.ints([1, 2])], { keepdims: 0 }));
     }
     w.output(OUT.biasLinear, biasSum(linearBiasTerms, 'bias_linear'));
     const betaTerms = this.normBetas.flatMap(({ beta, output }) => {
@@ -665,26 +677,34 @@ class GraphBuilder {
     this.options.weightRelevance.forEach((name, i) => w.output(OUT.weight(i), this.weightRelevance(name)));
   }
 
+  /** The modified gradient at a linear layer's pre-activation z: g̃_z, times z/z_ρ under a rule. */
+  private modifiedGradient(use: LinearUse): string | undefined {
+    const g = this.tape.gradOf(use.output);
+    return g && use.ratio ? this.w.op1('Mul', [g, use.ratio], {}, 'g_rule_s') : g;
+  }
+
   /**
    * R_W = W ⊙ g̃_W per batch row, in the HF layout of `name` (B, …shape). g̃_W sums xᵀ·g̃_z over
    * positions for every use of the weight (a fused c_attn has three, one per output slice).
    */
   private weightRelevance(requested: string): string {
-    const { w, tape, spec } = this;
+    const { w, spec } = this;
     // A tied unembedding has its HF parameter name (`lm_head.weight`) but is stored once, as the
     // embedding or (head-only files) as the head; either name means the head's use.
     const name = requested === spec.headName || (spec.tiedEmbeddings && requested === spec.embedName) ? spec.lmHead.weight : requested;
     const uses = this.linearUses.filter((u) => u.ref.weight === name);
     if (uses.length === 0) throw new Error(`"${name}" is not a linear weight of this model`);
     const pieces = uses.map((use) => {
-      const g = tape.gradOf(use.output);
+      const g = this.modifiedGradient(use);
       const x = use.input.name;
       const xT = w.op1('Transpose', [x], { perm: [0, 2, 1] });
       if (!g) {
         const zeros = w.op1('MatMul', [xT, w.op1('Mul', [use.output.name, w.scalar(0)])]);
         return { use, grad: zeros };
       }
-      return { use, grad: w.op1('MatMul', [xT, g], {}, 'g_weight') }; // [B, in, outSlice]
+      const grad = w.op1('MatMul', [xT, g], {}, 'g_weight'); // [B, in, outSlice]
+      // γ/z⁺: g̃_W = (W_ρ/W) ⊙ xᵀ(g̃_z ⊙ z/z_ρ), so W ⊙ g̃_W is the rule's share (rules.ts LinearRule).
+      return { use, grad: use.weightFactor ? w.op1('Mul', [grad, use.weightFactor], {}, 'g_weight_rule') : grad };
     });
     // A fused tensor has one use per part: join them and put each output unit back at its row.
     let inOut = pieces.length === 1 ? pieces[0]!.grad : w.op1('Concat', pieces.map((p) => p.grad), { axis: 2 });

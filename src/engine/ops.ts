@@ -3,7 +3,7 @@
  * Ops with an LRP rule take it as an argument from the composite's rule table (rules.ts);
  * none of them decides a rule on its own.
  */
-import { IDENTITY_RULE_EPSILON, type RuleTable } from './rules';
+import { IDENTITY_RULE_EPSILON, RULE_STABILISER, isPlainGradient, type LinearRule, type RuleTable } from './rules';
 import { broadcastShape, unbroadcast, type Dim, type Shape, type Tape, type Tensor } from './tape';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -44,6 +44,59 @@ export class Ops {
       }
       return grads;
     });
+  }
+
+  /**
+   * A linear layer z = xW + b (W [in, out], b [out]; both constants) with an LRP rule
+   * (rules.ts `LinearRule`; Montavon et al. 2019 Eq. 2.4/2.5): g̃_x = W_ρᵀ(g̃_z ⊙ z/z_ρ).
+   * ε = 0 emits exactly the ordinary matmul (+ add) with their ordinary gradients. Otherwise the
+   * layer is one tape entry, and `ratio` (z/z_ρ, stabilised), `weightFactor` (W_ρ/W as
+   * [in, out], absent when 1) and `biasRho` (b_ρ) let weight and bias relevance use the same
+   * redistribution (rules.ts).
+   */
+  linear(x: Tensor, weight: string, outDim: Dim, bias: string | undefined, rule: LinearRule, hint: string): LinearResult {
+    const w = this.w;
+    if (isPlainGradient(rule) || !x.grad) {
+      let out = this.matmul(x, this.tape.constant(weight, ['_', outDim]), hint);
+      if (bias) out = this.add(out, this.tape.constant(bias, [outDim]), `${hint}_bias`);
+      return { out };
+    }
+    const xw = w.op1('MatMul', [x.name, weight], {}, hint);
+    const z = bias ? w.op1('Add', [xw, bias], {}, `${hint}_bias`) : xw;
+    const shape: Shape = [...x.shape.slice(0, -1), outDim];
+    /** sign(t) with sign(0) = 1 (zennit `stabilize`). */
+    const sign = (t: string) => w.op1('Where', [w.op1('GreaterOrEqual', [t, w.scalar(0)]), w.scalar(1), w.scalar(-1)]);
+    let weightRho = weight;
+    let biasRho = bias;
+    let weightFactor: string | undefined;
+    let zRho = z;
+    let stabiliser: number;
+    if (rule.kind === 'epsilon') {
+      stabiliser = rule.epsilon;
+    } else {
+      const positive = (t: string) => w.op1('Relu', [t]);
+      const mask = w.op1('Cast', [w.op1('Greater', [weight, w.scalar(0)])], { to: 1 }, `${hint}_wpos`);
+      if (rule.kind === 'gamma') {
+        const gamma = w.scalar(rule.gamma, `${hint}_gamma`);
+        weightRho = w.op1('Add', [weight, w.op1('Mul', [positive(weight), gamma])], {}, `${hint}_w_rho`);
+        if (bias) biasRho = w.op1('Add', [bias, w.op1('Mul', [positive(bias), gamma])], {}, `${hint}_b_rho`);
+        weightFactor = w.op1('Add', [w.scalar(1), w.op1('Mul', [mask, gamma])], {}, `${hint}_w_factor`);
+      } else {
+        weightRho = positive(weight);
+        if (bias) biasRho = positive(bias);
+        weightFactor = mask;
+      }
+      const xwRho = w.op1('MatMul', [x.name, weightRho], {}, `${hint}_z_rho`);
+      zRho = biasRho ? w.op1('Add', [xwRho, biasRho]) : xwRho;
+      stabiliser = RULE_STABILISER;
+    }
+    const denominator = w.op1('Add', [zRho, w.op1('Mul', [sign(zRho), w.scalar(stabiliser)])], {}, `${hint}_z_rho_stab`);
+    const ratio = w.op1('Div', [z, denominator], {}, `${hint}_rule_ratio`);
+    const out = this.tape.record(z, shape, [x], (g) => {
+      const s = w.op1('Mul', [g, ratio], {}, `g_${hint}_s`);
+      return [[x, w.op1('MatMul', [s, w.op1('Transpose', [weightRho], { perm: [1, 0] })], {}, `g_${hint}_x`)]];
+    });
+    return { out, ratio, ...(weightFactor ? { weightFactor } : {}), ...(biasRho ? { biasRho } : {}) };
   }
 
   add(a: Tensor, b: Tensor, hint = 'add'): Tensor {
@@ -274,6 +327,17 @@ export class Ops {
       return [[x, w.op1('Mul', [g, w.op1('Sub', [w.scalar(1), w.op1('Mul', [t, t])])], {}, `g_${hint}`)]];
     });
   }
+}
+
+/** A linear layer's output and, under a non-gradient rule, what its relevance readouts need. */
+export interface LinearResult {
+  readonly out: Tensor;
+  /** z/z_ρ (stabilised): the modified gradient at z is g̃_z ⊙ ratio. */
+  readonly ratio?: string;
+  /** W_ρ/W as [in, out] (1 + γ[W > 0] or [W > 0]); absent when 1. */
+  readonly weightFactor?: string;
+  /** b_ρ. */
+  readonly biasRho?: string;
 }
 
 export type { Dim, Shape, Tensor };

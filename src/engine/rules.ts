@@ -2,8 +2,8 @@
  * LRP rules as data. A composite is one table entry: for each op kind that LRP treats
  * differently from the plain gradient, which rule applies, and what the composite makes of the
  * attention probabilities. The tape's ops and the graph builder read their entry; no code
- * outside this file decides a rule by the composite's name. Every op not listed here (linear
- * maps, adds, constant scalings, RoPE, repeat_kv) keeps its ordinary gradient, which in
+ * outside this file decides a rule by the composite's name. Linear maps follow `linear` (ε = 0,
+ * the ordinary gradient, unless a composite says otherwise). Every op not listed here (adds, constant scalings, RoPE, repeat_kv) keeps its ordinary gradient, which in
  * gradient×input form equals the ε-rule with ε → 0 (methods.md A.0).
  *
  * Equations cite Achtibat et al., "AttnLRP", ICML 2024; conventions for the ops the paper does
@@ -50,7 +50,63 @@ export interface RuleTable {
    * ½ to each factor (Eq. 7); CP-LRP detaches the gate, so up takes all (LXT cp_gated_mlp_forward).
    */
   readonly gatedProduct: readonly [gate: number, up: number];
+  /**
+   * The rule of every linear map (q/k/v/o, MLP up/gate/down) per layer group: the decoder
+   * blocks split into thirds by index (`low`/`mid`/`high`, as PXP's per-group configs; see
+   * `layerGroup`) and the unembedding (`head`). ε = 0 is the ordinary gradient and compiles to
+   * exactly the graph without the rule (no op added). See `LinearRule` for the equations.
+   */
+  readonly linear: LinearRules;
 }
+
+/**
+ * One linear layer's LRP rule in VJP (gradient×input) form, z = xW + b, W [in, out]. All three
+ * are the generic rule of Montavon et al. 2019 ("Layer-wise relevance propagation: an
+ * overview", Eq. 2.4 ε, 2.5 γ, and z⁺ as γ → ∞), used per layer group by PXP (Hatefi et al.
+ * 2024, §3, composites of zennit):
+ *   R_i = Σ_j x_i w^ρ_ij / z^ρ_j · R_j,  R_j = z_j g̃_z_j,
+ * i.e. g̃_x = W_ρᵀ (g̃_z ⊙ z / z_ρ) with
+ *   ε:  W_ρ = W, z_ρ = z + ε·sign(z) (sign(0) = 1);
+ *   γ:  W_ρ = W + γW⁺, b_ρ = b + γb⁺, z_ρ = xW_ρ + b_ρ, stabilised by RULE_STABILISER·sign(z_ρ);
+ *   z⁺: W_ρ = W⁺, b_ρ = b⁺ (γ → ∞ up to the scale that cancels in z/z_ρ), stabilised likewise.
+ * Weight relevance is R_W = W ⊙ g̃_W with g̃_W = (W_ρ/W) ⊙ xᵀ(g̃_z ⊙ z/z_ρ), i.e. the share
+ * x_i w^ρ_ij/z^ρ_j · R_j of the same redistribution (W_ρ/W is 1 for ε, 1 + γ[W > 0] for γ and
+ * [W > 0] for z⁺, never a division): Σ_j R_W_ij = Σ_t R_x_ti, and the bias keeps
+ * b_ρ ⊙ (g̃_z ⊙ z/z_ρ).
+ */
+export type LinearRule = { readonly kind: 'epsilon'; readonly epsilon: number } | { readonly kind: 'gamma'; readonly gamma: number } | { readonly kind: 'zplus' };
+
+export interface LinearRules {
+  readonly low: LinearRule;
+  readonly mid: LinearRule;
+  readonly high: LinearRule;
+  /** The unembedding (lm_head). */
+  readonly head: LinearRule;
+}
+
+export type LayerGroup = keyof LinearRules;
+
+/** ε = 0 everywhere: the ordinary gradient, which is the ε-rule with ε → 0 (methods.md A.0). */
+export const GRADIENT_LINEAR: LinearRules = {
+  low: { kind: 'epsilon', epsilon: 0 },
+  mid: { kind: 'epsilon', epsilon: 0 },
+  high: { kind: 'epsilon', epsilon: 0 },
+  head: { kind: 'epsilon', epsilon: 0 },
+};
+
+/** Blocks split into thirds by index: l < L/3 low, l < 2L/3 mid, else high. */
+export function layerGroup(layer: number, nLayers: number): Exclude<LayerGroup, 'head'> {
+  const third = Math.floor((3 * layer) / nLayers);
+  return third <= 0 ? 'low' : third === 1 ? 'mid' : 'high';
+}
+
+/** Whether a linear rule is the ordinary gradient (and so adds no op). */
+export function isPlainGradient(rule: LinearRule): boolean {
+  return rule.kind === 'epsilon' && rule.epsilon === 0;
+}
+
+/** zennit's `stabilize` default (used by PXP's γ/z⁺ rules): z_ρ + 1e-6·sign(z_ρ), sign(0) = 1. */
+export const RULE_STABILISER = 1e-6;
 
 export const COMPOSITE_RULES: Readonly<Record<Composite, RuleTable>> = {
   attnlrp: {
@@ -65,6 +121,7 @@ export const COMPOSITE_RULES: Readonly<Record<Composite, RuleTable>> = {
     av: [0.5, 0.5],
     attentionProbs: 'relevance',
     gatedProduct: [0.5, 0.5],
+    linear: GRADIENT_LINEAR,
   },
   'cp-lrp': {
     layerNorm: 'std-detached',
@@ -79,6 +136,7 @@ export const COMPOSITE_RULES: Readonly<Record<Composite, RuleTable>> = {
     av: [0, 1],
     attentionProbs: 'detached',
     gatedProduct: [0, 1],
+    linear: GRADIENT_LINEAR,
   },
   gradient: {
     layerNorm: 'gradient',
@@ -92,6 +150,7 @@ export const COMPOSITE_RULES: Readonly<Record<Composite, RuleTable>> = {
     av: [1, 1],
     attentionProbs: 'relevance',
     gatedProduct: [1, 1],
+    linear: GRADIENT_LINEAR,
   },
   // The LN-rule alone (Ali et al. 2022, "XAI for Transformers", §3.2): the normalisations'
   // std/rsqrt treated as constant (Prop. 3.4 here), every other op its plain gradient.
@@ -107,6 +166,30 @@ export const COMPOSITE_RULES: Readonly<Record<Composite, RuleTable>> = {
     av: [1, 1],
     attentionProbs: 'relevance',
     gatedProduct: [1, 1],
+    linear: GRADIENT_LINEAR,
+  },
+  // PXP-style (Hatefi et al. 2024): AttnLRP's non-linear rules, and per layer group a linear
+  // rule as in PXP's LRP composites (zennit's EpsilonGamma family: γ near the input, ε near the
+  // output): γ = 0.25 in the low and mid thirds of the blocks (favours positive contributions),
+  // ε = 1e-6 in the high third and at the unembedding (the explained logit stays conserved).
+  'pxp-gamma': {
+    layerNorm: 'std-detached',
+    rmsNorm: 'rsqrt-detached',
+    qkNorm: 'rsqrt-detached',
+    gelu: 'identity',
+    silu: 'identity',
+    relu: 'gradient',
+    softcap: 'identity',
+    qk: [0.5, 0.5],
+    av: [0.5, 0.5],
+    attentionProbs: 'relevance',
+    gatedProduct: [0.5, 0.5],
+    linear: {
+      low: { kind: 'gamma', gamma: 0.25 },
+      mid: { kind: 'gamma', gamma: 0.25 },
+      high: { kind: 'epsilon', epsilon: 1e-6 },
+      head: { kind: 'epsilon', epsilon: 1e-6 },
+    },
   },
 };
 

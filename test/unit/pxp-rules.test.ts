@@ -1,0 +1,222 @@
+/**
+ * PXP's linear-layer rules (rules.ts `LinearRule`: ε, γ, z⁺; Montavon et al. 2019 Eq. 2.4/2.5,
+ * Hatefi et al. 2024) against an explicit float64 computation of the rule:
+ *   R_i = Σ_j x_i w^ρ_ij / z^ρ_j · R_j,   R_j = z_j ⊙ g̃_z_j,
+ * on a single linear layer and a 2-layer MLP run by ONNX Runtime (the tape gives g̃_x, and
+ * R_x = x ⊙ g̃_x); then the `pxp-gamma` composite end to end on the embedded model, and ε = 0
+ * everywhere compiling to exactly AttnLRP's graph.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { OnnxWriter } from '../../src/engine/onnx';
+import { Ops } from '../../src/engine/ops';
+import { COMPOSITE_RULES, GRADIENT_LINEAR, RULE_STABILISER, layerGroup, type LinearRule, type RuleTable } from '../../src/engine/rules';
+import { Tape } from '../../src/engine/tape';
+import { compileGraph, OUT, type GraphOptions } from '../../src/engine/build';
+import { Engine } from '../../src/engine/engine';
+import { loadModelFolder } from '../../src/models/load';
+import { EMBEDDED_MODEL } from '../helpers';
+
+const f32 = (xs: number[]) => xs.map(Math.fround);
+const random = (n: number, seed: number) => {
+  let s = seed;
+  return f32(Array.from({ length: n }, () => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return (s / 2 ** 31) * 2 - 1;
+  }));
+};
+/** Max error relative to the reference's largest magnitude. */
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  const scale = Math.max(...Array.from(b, Math.abs), 1e-30);
+  return Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]!))) / scale;
+};
+
+interface Layer { W: number[]; b: number[]; nIn: number; nOut: number; rule: LinearRule }
+
+/** Explicit rule, float64: z, and R_x from R_z (x [N, nIn], W [nIn, nOut]). */
+function explicitLayer(x: number[], N: number, layer: Layer) {
+  const { W, b, nIn, nOut, rule } = layer;
+  const pos = (v: number) => Math.max(v, 0);
+  const wRho = W.map((w) => (rule.kind === 'epsilon' ? w : rule.kind === 'gamma' ? w + rule.gamma * pos(w) : pos(w)));
+  const bRho = b.map((v) => (rule.kind === 'epsilon' ? v : rule.kind === 'gamma' ? v + rule.gamma * pos(v) : pos(v)));
+  const stab = rule.kind === 'epsilon' ? rule.epsilon : RULE_STABILISER;
+  const z: number[] = [];
+  const zRho: number[] = [];
+  for (let n = 0; n < N; n++) for (let j = 0; j < nOut; j++) {
+    let a = b[j]!;
+    let c = bRho[j]!;
+    for (let i = 0; i < nIn; i++) {
+      a += x[n * nIn + i]! * W[i * nOut + j]!;
+      c += x[n * nIn + i]! * wRho[i * nOut + j]!;
+    }
+    z.push(a);
+    zRho.push(c + (c >= 0 ? 1 : -1) * stab);
+  }
+  /** R_i = Σ_j x_i w^ρ_ij / z^ρ_j · R_j. */
+  const redistribute = (Rz: number[]) => {
+    const Rx: number[] = [];
+    for (let n = 0; n < N; n++) for (let i = 0; i < nIn; i++) {
+      let acc = 0;
+      for (let j = 0; j < nOut; j++) acc += (x[n * nIn + i]! * wRho[i * nOut + j]! * Rz[n * nOut + j]!) / zRho[n * nOut + j]!;
+      Rx.push(acc);
+    }
+    return Rx;
+  };
+  return { z, redistribute };
+}
+
+/** Runs x → layers (ReLU between) through the tape and ORT; returns R at the input and each hidden. */
+async function runMlp(x: number[], N: number, layers: Layer[], g: number[]) {
+  const w = new OnnxWriter();
+  const tape = new Tape(w);
+  const ops = new Ops(tape, COMPOSITE_RULES.attnlrp);
+  const xIn = tape.leaf(w.input('x', 'float32', [N, layers[0]!.nIn]), [N, layers[0]!.nIn]);
+  const reads = [xIn];
+  let h = xIn;
+  layers.forEach((layer, l) => {
+    const W = w.floatInitializer(`W${l}`, Float32Array.from(layer.W), [layer.nIn, layer.nOut]);
+    const b = w.floatInitializer(`b${l}`, Float32Array.from(layer.b), [layer.nOut]);
+    h = ops.linear(h, W, layer.nOut, b, layer.rule, `lin${l}`).out;
+    if (l < layers.length - 1) {
+      h = ops.activation(h, 'relu', `relu${l}`);
+      reads.push(h);
+    }
+  });
+  const gIn = w.input('g', 'float32', [N, layers[layers.length - 1]!.nOut]);
+  w.output('out', h.name);
+  tape.seed(h, gIn);
+  tape.backward();
+  reads.forEach((t, i) => w.output(`grad_${i}`, tape.gradOf(t)!));
+  const session = await ort.InferenceSession.create(w.encode('pxp-rules-test'));
+  const result = await session.run({
+    x: new ort.Tensor('float32', Float32Array.from(x), [N, layers[0]!.nIn]),
+    g: new ort.Tensor('float32', Float32Array.from(g), [N, layers[layers.length - 1]!.nOut]),
+  });
+  const arr = (n: string) => Array.from(result[n]!.data as Float32Array);
+  return { out: arr('out'), grads: reads.map((_, i) => arr(`grad_${i}`)) };
+}
+
+const RULES: LinearRule[] = [
+  { kind: 'epsilon', epsilon: 0 },
+  { kind: 'epsilon', epsilon: 1e-6 },
+  { kind: 'epsilon', epsilon: 0.01 },
+  { kind: 'epsilon', epsilon: 0.25 },
+  { kind: 'gamma', gamma: 0.1 },
+  { kind: 'gamma', gamma: 0.25 },
+  { kind: 'gamma', gamma: 1 },
+  { kind: 'gamma', gamma: 10 },
+  { kind: 'zplus' },
+];
+const name = (r: LinearRule) => (r.kind === 'epsilon' ? `ε = ${r.epsilon}` : r.kind === 'gamma' ? `γ = ${r.gamma}` : 'z⁺');
+const TOL = 1e-6;
+
+describe('PXP linear rules against the explicit rule (float64)', () => {
+  for (const rule of RULES) {
+    it(`single linear layer, ${name(rule)}: R_x = x ⊙ g̃_x = Σ_j x_i w^ρ_ij/z^ρ_j · R_j`, async () => {
+      const N = 3, nIn = 5, nOut = 4;
+      const x = random(N * nIn, 11);
+      const layer: Layer = { W: random(nIn * nOut, 12), b: random(nOut, 13).map((v) => Math.fround(0.3 * v)), nIn, nOut, rule };
+      const g = random(N * nOut, 14);
+      const { out, grads } = await runMlp(x, N, [layer], g);
+      const { z, redistribute } = explicitLayer(x, N, layer);
+      assert.ok(relErr(out, z) < TOL, 'forward');
+      const Rx = redistribute(z.map((v, i) => v * g[i]!));
+      const err = relErr(x.map((v, i) => v * grads[0]![i]!), Rx);
+      assert.ok(err <= TOL, `${name(rule)}: relative error ${err}`);
+    });
+  }
+
+  const mixed: [LinearRule, LinearRule][] = [...RULES.map((r) => [r, r] as [LinearRule, LinearRule]), [{ kind: 'gamma', gamma: 0.25 }, { kind: 'epsilon', epsilon: 1e-6 }], [{ kind: 'zplus' }, { kind: 'epsilon', epsilon: 0.01 }]];
+  for (const [first, second] of mixed) {
+    it(`2-layer MLP (ReLU), ${name(first)} then ${name(second)}: hidden and input relevance`, async () => {
+      const N = 2, nIn = 6, nHid = 5, nOut = 3;
+      const x = random(N * nIn, 21);
+      const layers: Layer[] = [
+        { W: random(nIn * nHid, 22), b: random(nHid, 23).map((v) => Math.fround(0.2 * v)), nIn, nOut: nHid, rule: first },
+        { W: random(nHid * nOut, 24), b: random(nOut, 25).map((v) => Math.fround(0.2 * v)), nIn: nHid, nOut, rule: second },
+      ];
+      const g = random(N * nOut, 26);
+      const { grads } = await runMlp(x, N, layers, g);
+      const one = explicitLayer(x, N, layers[0]!);
+      const hidden = one.z.map((v) => Math.max(v, 0));
+      const two = explicitLayer(hidden, N, layers[1]!);
+      const Rh = two.redistribute(two.z.map((v, i) => v * g[i]!));
+      // ReLU's rule is its gradient: R at the pre-activation equals R at the hidden unit.
+      const Rx = one.redistribute(Rh);
+      const errH = relErr(hidden.map((v, i) => v * grads[1]![i]!), Rh);
+      const errX = relErr(x.map((v, i) => v * grads[0]![i]!), Rx);
+      assert.ok(errH <= TOL, `hidden: relative error ${errH}`);
+      assert.ok(errX <= TOL, `input: relative error ${errX}`);
+    });
+  }
+});
+
+describe('layer groups', () => {
+  it('blocks split into thirds by index', () => {
+    assert.deepEqual(Array.from({ length: 6 }, (_, l) => layerGroup(l, 6)), ['low', 'low', 'mid', 'mid', 'high', 'high']);
+    assert.deepEqual(Array.from({ length: 4 }, (_, l) => layerGroup(l, 4)), ['low', 'low', 'mid', 'high']);
+    assert.deepEqual([layerGroup(0, 1)], ['low']);
+  });
+});
+
+describe('pxp-gamma on the embedded model', () => {
+  let engine: Engine;
+  after(() => engine?.dispose());
+  const ids = [5, 17, 300, 42, 9, 77, 128, 3];
+  const target = { kind: 'logit' as const, position: ids.length - 1, token: 10 };
+
+  it('with every linear rule ε = 0 the graph is byte-for-byte AttnLRP’s (no op added)', () => {
+    const model = loadModelFolder(EMBEDDED_MODEL);
+    const options = (rules: RuleTable | undefined): GraphOptions => ({ composite: 'attnlrp', interventions: false, hooks: false, weightRelevance: [], ...(rules ? { rules } : {}) });
+    const plain = compileGraph(model.spec, model.weights, options(undefined));
+    const zeroed = compileGraph(model.spec, model.weights, options({ ...COMPOSITE_RULES['pxp-gamma'], linear: GRADIENT_LINEAR }));
+    assert.deepEqual(Buffer.from(zeroed.model), Buffer.from(plain.model));
+    const pxp = compileGraph(model.spec, model.weights, options(COMPOSITE_RULES['pxp-gamma']));
+    assert.throws(() => compileGraph(model.spec, model.weights, { ...options(COMPOSITE_RULES['pxp-gamma']), edges: true }), /edge attribution and prompt graphs need ε = 0 linear rules/);
+    assert.ok(pxp.nodeCount > plain.nodeCount, `pxp-gamma adds the rules' ops (${pxp.nodeCount} vs ${plain.nodeCount})`);
+  });
+
+  it('attributes, differs from AttnLRP, and ε → 0 through the rule path approaches AttnLRP', async () => {
+    engine = await Engine.load(EMBEDDED_MODEL);
+    const [p] = await engine.attribute({ ids: [ids], targets: [target], mode: 'pxp-gamma' });
+    const [a] = await engine.attribute({ ids: [ids], targets: [target], mode: 'attnlrp' });
+    assert.ok(Array.from(p!.tokenRelevance).every(Number.isFinite));
+    assert.equal(p!.targetValue, a!.targetValue);
+    const diff = relErr(p!.tokenRelevance, a!.tokenRelevance);
+    assert.ok(diff > 1e-3, `γ changes the token relevance (relative difference ${diff})`);
+
+    // Weight relevance keeps the rule's redistribution: at the bias-free unembedding (ε = 1e-6)
+    // Σ R_W = Σ_j z_j g̃_j · z_j/(z_j + ε) — the explained logit; at a γ layer (block 0's c_fc,
+    // "low") Σ_j R_W_ij equals the rule's input relevance share, so the sum is finite and
+    // differs from the plain gradient's.
+    const [pw] = await engine.attribute({ ids: [ids], targets: [target], mode: 'pxp-gamma', weights: ['lm_head.weight', 'transformer.h.0.mlp.c_fc.weight'] });
+    const [aw] = await engine.attribute({ ids: [ids], targets: [target], mode: 'attnlrp', weights: ['transformer.h.0.mlp.c_fc.weight'] });
+    const total = (xs: ArrayLike<number>) => Array.from(xs).reduce((s, v) => s + v, 0);
+    const head = total(pw!.weightRelevance['lm_head.weight']!);
+    assert.ok(Math.abs(head - p!.targetValue) <= 1e-4 * Math.abs(p!.targetValue), `Σ R_W(lm_head) ${head} vs logit ${p!.targetValue}`);
+    const fc = total(pw!.weightRelevance['transformer.h.0.mlp.c_fc.weight']!);
+    const fcPlain = total(aw!.weightRelevance['transformer.h.0.mlp.c_fc.weight']!);
+    assert.ok(Number.isFinite(fc) && Math.abs(fc - fcPlain) > 1e-4 * Math.abs(fcPlain), `γ weight relevance ${fc} vs gradient ${fcPlain}`);
+
+    // The ε path with a tiny ε (ops added, ratio z/(z + ε) ≈ 1) against the plain gradient, by ORT directly.
+    const model = loadModelFolder(EMBEDDED_MODEL);
+    const tiny: LinearRule = { kind: 'epsilon', epsilon: 1e-12 };
+    const rules = { ...COMPOSITE_RULES.attnlrp, linear: { low: tiny, mid: tiny, high: tiny, head: tiny } };
+    const graph = compileGraph(model.spec, model.weights, { composite: 'attnlrp', interventions: false, hooks: false, weightRelevance: [], rules });
+    const session = await ort.InferenceSession.create(graph.model, { externalData: graph.externalData });
+    const T = ids.length, V = model.spec.vocabSize;
+    const seedPosition = new Float32Array(T);
+    seedPosition[T - 1] = 1;
+    const seed = new Float32Array(V);
+    seed[10] = 1;
+    const out = await session.run({
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, T]),
+      seed_position: new ort.Tensor('float32', seedPosition, [1, T]),
+      seed: new ort.Tensor('float32', seed, [1, V]),
+    });
+    const err = relErr(out[OUT.tokenRelevance]!.data as Float32Array, a!.tokenRelevance);
+    assert.ok(err < 1e-4, `ε = 1e-12 vs ordinary gradient: relative error ${err}`);
+  });
+});
