@@ -23,6 +23,13 @@ const MAX_LABELLED_NEURONS = 6;
 /** Ghost neurons are drawn only up to this many (a neuron-level model has thousands). */
 const MAX_GHOST_NEURONS = 1024;
 
+/** Labels smaller than this on screen are not drawn (cytoscape 'min-zoomed-font-size'). */
+const MIN_LABEL_PX = 7;
+/** The on-screen label size the fit aims for. */
+const LABEL_PX = 11;
+/** The largest label font in model units: "a11.h11" stays narrower than X_GAP and clear of the row above. */
+const MAX_LABEL_FONT = 18;
+
 type Kind = CircuitNode['kind'];
 
 /** Row of a node: 0 = input, 2l+1 = attention of layer l, 2l+2 = MLP of layer l, 2L+1 = logits. */
@@ -101,6 +108,26 @@ function fmt(x: number): string {
   return Math.abs(x) >= 1e-3 || x === 0 ? x.toFixed(4) : x.toExponential(3);
 }
 
+/** What the test hook returns: boxes in rendered (canvas) pixels. */
+export interface GraphSnapshot {
+  readonly width: number;
+  readonly height: number;
+  /** The canvas element's size now (after a resize, until cytoscape has refitted, it differs from `fitted`). */
+  readonly container: { w: number; h: number };
+  readonly zoom: number;
+  readonly fitted: { w: number; h: number } | null;
+  /** Labels whose rendered font is smaller than this are not drawn ('min-zoomed-font-size'). */
+  readonly minLabelPx: number;
+  readonly nodes: {
+    id: string;
+    classes: string;
+    label: string;
+    fontPx: number;
+    box: { x1: number; y1: number; x2: number; y2: number };
+    labelBox: { x1: number; y1: number; x2: number; y2: number } | null;
+  }[];
+}
+
 export class GraphView {
   private cy: cytoscape.Core | null = null;
   private key = '';
@@ -110,6 +137,10 @@ export class GraphView {
   private graph: CircuitGraph | null = null;
   private ranks = new Map<string, number>();
   private scores = new Map<string, number>();
+  /** The canvas size of the last fit (read by the e2e layout test through `__circuitLensGraph`). */
+  private fitted: { w: number; h: number } | null = null;
+  /** Label font in model units, chosen at each fit so labels read at LABEL_PX on screen when they can. */
+  private labelFont = 10;
 
   constructor(
     container: HTMLElement,
@@ -124,6 +155,9 @@ export class GraphView {
     fit.addEventListener('click', () => this.fit());
     this.stage.append(this.canvasBox, fit, this.card);
     container.append(legend(), this.stage);
+    // A read-only test hook: the e2e layout test reads the rendered boxes back from cytoscape
+    // (test/e2e/layout.test.ts). Defining a function costs nothing until it is called.
+    (window as unknown as Record<string, unknown>)['__circuitLensGraph'] = () => this.snapshot();
     new MutationObserver(() => this.restyle()).observe(document.body, { attributes: true, attributeFilter: ['class'] });
     // Refit whenever the panel (or the split beside it) changes size.
     new ResizeObserver(() => {
@@ -228,6 +262,7 @@ export class GraphView {
       });
       this.key = key;
       this.listen(this.cy);
+      this.fit();
     } else {
       const cy = this.cy;
       cy.batch(() => {
@@ -316,7 +351,48 @@ export class GraphView {
   }
 
   fit(): void {
-    this.cy?.fit(undefined, 28);
+    const cy = this.cy;
+    if (!cy) return;
+    cy.fit(undefined, 28);
+    // A large model fits at a small zoom (a 12-layer GPT-2 at 0.44 in 1,600×850 px), where 10-unit
+    // labels would fall under MIN_LABEL_PX and vanish. Grow the font in model units, up to the
+    // size at which a head label ("a11.h11") still fits between two heads (X_GAP) and clears the
+    // node row above (Y_GAP), then fit again with the new label boxes. Twice suffices: the
+    // font changes the bounding box only at the axis labels' edge.
+    for (let i = 0; i < 2; i++) {
+      const font = Math.min(MAX_LABEL_FONT, Math.max(10, LABEL_PX / cy.zoom()));
+      if (Math.abs(font - this.labelFont) < 0.25) break;
+      this.labelFont = font;
+      cy.style().update();
+      cy.fit(undefined, 28);
+    }
+    this.fitted = { w: cy.width(), h: cy.height() };
+  }
+
+  /** Rendered boxes of every node and of its label alone, in canvas pixels (test hook). */
+  private snapshot(): GraphSnapshot | null {
+    const cy = this.cy;
+    if (!cy) return null;
+    const box = (b: cytoscape.BoundingBox12 & cytoscape.BoundingBoxWH) => ({ x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2 });
+    return {
+      width: cy.width(),
+      height: cy.height(),
+      container: { w: this.canvasBox.clientWidth, h: this.canvasBox.clientHeight },
+      zoom: cy.zoom(),
+      fitted: this.fitted,
+      minLabelPx: MIN_LABEL_PX,
+      nodes: cy.nodes().map((n) => {
+        const label = String(n.data('label') ?? '');
+        return {
+          id: n.id(),
+          classes: n.classes().join(' '),
+          label,
+          fontPx: Number.parseFloat(String(n.style('font-size'))) * cy.zoom(),
+          box: box(n.renderedBoundingBox({ includeLabels: true })),
+          labelBox: label ? box(n.renderedBoundingBox({ includeNodes: false, includeEdges: false, includeLabels: true })) : null,
+        };
+      }),
+    };
   }
 
   png(): string | null {
@@ -338,14 +414,14 @@ export class GraphView {
           label: 'data(label)',
           color: t.fg,
           'font-family': t.font,
-          'font-size': 10,
+          'font-size': () => this.labelFont,
           'text-valign': 'bottom',
           'text-margin-y': 3,
           'text-background-color': t.bg,
           'text-background-opacity': 0.7,
           'text-background-padding': '1px',
           // Labels vanish when zoomed out far enough to collide, rather than overlap.
-          'min-zoomed-font-size': 7,
+          'min-zoomed-font-size': MIN_LABEL_PX,
           'background-color': t.head,
           'border-width': 1,
           'border-color': t.fg,
@@ -358,7 +434,7 @@ export class GraphView {
       { selector: 'node.ghost.neuron', style: { width: 4, height: 4 } },
       {
         selector: 'node.axis',
-        style: { width: 1, height: 1, 'background-opacity': 0, 'border-width': 0, color: t.muted, 'text-valign': 'center', 'text-halign': 'left', 'text-background-opacity': 0, 'font-size': 10, events: 'no' },
+        style: { width: 1, height: 1, 'background-opacity': 0, 'border-width': 0, color: t.muted, 'text-valign': 'center', 'text-halign': 'left', 'text-background-opacity': 0, 'font-size': () => this.labelFont, events: 'no' },
       },
       { selector: 'node.ablated', style: { 'background-opacity': 0.25, 'border-style': 'dashed', 'border-width': 2 } },
       { selector: 'node.pinned', style: { 'border-width': 3, 'border-color': t.io, 'border-style': 'double' } },
