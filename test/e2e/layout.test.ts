@@ -25,6 +25,7 @@ import { cli, type CodeServer, e2eDir, ensureInstalled, launchBrowser, openWorkb
 let server: CodeServer;
 let browser: Browser;
 let page: Page;
+let workspace = '';
 
 /** mulberry32: a seeded generator, so the 12-layer circuit is the same every run. */
 function prng(seed: number): () => number {
@@ -193,7 +194,8 @@ describe('the circuit graph at three panel sizes', { timeout: 15 * 60_000 }, () 
   before(async () => {
     ensureInstalled();
     const vsix = packageVsix();
-    const workspace = path.join(e2eDir, 'workspace-layout');
+    // Per process: another e2e run on this machine must not share it.
+    workspace = path.join(e2eDir, `workspace-layout-${process.pid}`);
     fs.rmSync(workspace, { recursive: true, force: true });
     fs.mkdirSync(workspace, { recursive: true });
     await cli(['discover', '--task', 'ioi', '--out', path.join(workspace, 'ioi.json')]);
@@ -208,6 +210,7 @@ describe('the circuit graph at three panel sizes', { timeout: 15 * 60_000 }, () 
   after(async () => {
     await browser?.close();
     await server?.stop();
+    if (workspace) fs.rmSync(workspace, { recursive: true, force: true });
   });
 
   for (const file of CIRCUITS) {
