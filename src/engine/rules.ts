@@ -108,82 +108,57 @@ export function isPlainGradient(rule: LinearRule): boolean {
 /** zennit's `stabilize` default (used by PXP's γ/z⁺ rules): z_ρ + 1e-6·sign(z_ρ), sign(0) = 1. */
 export const RULE_STABILISER = 1e-6;
 
+const ATTNLRP: RuleTable = {
+  layerNorm: 'std-detached',
+  rmsNorm: 'rsqrt-detached',
+  qkNorm: 'rsqrt-detached',
+  gelu: 'identity',
+  silu: 'identity',
+  relu: 'gradient',
+  softcap: 'identity',
+  qk: [0.5, 0.5],
+  av: [0.5, 0.5],
+  attentionProbs: 'relevance',
+  gatedProduct: [0.5, 0.5],
+  linear: GRADIENT_LINEAR,
+};
+
+const GRADIENT: RuleTable = {
+  layerNorm: 'gradient',
+  rmsNorm: 'gradient',
+  qkNorm: 'gradient',
+  gelu: 'gradient',
+  silu: 'gradient',
+  relu: 'gradient',
+  softcap: 'gradient',
+  qk: [1, 1],
+  av: [1, 1],
+  attentionProbs: 'relevance',
+  gatedProduct: [1, 1],
+  linear: GRADIENT_LINEAR,
+};
+
+/** Each composite, written as the rules in which it differs from AttnLRP or the plain gradient. */
 export const COMPOSITE_RULES: Readonly<Record<Composite, RuleTable>> = {
-  attnlrp: {
-    layerNorm: 'std-detached',
-    rmsNorm: 'rsqrt-detached',
-    qkNorm: 'rsqrt-detached',
-    gelu: 'identity',
-    silu: 'identity',
-    relu: 'gradient',
-    softcap: 'identity',
-    qk: [0.5, 0.5],
-    av: [0.5, 0.5],
-    attentionProbs: 'relevance',
-    gatedProduct: [0.5, 0.5],
-    linear: GRADIENT_LINEAR,
-  },
+  attnlrp: ATTNLRP,
   'cp-lrp': {
-    layerNorm: 'std-detached',
-    rmsNorm: 'rsqrt-detached',
-    qkNorm: 'rsqrt-detached',
-    gelu: 'identity',
-    silu: 'identity',
-    relu: 'gradient',
-    softcap: 'identity',
+    ...ATTNLRP,
     // The attention probabilities are constants: no relevance enters the softmax, V takes all.
     qk: [0, 0],
     av: [0, 1],
     attentionProbs: 'detached',
     gatedProduct: [0, 1],
-    linear: GRADIENT_LINEAR,
   },
-  gradient: {
-    layerNorm: 'gradient',
-    rmsNorm: 'gradient',
-    qkNorm: 'gradient',
-    gelu: 'gradient',
-    silu: 'gradient',
-    relu: 'gradient',
-    softcap: 'gradient',
-    qk: [1, 1],
-    av: [1, 1],
-    attentionProbs: 'relevance',
-    gatedProduct: [1, 1],
-    linear: GRADIENT_LINEAR,
-  },
+  gradient: GRADIENT,
   // The LN-rule alone (Ali et al. 2022, "XAI for Transformers", §3.2): the normalisations'
   // std/rsqrt treated as constant (Prop. 3.4 here), every other op its plain gradient.
-  'ln-gradient': {
-    layerNorm: 'std-detached',
-    rmsNorm: 'rsqrt-detached',
-    qkNorm: 'rsqrt-detached',
-    gelu: 'gradient',
-    silu: 'gradient',
-    relu: 'gradient',
-    softcap: 'gradient',
-    qk: [1, 1],
-    av: [1, 1],
-    attentionProbs: 'relevance',
-    gatedProduct: [1, 1],
-    linear: GRADIENT_LINEAR,
-  },
+  'ln-gradient': { ...GRADIENT, layerNorm: 'std-detached', rmsNorm: 'rsqrt-detached', qkNorm: 'rsqrt-detached' },
   // PXP-style (Hatefi et al. 2024): AttnLRP's non-linear rules, and per layer group a linear
   // rule as in PXP's LRP composites (zennit's EpsilonGamma family: γ near the input, ε near the
   // output): γ = 0.25 in the low and mid thirds of the blocks (favours positive contributions),
   // ε = 1e-6 in the high third and at the unembedding (the explained logit stays conserved).
   'pxp-gamma': {
-    layerNorm: 'std-detached',
-    rmsNorm: 'rsqrt-detached',
-    qkNorm: 'rsqrt-detached',
-    gelu: 'identity',
-    silu: 'identity',
-    relu: 'gradient',
-    softcap: 'identity',
-    qk: [0.5, 0.5],
-    av: [0.5, 0.5],
-    attentionProbs: 'relevance',
-    gatedProduct: [0.5, 0.5],
+    ...ATTNLRP,
     linear: {
       low: { kind: 'gamma', gamma: 0.25 },
       mid: { kind: 'gamma', gamma: 0.25 },
