@@ -3,7 +3,6 @@
  * JSON, see src/circuits/exporters/export.ts) and `export-graph` (the compiled forward + relevance graph
  * as a standalone ONNX model, see src/engine/graph-file.ts).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../models/errors';
 import { QKV_SCORES } from '../circuits/exporters/export';
@@ -13,7 +12,7 @@ import type { GraphOptions } from '../engine/build';
 import { OPSET } from '../engine/onnx';
 import { compileForExport, writeGraphFile } from '../engine/graph-file';
 import { attributePrompt, topTokens } from '../pipelines/attribution';
-import { exportCircuitDocument, updatedGraphIndex, type ExportPrompt } from '../pipelines/exports';
+import { exportCircuitDocument, updateGraphIndex, type ExportPrompt } from '../pipelines/exports';
 import { COMPOSITES } from '../vocabulary';
 import { oneOf, parseFlags } from './args';
 import { readCircuit } from './commands';
@@ -69,19 +68,7 @@ export const interopCommands: Record<string, Command> = {
         qkv: oneOf(flags.qkv, QKV_SCORES, 'qkv', 'split'),
         ...(flags['node-scores'] ? { nodeScores: true } : {}),
       });
-      if (doc.metadataEntry) {
-        const index = path.join(path.dirname(path.resolve(flags.out)), 'graph-metadata.json');
-        let existing: unknown;
-        if (fs.existsSync(index)) {
-          try {
-            existing = JSON.parse(fs.readFileSync(index, 'utf8'));
-          } catch (err) {
-            throw new InputError(`cannot read the existing graph index (${(err as Error).message})`, index);
-          }
-        }
-        writeFileAtomic(index, JSON.stringify(updatedGraphIndex(existing, doc.metadataEntry), null, 2) + '\n');
-        written.push(index);
-      }
+      if (doc.metadataEntry) written.push(updateGraphIndex(path.dirname(path.resolve(flags.out)), doc.metadataEntry));
       writeFileAtomic(flags.out, JSON.stringify(doc.json) + '\n');
       for (const warning of doc.warnings) process.stderr.write(`circuit-lens export: warning: ${warning}\n`);
       return { json: { format, out: path.resolve(flags.out), files: written, warnings: doc.warnings }, text: `wrote ${format} graph to ${flags.out}` };

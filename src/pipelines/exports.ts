@@ -3,6 +3,8 @@
  * Every document is checked by its validator before it is returned; what a peer would trip over
  * (no model id for a Neuronpedia upload, a circuit all in layer 0) comes back as warnings.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import {
   graphMetadataEntry,
   mergeGraphMetadata,
@@ -13,7 +15,9 @@ import {
   validateNeuronpediaJson,
   type QkvScore,
 } from '../circuits/exporters/export';
-import { isComponentNode, type CircuitGraph } from '../circuits/discovery/graph';
+import type { CircuitGraph } from '../circuits/discovery/graph';
+import { writeFileAtomic } from '../circuits/files';
+import { InputError } from '../models/errors';
 
 export const EXPORT_FORMATS = ['circuit-lens', 'eap-ig', 'neuronpedia'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -50,20 +54,6 @@ export function circuitFileText(graph: CircuitGraph): string {
   return JSON.stringify(graph, null, 1) + '\n';
 }
 
-/** The sub-graph induced by `nodes` (input and logits always stay). */
-export function subgraph(graph: CircuitGraph, nodes: readonly string[]): CircuitGraph {
-  const keep = new Set([...nodes, 'input', 'logits']);
-  const kept = graph.nodes.filter((n) => keep.has(n.id));
-  const components = kept.filter(isComponentNode).length;
-  const { metrics: _dropped, ...rest } = graph;
-  return {
-    ...rest,
-    nodes: kept,
-    edges: graph.edges.filter((e) => keep.has(e.source) && keep.has(e.target)),
-    selection: { ...graph.selection, kept: components },
-  };
-}
-
 export function exportCircuitDocument(graph: CircuitGraph, format: ExportFormat, prompt?: ExportPrompt, options: ExportOptions = {}): ExportedDocument {
   if (format === 'circuit-lens') return { json: graph, warnings: [] };
   if (format === 'eap-ig') {
@@ -90,9 +80,22 @@ export function exportCircuitDocument(graph: CircuitGraph, format: ExportFormat,
   return { json, warnings, metadataEntry: graphMetadataEntry(json) };
 }
 
-/** circuit-tracer's `serve` lists the graphs of a folder from graph-metadata.json: the entry merged in. */
-export function updatedGraphIndex(existing: unknown, entry: Record<string, unknown>): unknown {
-  return mergeGraphMetadata(existing, entry);
+/**
+ * circuit-tracer's `serve` lists the graphs of a folder from graph-metadata.json: merges this
+ * graph's entry into the folder's index (written atomically) and returns the index's path.
+ */
+export function updateGraphIndex(folder: string, entry: Record<string, unknown>): string {
+  const index = path.join(folder, 'graph-metadata.json');
+  let existing: unknown;
+  if (fs.existsSync(index)) {
+    try {
+      existing = JSON.parse(fs.readFileSync(index, 'utf8'));
+    } catch (err) {
+      throw new InputError(`cannot read the existing graph index (${(err as Error).message})`, index);
+    }
+  }
+  writeFileAtomic(index, JSON.stringify(mergeGraphMetadata(existing, entry), null, 2) + '\n');
+  return index;
 }
 
 function throwIfInvalid(format: ExportFormat, problems: readonly string[]): void {
