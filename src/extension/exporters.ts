@@ -3,7 +3,7 @@
  * CLI's `CircuitGraph` itself, written by the export use case the CLI runs
  * (src/pipelines/exports.ts, over src/circuits/exporters/export.ts):
  * - `circuit-lens`: the circuit graph JSON, byte for byte what `circuit-lens discover --out`
- *   writes (`circuitJson`), so `circuit-lens verify|export --circuit` read it;
+ *   writes (`circuitFileText`), so `circuit-lens verify|export --circuit` read it;
  * - `eap-ig`: `toEapIgJson`;
  * - `neuronpedia`: `toNeuronpediaJson`, drawn on one prompt (its tokens, target and token
  *   relevance come from the engine, as in `circuit-lens export --format neuronpedia --prompt …`).
@@ -15,10 +15,6 @@ import type { PromptAttribution } from '../protocol/shapes';
 
 export type { ExportFormat };
 
-/** The text of a circuit file, as the CLI writes it (one-space indent, final newline). */
-export function circuitJson(graph: CircuitGraph): string {
-  return circuitFileText(graph);
-}
 
 /** Reads a circuit file the CLI (or the panel) wrote; throws naming the file and the problem. */
 export function parseCircuitFile(text: string, file: string): CircuitGraph {
@@ -39,7 +35,7 @@ export function circuitName(graph: CircuitGraph): string {
 
 /** The file text for `format`: the export pipeline's document (validated), written as the CLI writes it. */
 export function exportCircuit(graph: CircuitGraph, format: ExportFormat, prompt?: { readonly text: string; readonly attribution: PromptAttribution; readonly slug: string }): string {
-  if (format === 'circuit-lens') return circuitJson(graph);
+  if (format === 'circuit-lens') return circuitFileText(graph);
   const a = prompt?.attribution;
   const { json } = exportCircuitDocument(
     graph,

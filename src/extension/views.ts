@@ -10,7 +10,8 @@ import { circuitComponentIds, type CircuitGraph } from '../circuits/discovery/gr
 import { componentId } from '../models/componentIds';
 import type { Run } from '../protocol/shapes';
 import type { Ctx } from './ctx';
-import { circuitJson, circuitName, parseCircuitFile } from './exporters';
+import { circuitFileText } from '../pipelines/exports';
+import { circuitName, parseCircuitFile } from './exporters';
 
 type ModelNode = { kind: 'info'; label: string; value: string } | { kind: 'layers' } | { kind: 'layer'; layer: number } | { kind: 'component'; id: string; label: string };
 
@@ -86,13 +87,13 @@ export class CircuitStore implements vscode.TreeDataProvider<SavedCircuit> {
     return path.join(this.ctx.extension.globalStorageUri.fsPath, 'circuits');
   }
 
-  /** Writes the graph as the CLI would (`circuitJson`), under `name` or a fresh one. */
+  /** Writes the graph as the CLI would (`circuitFileText`), under `name` or a fresh one. */
   async save(graph: CircuitGraph, name = circuitName(graph)): Promise<SavedCircuit> {
     await fs.mkdir(this.dir, { recursive: true });
     const safe = name.replace(/[^A-Za-z0-9_.+-]+/g, '_').replace(/\.json$/, '');
     const file = path.join(this.dir, `${safe}.json`);
     const tmp = `${file}.${process.pid}.tmp`;
-    await fs.writeFile(tmp, circuitJson(graph));
+    await fs.writeFile(tmp, circuitFileText(graph));
     await fs.rename(tmp, file);
     this.emitter.fire();
     return { file, name: safe, graph };

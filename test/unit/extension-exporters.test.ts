@@ -9,7 +9,7 @@ import { circuitFileText } from '../../src/pipelines/exports';
 import { validateEapIgJson, validateNeuronpediaJson, type EapIgGraphJson, type NeuronpediaGraphJson } from '../../src/circuits/exporters/export';
 import { selectNodes, type CircuitGraph } from '../../src/circuits/discovery/graph';
 import { Engine } from '../../src/engine/engine';
-import { circuitJson, circuitName, exportCircuit, parseCircuitFile } from '../../src/extension/exporters';
+import { circuitName, exportCircuit, parseCircuitFile } from '../../src/extension/exporters';
 import type { PromptAttribution } from '../../src/protocol/shapes';
 import { EMBEDDED_MODEL } from '../helpers';
 import { tinyNodeGraph } from './circuits-graph-fixture';
@@ -30,19 +30,20 @@ function discovered(): CircuitGraph {
 describe('extension exporters', () => {
   it('writes the circuit graph exactly as the CLI does, and reads it back unchanged', () => {
     const graph = discovered();
-    const text = circuitJson(graph);
-    assert.equal(text, circuitFileText(graph), 'the editor and the CLI must write the same bytes');
+    const text = circuitFileText(graph);
+    // The one writer the CLI and the editor share writes the documented format.
+    assert.equal(text, JSON.stringify(graph, null, 1) + '\n', 'one-space indent, final newline');
     assert.ok(text.endsWith('}\n'));
     const back = parseCircuitFile(text, 'saved.json');
     assert.deepEqual(back, graph);
     // What is read and written again is the same file: Save after Open changes nothing.
-    assert.equal(circuitJson(back), text);
+    assert.equal(circuitFileText(back), text);
     assert.equal(exportCircuit(graph, 'circuit-lens'), text);
   });
 
   it('names the file and the problem when a circuit file is not one', () => {
     assert.throws(() => parseCircuitFile('{"version": 1', 'broken.json'), /broken\.json: not JSON/);
-    const wrong = JSON.parse(circuitJson(discovered()));
+    const wrong = JSON.parse(circuitFileText(discovered()));
     wrong.nodes[1].kind = 'attention';
     assert.throws(() => parseCircuitFile(JSON.stringify(wrong), 'wrong.json'), /wrong\.json.*nodes\[1\].*kind/s);
   });
