@@ -14,7 +14,7 @@ import { Engine } from '../engine/engine';
 import { checkExportDestination, exportModel as writeModelFolder } from '../circuits/pruning/modelExport';
 import { attributePrompt as attributePromptPipeline, topTokens } from '../pipelines/attribution';
 import { discover as discoverPipeline, verify as verifyPipeline } from '../pipelines/circuits';
-import { CancelledError, type JobContext, type Progress } from '../pipelines/context';
+import { CancelledError, checkCancelled, type JobContext, type Progress } from '../pipelines/context';
 import { correct as correctPipeline, prune as prunePipeline } from '../pipelines/pruning';
 import type { CorrectRun, LoadedModel, PromptAttribution, PruneRun, VerificationSummary } from '../protocol/shapes';
 import { Engine as Req, type EngineParams, type EngineRequestType, type ErrorCode, type WireError, type WorkerToHost, validateWorkerRequest } from '../protocol/worker';
@@ -65,9 +65,6 @@ function requireEngine(): Engine {
   return engine;
 }
 
-function checkCancelled(signal: AbortSignal): void {
-  if (signal.aborted) throw new JobError('cancelled', 'Cancelled');
-}
 
 const handlers: { [K in keyof typeof Req]: Handler<K> } = {
   async load(params, ctx) {
@@ -123,7 +120,7 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
     const end = Date.now() + params.ms;
     while (Date.now() < end) {
       if (params.cooperative) {
-        checkCancelled(ctx.signal);
+        checkCancelled(ctx);
         ctx.progress({ fraction: 1 - (end - Date.now()) / Math.max(1, params.ms) });
         await new Promise((r) => setTimeout(r, 10));
       } else {
