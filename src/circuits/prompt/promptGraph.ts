@@ -20,11 +20,11 @@
  *     { "id": "logits@19", "kind": "logits", "layer": 4, "position": 19, "relevance": <explained value> }
  *   ],
  *   "edges": [ { "id": "input@3->a2.h2@19", "source", "target", "relevance",
- *                "paths"?: { "ov", "qkKey", "qkQuery" } } ],          // paths only into heads
+ *                "paths"?: { "ov", "qkKey", "qkQuery" }, "qkSelected"?: true } ],  // paths only into heads
  *   "attention": { "a2.h2@19": { "keys": [0..19], "pattern": [..], "ov": [..], "qkKey": [..], "qkQuery": x } },
  *   "conservation": { "explained", "embeddings", "errors", "sum", "relativeError" },
  *   "selection": { "nodeThreshold", "edgeThreshold", "candidates", "keptNodes", "nodeShare",
- *                  "computedEdges", "keptEdges", "edgeShare" },
+ *                  "computedEdges", "keptEdges", "edgeShare", "qkThreshold", "qkEdges", "qkAdded", "qkShare" },
  *   "metrics": { "completeness", "replacement", "verification"? }
  * }
  * ```
@@ -57,7 +57,9 @@
  * total influence on the target, all paths), the fewest covering `nodeThreshold` of Σ|relevance|
  * are kept, edges are computed only into kept nodes from kept nodes, embeddings and error nodes,
  * and the fewest edges covering `edgeThreshold` of Σ|edge| are kept. Embeddings, error nodes and
- * the logit are always kept.
+ * the logit are always kept. Edges into heads get a second, QK selection (circuit-tracer's
+ * per-target edge score on each head's QK inflow, threshold `qkThreshold`, default the edge
+ * threshold); the edges it keeps are added and flagged `qkSelected`.
  */
 import type { Composite, Target } from '../../engine/api';
 import type { Engine } from '../../engine/engine';
@@ -93,6 +95,8 @@ export interface PromptEdge {
   readonly relevance: number;
   /** Into heads: the edge split by path (sums to `relevance`). */
   readonly paths?: { ov: number; qkKey: number; qkQuery: number };
+  /** Into heads: kept by the QK selection (its QK part covers the QK threshold), whether or not its total would be kept. */
+  readonly qkSelected?: true;
 }
 
 export interface HeadAttention {
@@ -141,6 +145,12 @@ export interface PromptGraph {
     computedEdges: number;
     keptEdges: number;
     edgeShare: number;
+    /** The QK selection (README "Prompt graphs", Pruning): its threshold, the edges it selects, */
+    qkThreshold: number;
+    qkEdges: number;
+    /** … those of them the total-relevance selection had dropped, and the share of QK score covered. */
+    qkAdded: number;
+    qkShare: number;
   };
   metrics: { completeness: number; replacement: number; verification?: PromptVerification };
 }
@@ -149,6 +159,8 @@ export interface PromptGraphOptions {
   readonly mode?: Composite;
   readonly nodeThreshold?: number;
   readonly edgeThreshold?: number;
+  /** Share of the heads' QK edge score the QK selection covers (default: the edge threshold). */
+  readonly qkThreshold?: number;
   readonly text?: string | null;
   /** Keep every head and MLP node and every edge (tests, small prompts). */
   readonly keepAll?: boolean;
@@ -424,7 +436,8 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
   const mode = options.mode ?? 'attnlrp';
   const nodeThreshold = options.nodeThreshold ?? PROMPT_GRAPH_DEFAULTS.nodeThreshold;
   const edgeThreshold = options.edgeThreshold ?? PROMPT_GRAPH_DEFAULTS.edgeThreshold;
-  for (const [name, value] of [['node threshold', nodeThreshold], ['edge threshold', edgeThreshold]] as const) {
+  const qkThreshold = options.qkThreshold ?? edgeThreshold;
+  for (const [name, value] of [['node threshold', nodeThreshold], ['edge threshold', edgeThreshold], ['QK threshold', qkThreshold]] as const) {
     if (!(value > 0 && value <= 1)) throw new InputError(`the ${name} must be in (0, 1], got ${value}`);
   }
   if (target.kind === 'set_diff') throw new InputError('prompt graphs explain a logit or a logit difference, not a set difference');
@@ -575,12 +588,52 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
     edgeCumulative += Math.abs(e.relevance);
     keptEdges.push(e);
   }
+  // --- QK edges: their own selection (README "Prompt graphs", Pruning). With a saturated pattern
+  // the softmax rule passes little relevance to the scores, so a head's QK inputs are small next to
+  // its OV inputs and one global ranking drops them, although they decide where the head reads.
+  // Each kept head's QK channel is treated as a target of its own, as circuit-tracer scores edges
+  // (graph.py `compute_edge_influence`: |edge| normalised over the target's inputs, times the
+  // target's influence): score = |qk_e| / Σ_{e→n} |qk_e| · |R_n| / Σ_{kept heads} |R|, and the
+  // fewest QK parts covering `qkThreshold` of Σ score are kept, added to the edges kept above.
+  const qkScored: { edge: (typeof computed)[number]; score: number }[] = [];
+  {
+    const qkInflow = new Map<string, number>();
+    for (const e of computed) if (e.head) qkInflow.set(e.target, (qkInflow.get(e.target) ?? 0) + Math.abs(e.qkKey + e.qkQuery));
+    const headTotal = candidates.filter((c) => c.kind === 'head' && kept.has(c.id)).reduce((s, c) => s + Math.abs(c.relevance), 0);
+    const relevanceOf = new Map(candidates.map((c) => [c.id, c.relevance]));
+    for (const e of computed) {
+      const total = qkInflow.get(e.target) ?? 0;
+      const qk = Math.abs(e.qkKey + e.qkQuery);
+      if (!e.head || qk === 0 || total === 0 || headTotal === 0) continue;
+      qkScored.push({ edge: e, score: (qk / total) * (Math.abs(relevanceOf.get(e.target)!) / headTotal) });
+    }
+  }
+  qkScored.sort((a, b) => b.score - a.score);
+  const qkScoreTotal = qkScored.reduce((s, e) => s + e.score, 0);
+  const qkSelected = new Set<string>();
+  let qkCumulative = 0;
+  for (const { edge, score } of qkScored) {
+    if (!options.keepAll && qkScoreTotal > 0 && qkCumulative >= qkThreshold * qkScoreTotal) break;
+    qkCumulative += score;
+    qkSelected.add(`${edge.source}->${edge.target}`);
+  }
+  const keptIds = new Set(keptEdges.map((e) => `${e.source}->${e.target}`));
+  let qkAdded = 0;
+  for (const { edge } of qkScored) {
+    const id = `${edge.source}->${edge.target}`;
+    if (qkSelected.has(id) && !keptIds.has(id)) {
+      keptIds.add(id);
+      keptEdges.push(edge);
+      qkAdded++;
+    }
+  }
   const edges: PromptEdge[] = keptEdges.map((e) => ({
     id: `${e.source}->${e.target}`,
     source: e.source,
     target: e.target,
     relevance: e.relevance,
     ...(e.head ? { paths: { ov: e.ov, qkKey: e.qkKey, qkQuery: e.qkQuery } } : {}),
+    ...(qkSelected.has(`${e.source}->${e.target}`) ? { qkSelected: true } : {}),
   }));
 
   // --- Nodes.
@@ -648,6 +701,10 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
       computedEdges: computed.length,
       keptEdges: edges.length,
       edgeShare: edgeTotal === 0 ? 1 : edgeCumulative / edgeTotal,
+      qkThreshold,
+      qkEdges: qkSelected.size,
+      qkAdded,
+      qkShare: qkScoreTotal === 0 ? 1 : qkCumulative / qkScoreTotal,
     },
     metrics: { completeness: 0, replacement: 0 },
   };
