@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import type { Target } from '../../src/engine/api';
-import { ablatePromptNodes, buildPromptGraph, verifyPromptGraph } from '../../src/circuits/prompt/promptGraph';
+import { ablatePromptNodes, buildPromptGraph, PromptTensors, verifyPromptGraph } from '../../src/circuits/prompt/promptGraph';
 import { InputError } from '../../src/models/errors';
 import { heldOutIoiTask } from '../../src/circuits/tasks/generators';
 import { EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
@@ -190,20 +190,20 @@ describe('prompt graphs on the embedded model', () => {
   });
 });
 
-for (const name of ['random-tiny-gpt2', 'random-tiny-opt', 'random-tiny-llama'] as const) {
+// GPT-2 and OPT (learned positions), Llama-family (RoPE taken back per key position in the QK path,
+// GQA, SwiGLU MLPs): random-tiny-llama and stories260k. The task-level gated edge rows come from the
+// compiled graph (build.ts), independent of promptGraph.ts's local rows, so a wrong RoPE inverse fails
+// here (identity in place of R_kᵀ: conservation off by 35 %, edges by 0.27 of the largest).
+for (const name of ['random-tiny-gpt2', 'random-tiny-opt', 'random-tiny-llama', 'stories260k'] as const) {
   describe(`prompt graphs on ${name}`, { skip: missingShared(`models/${name}`) }, () => {
     let engine: Engine;
     before(async () => (engine = await Engine.load(sharedModel(name))));
     after(() => engine?.dispose());
 
-    it(name === 'random-tiny-llama' ? 'RoPE models are refused with a clear error' : 'conserves the explained logit and matches the task-level edges (attnlrp and cp-lrp)', async () => {
+    it('conserves the explained logit and matches the task-level edges (attnlrp, gradient and cp-lrp)', async () => {
       const ids = Array.from({ length: 12 }, (_, i) => (i * 37 + 5) % engine.spec.vocabSize);
       const target: Target = { kind: 'logit', position: ids.length - 1, token: 7 };
-      if (name === 'random-tiny-llama') {
-        await assert.rejects(buildPromptGraph(engine, ids, target), /rotary/);
-        return;
-      }
-      for (const mode of ['attnlrp', 'cp-lrp'] as const) {
+      for (const mode of ['attnlrp', 'gradient', 'cp-lrp'] as const) {
         const graph = await buildPromptGraph(engine, ids, target, { keepAll: true, mode });
         assert.ok(graph.conservation.relativeError <= 1e-4, `${mode}: conservation ${graph.conservation.relativeError}`);
         const [task] = await engine.edges([{ ids, target }], mode);
@@ -213,6 +213,38 @@ for (const name of ['random-tiny-gpt2', 'random-tiny-opt', 'random-tiny-llama'] 
         const scale = Math.max(...real.map((e) => Math.abs(e.relevance)));
         const worst = Math.max(...real.map((e) => Math.abs((summed.get(`${e.source}->${e.target}`) ?? 0) - e.relevance)));
         assert.ok(worst <= 1e-4 * scale + 1e-6, `${mode}: worst edge difference ${worst} (largest ${scale})`);
+        // QK paths carry relevance (except under CP-LRP), so the check above covers them.
+        const qk = graph.edges.reduce((sum, e) => sum + (e.paths ? Math.abs(e.paths.qkKey) + Math.abs(e.paths.qkQuery) : 0), 0);
+        assert.ok(mode === 'cp-lrp' ? qk === 0 : qk > 1e-3 * scale, `${mode}: Σ|QK| ${qk}`);
+      }
+    });
+
+    if (name === 'random-tiny-gpt2') it("the head products computed from the weights (the RoPE models' path) equal the graph's own without RoPE", async () => {
+      const ids = Array.from({ length: 10 }, (_, i) => (i * 11 + 3) % engine.spec.vocabSize);
+      const pt = await PromptTensors.compute(engine, ids, { kind: 'logit', position: 9, token: 5 }, 'attnlrp');
+      let worst = 0;
+      let scale = 0;
+      for (let l = 0; l < pt.L; l++) for (let h = 0; h < pt.H; h++) for (let q = 0; q < pt.T; q++) for (const which of ['v', 'k', 'q'] as const) {
+        const ours = pt.yFromWeights(which, l, h, q);
+        const graph = pt.get(`pg_y${which}_${l}`).subarray((h * pt.T + q) * pt.D, (h * pt.T + q + 1) * pt.D);
+        for (let d = 0; d < pt.D; d++) {
+          worst = Math.max(worst, Math.abs(ours[d]! - graph[d]!));
+          scale = Math.max(scale, Math.abs(graph[d]!));
+        }
+      }
+      assert.ok(scale > 0 && worst <= 1e-5 * scale, `worst ${worst} of ${scale}`);
+    });
+  });
+}
+
+for (const [name, refusal] of [['random-tiny-neox', /parallel/], ['random-tiny-qwen3', /q\/k norms/], ['random-tiny-gemma2', /post-sublayer norms/]] as const) {
+  describe(`prompt graphs on ${name}`, { skip: missingShared(`models/${name}`) }, () => {
+    it('is refused with a clear error', async () => {
+      const engine = await Engine.load(sharedModel(name));
+      try {
+        await assert.rejects(buildPromptGraph(engine, [1, 2, 3], { kind: 'logit', position: 2, token: 4 }), (error: Error) => error instanceof InputError && refusal.test(error.message));
+      } finally {
+        engine.dispose();
       }
     });
   });

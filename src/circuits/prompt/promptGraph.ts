@@ -64,6 +64,7 @@
 import type { Composite, Target } from '../../engine/api';
 import type { Engine } from '../../engine/engine';
 import { COMPOSITE_RULES } from '../../engine/rules';
+import { ropeInverseFrequencies } from '../../engine/build';
 import { InputError } from '../../models/errors';
 import { componentId } from '../../models/componentIds';
 
@@ -208,8 +209,15 @@ export class PromptTensors {
   static async compute(engine: Engine, ids: readonly number[], target: Target, mode: Composite): Promise<PromptTensors> {
     const spec = engine.spec;
     if (!spec.preNorm) throw new InputError('prompt graphs need pre-norm blocks; this model is post-norm');
-    if (spec.positional.kind === 'rope') throw new InputError('prompt graphs do not support rotary position embeddings yet (the QK path would need RoPE inverted per key position)');
-    if (spec.layers.some((layer) => layer.gate)) throw new InputError('prompt graphs do not support gated MLPs yet');
+    // RoPE is taken back per key position in the QK path (`yFromWeights`); a gated MLP needs nothing
+    // (its row g̃_mid − g̃_post is position-wise and the compiled backward applies the product rule).
+    // Refused: blocks whose MLP does not read resid_mid, or whose sublayer outputs are normed again
+    // (a head's output would not be what enters the residual stream), q/k norms before RoPE, and
+    // Gemma 3's second rotary table.
+    if (spec.parallelResidual) throw new InputError('prompt graphs do not support parallel attention/MLP blocks (GPT-NeoX) yet');
+    if (spec.layers.some((layer) => layer.postAttnNorm || layer.postMlpNorm)) throw new InputError('prompt graphs do not support post-sublayer norms (Gemma 2/3) yet');
+    if (spec.layers.some((layer) => layer.qNorm || layer.kNorm)) throw new InputError('prompt graphs do not support q/k norms (Qwen3) yet');
+    if (spec.positional.kind === 'rope' && spec.positional.local) throw new InputError('prompt graphs do not support two rotary tables (Gemma 3) yet');
     const { tensors, targetValue, logits } = await engine.promptGraphTensors(ids, target, mode);
     return new PromptTensors(engine, mode, ids, target, tensors, targetValue, logits);
   }
@@ -340,10 +348,100 @@ export class PromptTensors {
     return out;
   }
 
-  /** W_V[h]·g̃_z[q,h] (`v`), W_K[h]·Q[q,h] (`k`) or W_Q[h]·g̃_Q[q,h] (`q`), read from the graph. */
-  private y(which: 'v' | 'k' | 'q', l: number, h: number, q: number): Float32Array {
+  /**
+   * W_V[h]·g̃_z[q,h] (`v`), W_K[h]·Q[q,h] (`k`) or W_Q[h]·g̃_Q[q,h] (`q`): read from the graph
+   * without RoPE; with RoPE computed here (`yFromWeights`), where the key's depends on the key
+   * position k.
+   */
+  private y(which: 'v' | 'k' | 'q', l: number, h: number, q: number, k = q): Float32Array {
     const { T, D } = this;
+    if (this.engine.spec.positional.kind === 'rope') return this.yFromWeights(which, l, h, q, k);
     return this.get(`pg_y${which}_${l}`).subarray((h * T + q) * D, (h * T + q + 1) * D);
+  }
+
+  /** cos/sin of the rotary embedding per position over the rotated dims (build.ts `ropeTables`). */
+  private ropeTable: { dims: number; cos: Float64Array; sin: Float64Array } | undefined;
+  private rotary(): { dims: number; cos: Float64Array; sin: Float64Array } {
+    if (this.ropeTable) return this.ropeTable;
+    const pos = this.engine.spec.positional;
+    if (pos.kind !== 'rope') throw new Error('unreachable: no rotary embedding');
+    const dims = pos.dims ?? this.engine.spec.headDim;
+    const inv = ropeInverseFrequencies(pos.theta, dims, pos.scaling);
+    const cos = new Float64Array(this.T * dims);
+    const sin = new Float64Array(this.T * dims);
+    for (let t = 0; t < this.T; t++) {
+      for (let i = 0; i < dims / 2; i++) {
+        cos[t * dims + i] = cos[t * dims + i + dims / 2] = Math.cos(t * inv[i]!);
+        sin[t * dims + i] = sin[t * dims + i + dims / 2] = Math.sin(t * inv[i]!);
+      }
+    }
+    return (this.ropeTable = { dims, cos, sin });
+  }
+
+  /**
+   * R_tᵀ·g: a gradient at a rotated query/key of position t taken back through RoPE (ops.ts `rope`
+   * backward: g·cos − rotate_half(g·sin) on the rotated dims; the rest passes unchanged).
+   */
+  private unrotate(t: number, g: ArrayLike<number>): Float64Array {
+    const { dims, cos, sin } = this.rotary();
+    const half = dims / 2;
+    const out = Float64Array.from(g);
+    for (let i = 0; i < dims; i++) {
+      const c = cos[t * dims + i]!;
+      out[i] = i < half ? g[i]! * c + g[i + half]! * sin[t * dims + i + half]! : g[i]! * c - g[i - half]! * sin[t * dims + i - half]!;
+    }
+    return out;
+  }
+
+  /** W[h]ᵀ·u [D] for head h's slice of the q/k/v projection of layer l (kv heads shared for GQA). */
+  private project(which: 'v' | 'k' | 'q', l: number, h: number, u: ArrayLike<number>): Float32Array {
+    const spec = this.engine.spec;
+    const ref = spec.layers[l]![which];
+    if (ref.outRows) throw new InputError('prompt graphs do not support interleaved fused q/k/v projections (GPT-NeoX) with RoPE yet');
+    const W = this.weight(ref.weight);
+    const { D } = this;
+    const dh = spec.headDim;
+    const head = which === 'q' ? h : Math.floor(h / (spec.nHeads / spec.nKvHeads));
+    const first = (ref.outSlice?.[0] ?? 0) + head * dh;
+    const width = W.length / D;
+    const out = new Float32Array(D);
+    for (let j = 0; j < dh; j++) {
+      const uj = u[j]!;
+      if (uj === 0) continue;
+      if (ref.layout === 'out_in') for (let d = 0, o = (first + j) * D; d < D; d++) out[d] = out[d]! + W[o + d]! * uj;
+      else for (let d = 0, o = first + j; d < D; d++) out[d] = out[d]! + W[d * width + o]! * uj;
+    }
+    return out;
+  }
+
+  /**
+   * `y` from the weights and the graph's q, k, g̃_z and g̃_QKᵀ, through RoPE where the model has it:
+   *   v: W_V[h]ᵀ·g̃_z[q,h]
+   *   k: W_K[h]ᵀ·R_kᵀ·Q̃[q,h]        (Q̃, K̃: rotated, as they enter Q·Kᵀ; the K-path rule factor
+   *   q: W_Q[h]ᵀ·R_qᵀ·f_q Σ_k g̃_QKᵀ[q,k]·K̃[k,h]    and g̃_QKᵀ[q,k] are applied by the caller for k)
+   * Exposed so that tests compare it with the graph's own products on models without RoPE.
+   */
+  yFromWeights(which: 'v' | 'k' | 'q', l: number, h: number, q: number, k = q): Float32Array {
+    const { T } = this;
+    const dh = this.engine.spec.headDim;
+    const rope = this.engine.spec.positional.kind === 'rope';
+    if (which === 'v') {
+      const H = this.H;
+      return this.project('v', l, h, this.get(`pg_g_z_${l}`).subarray((q * H + h) * dh, (q * H + h + 1) * dh));
+    }
+    if (which === 'k') {
+      const query = this.get(`pg_q_${l}`).subarray((h * T + q) * dh, (h * T + q + 1) * dh);
+      return this.project('k', l, h, rope ? this.unrotate(k, query) : query);
+    }
+    const fq = COMPOSITE_RULES[this.mode].qk[0];
+    const gqk = this.get(`pg_g_qk_${l}`);
+    const keys = this.get(`pg_k_${l}`);
+    const g = new Float64Array(dh);
+    for (let key = 0; key < T; key++) {
+      const s = fq * gqk[(h * T + q) * T + key]!;
+      if (s !== 0) for (let j = 0; j < dh; j++) g[j] = g[j]! + s * keys[(h * T + key) * dh + j]!;
+    }
+    return this.project('q', l, h, rope ? this.unrotate(q, g) : g);
   }
 
   /**
@@ -363,7 +461,8 @@ export class PromptTensors {
       for (let k = 0; k <= q; k++) inflow += dot(x, k * D, row.ov[k]!, 0, D) + dot(x, k * D, row.key[k]!, 0, D);
       return inflow;
     }
-    const cK = fk === 0 ? null : this.sharedNormBack(l, this.y('k', l, h, q));
+    const rope = this.engine.spec.positional.kind === 'rope';
+    const cK = fk === 0 || rope ? null : this.sharedNormBack(l, this.y('k', l, h, q));
     const probs = this.get(`pg_probs_${l}`);
     const gqk = this.get(`pg_g_qk_${l}`);
     const x = this.get(`pg_x_pre_${l}`);
@@ -374,6 +473,8 @@ export class PromptTensors {
       const gs = gqk[row + k]!;
       inflow += fv * probs[row + k]! * r[k]! * dot(x, k * D, cV, 0, D);
       if (cK && gs !== 0) inflow += fk * gs * r[k]! * dot(x, k * D, cK, 0, D);
+      // RoPE: the key's product depends on k (R_k), so its norm backward is taken per key.
+      if (rope && fk !== 0 && gs !== 0) inflow += fk * gs * r[k]! * dot(x, k * D, this.sharedNormBack(l, this.y('k', l, h, q, k))!, 0, D);
     }
     if (fq !== 0) inflow += dot(x, q * D, this.normBack(l, q, this.y('q', l, h, q)), 0, D);
     return inflow;
@@ -393,10 +494,11 @@ export class PromptTensors {
     const gqk = this.get(`pg_g_qk_${l}`);
     const row = (h * T + q) * T;
     const yV = this.y('v', l, h, q);
-    const yK = fk === 0 ? null : this.y('k', l, h, q);
+    const rope = this.engine.spec.positional.kind === 'rope';
+    const yK = fk === 0 ? null : (k: number) => this.y('k', l, h, q, k);
     const r = this.normInverse(l);
     const sharedV = this.sharedNormBack(l, yV);
-    const sharedK = yK ? this.sharedNormBack(l, yK) : null;
+    const sharedK = yK && !rope ? this.sharedNormBack(l, yK(q)) : null;
     const scaled = (shared: Float32Array | null, y: Float32Array, k: number, factor: number) => {
       const out = shared ? shared.slice() : this.normBack(l, k, y);
       const f = shared ? factor * r[k]! : factor;
@@ -407,7 +509,8 @@ export class PromptTensors {
     const key: Float32Array[] = [];
     for (let k = 0; k <= q; k++) {
       ov.push(scaled(sharedV, yV, k, fv * probs[row + k]!));
-      key.push(yK ? scaled(sharedK, yK, k, fk * gqk[row + k]!) : new Float32Array(this.D));
+      const yk = yK ? (rope ? yK(k) : yK(q)) : null;
+      key.push(yk ? scaled(sharedK ?? (rope ? this.sharedNormBack(l, yk) : null), yk, k, fk * gqk[row + k]!) : new Float32Array(this.D));
     }
     const query = fq === 0 ? new Float32Array(this.D) : this.normBack(l, q, this.y('q', l, h, q));
     return { ov, key, query };
