@@ -44,7 +44,8 @@
  *   K at key k:   f_k · g̃_{QKᵀ}[q,k] · Q[q,h]            (Q·Kᵀ rule, ½ for AttnLRP)
  *   Q at q:       f_q · Σ_k g̃_{QKᵀ}[q,k] · K[k,h]
  * then through W_V / W_K / W_Q of head h and the norm's rule (LayerNorm: std constant, Prop. 3.4)
- * at each position. The three parts are the OV, QK-key and QK-query paths of the edge. For an MLP
+ * at each position. With RoPE the key and query gradients first go back through the rotation of
+ * their own position (R_kᵀ, R_qᵀ), so the K-path product differs per key (`yFromWeights`). The three parts are the OV, QK-key and QK-query paths of the edge. For an MLP
  * block at t the row is g̃_mid[t] − g̃_post[t] (the block is position-wise; the skip carries
  * g̃_post). The logit node's row is g̃_final.
  *
