@@ -117,7 +117,7 @@ export const graphCommands: Record<string, Command> = {
       const lines = [
         `target ${JSON.stringify(graph.target.text ?? graph.target.token)}${graph.target.foil !== undefined ? ` − ${JSON.stringify(graph.target.foilText ?? graph.target.foil)}` : ''} at position ${position}: ${show(graph.target.value)} (${mode})`,
         `conservation: embeddings ${show(graph.conservation.embeddings)} + errors ${show(graph.conservation.errors)} = ${show(graph.conservation.sum)} (relative error ${graph.conservation.relativeError.toExponential(1)})`,
-        `nodes: ${s.keptNodes} of ${s.candidates} heads/MLPs cover ${(100 * s.nodeShare).toFixed(1)} % of |relevance|; edges: ${s.keptEdges} of ${s.computedEdges} cover ${(100 * s.edgeShare).toFixed(1)} %; QK selection: ${s.qkEdges} edges into heads (${s.qkAdded} added) cover ${(100 * s.qkShare).toFixed(1)} % of the heads' QK score`,
+        `nodes: ${s.keptNodes} of ${s.candidates} heads/MLPs cover ${(100 * s.nodeShare).toFixed(1)} % of |relevance|; edges: ${s.keptEdges} of ${s.computedEdges} cover ${(100 * s.edgeShare).toFixed(1)} %; QK selection: ${s.qkEdges} edges into heads (${s.qkAdded} added) cover ${(100 * (s.qkShare ?? 1)).toFixed(1)} % of the heads' QK score`,
         `completeness ${show(graph.metrics.completeness)}, replacement ${show(graph.metrics.replacement)}`,
         'strongest edges:',
         ...[...graph.edges].sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance)).slice(0, 12).map((e) => `  ${e.id.padEnd(28)} ${show(e.relevance)}${e.paths ? `  (OV ${show(e.paths.ov)}, QK key ${show(e.paths.qkKey)}, QK query ${show(e.paths.qkQuery)})` : ''}`),

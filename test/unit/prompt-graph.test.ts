@@ -128,7 +128,7 @@ describe('prompt graphs on the embedded model', () => {
         const target: Target = { kind: 'logit_diff', position: P, token: ex.io, foil: ex.s };
         const graph = await buildPromptGraph(engine, ex.ids, target);
         const s = graph.selection;
-        assert.ok(s.qkThreshold === s.edgeThreshold && s.qkShare >= s.qkThreshold && s.qkEdges > 0, JSON.stringify(s));
+        assert.ok(s.qkThreshold === s.edgeThreshold && s.qkShare! >= s.qkThreshold && s.qkEdges! > 0, JSON.stringify(s));
         // Every kept edge is kept by one of the two selections; QK-selected edges go into heads.
         assert.ok(graph.edges.filter((e) => e.qkSelected).every((e) => e.paths && e.paths.qkKey + e.paths.qkQuery !== 0));
         const positions = { s1: ex.ids.indexOf(ex.s), s2: ex.ids.lastIndexOf(ex.s), io: ex.ids.indexOf(ex.io) };

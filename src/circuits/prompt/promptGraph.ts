@@ -45,8 +45,8 @@
  *   Q at q:       f_q · Σ_k g̃_{QKᵀ}[q,k] · K[k,h]
  * then through W_V / W_K / W_Q of head h and the norm's rule (LayerNorm: std constant, Prop. 3.4)
  * at each position. With RoPE the key and query gradients first go back through the rotation of
- * their own position (R_kᵀ, R_qᵀ), so the K-path product differs per key (`yFromWeights`). The three parts are the OV, QK-key and QK-query paths of the edge. For an MLP
- * block at t the row is g̃_mid[t] − g̃_post[t] (the block is position-wise; the skip carries
+ * their own position (R_kᵀ, R_qᵀ), so the K-path product differs per key (`yFromWeights`). The
+ * three parts are the OV, QK-key and QK-query paths of the edge. For an MLP block at t the row is g̃_mid[t] − g̃_post[t] (the block is position-wise; the skip carries
  * g̃_post). The logit node's row is g̃_final.
  *
  * Error nodes. Per layer, `err{l}` holds what the layer absorbs instead of passing down: each
@@ -147,12 +147,15 @@ export interface PromptGraph {
     computedEdges: number;
     keptEdges: number;
     edgeShare: number;
-    /** The QK selection (README "Prompt graphs", Pruning): its threshold, the edges it selects, */
-    qkThreshold: number;
-    qkEdges: number;
-    /** … those of them the total-relevance selection had dropped, and the share of QK score covered. */
-    qkAdded: number;
-    qkShare: number;
+    /**
+     * The QK selection (README "Prompt graphs", Pruning): its threshold, the edges it selects,
+     * those of them the total-relevance selection had dropped, and the share of QK score covered.
+     * Optional so that graph files written before it still type-check.
+     */
+    qkThreshold?: number;
+    qkEdges?: number;
+    qkAdded?: number;
+    qkShare?: number;
   };
   metrics: { completeness: number; replacement: number; verification?: PromptVerification };
 }
