@@ -397,6 +397,55 @@ export class PromptTensors {
     return out;
   }
 
+  /**
+   * With the norm's scale held constant, x_k · c(y) = (γ ⊙ x̃_k) · y for the shared backward c of
+   * `sharedNormBack` (x̃ = x − mean x for LayerNorm, x for RMSNorm), so the K-path inflow of head h
+   * from key k is (R_k · W_K[h] (γ ⊙ x̃_k)) · Q̃_q. Returns those rotated key inputs [T, dh] per
+   * (layer, kv head), i.e. the rotated keys without bias, computed once instead of per query.
+   */
+  private readonly keyInputCache = new Map<string, Float64Array>();
+  private rotatedKeyInputs(l: number, h: number): Float64Array {
+    const spec = this.engine.spec;
+    const head = Math.floor(h / (spec.nHeads / spec.nKvHeads));
+    const cacheKey = `${l}:${head}`;
+    const cached = this.keyInputCache.get(cacheKey);
+    if (cached) return cached;
+    const { T, D } = this;
+    const dh = spec.headDim;
+    const ref = spec.layers[l]!.k;
+    const W = this.weight(ref.weight);
+    const width = W.length / D;
+    const first = (ref.outSlice?.[0] ?? 0) + head * dh;
+    const gamma = this.weight(spec.layers[l]!.ln1.weight);
+    const x = this.get(`pg_x_pre_${l}`);
+    const { dims, cos, sin } = this.rotary();
+    const half = dims / 2;
+    const out = new Float64Array(T * dh);
+    const v = new Float64Array(D);
+    const p = new Float64Array(dh);
+    for (let t = 0; t < T; t++) {
+      let mean = 0;
+      if (spec.norm.kind === 'layernorm') {
+        for (let d = 0; d < D; d++) mean += x[t * D + d]!;
+        mean /= D;
+      }
+      for (let d = 0; d < D; d++) v[d] = gamma[d]! * (x[t * D + d]! - mean);
+      for (let j = 0; j < dh; j++) {
+        let sum = 0;
+        if (ref.layout === 'out_in') for (let d = 0, o = (first + j) * D; d < D; d++) sum += W[o + d]! * v[d]!;
+        else for (let d = 0, o = first + j; d < D; d++) sum += W[d * width + o]! * v[d]!;
+        p[j] = sum;
+      }
+      // R_t·p (ops.ts `rope` forward: p·cos + rotate_half(p)·sin on the rotated dims).
+      for (let j = 0; j < dh; j++) {
+        const c = cos[t * dims + j];
+        out[t * dh + j] = j >= dims ? p[j]! : j < half ? p[j]! * c! - p[j + half]! * sin[t * dims + j]! : p[j]! * c! + p[j - half]! * sin[t * dims + j]!;
+      }
+    }
+    this.keyInputCache.set(cacheKey, out);
+    return out;
+  }
+
   /** W[h]ᵀ·u [D] for head h's slice of the q/k/v projection of layer l (kv heads shared for GQA). */
   private project(which: 'v' | 'k' | 'q', l: number, h: number, u: ArrayLike<number>): Float32Array {
     const spec = this.engine.spec;
@@ -472,13 +521,16 @@ export class PromptTensors {
     const x = this.get(`pg_x_pre_${l}`);
     const r = this.normInverse(l);
     const row = (h * T + q) * T;
+    const dh = this.engine.spec.headDim;
+    const keyInputs = rope && fk !== 0 ? this.rotatedKeyInputs(l, h) : null;
+    const query = keyInputs ? this.get(`pg_q_${l}`).subarray((h * T + q) * dh, (h * T + q + 1) * dh) : null;
     let inflow = 0;
     for (let k = 0; k <= q; k++) {
       const gs = gqk[row + k]!;
       inflow += fv * probs[row + k]! * r[k]! * dot(x, k * D, cV, 0, D);
       if (cK && gs !== 0) inflow += fk * gs * r[k]! * dot(x, k * D, cK, 0, D);
-      // RoPE: the key's product depends on k (R_k), so its norm backward is taken per key.
-      if (rope && fk !== 0 && gs !== 0) inflow += fk * gs * r[k]! * dot(x, k * D, this.sharedNormBack(l, this.y('k', l, h, q, k))!, 0, D);
+      // RoPE: x_k · c(W_K[h]ᵀ R_kᵀ Q̃_q) = (R_k W_K[h] (γ ⊙ x̃_k)) · Q̃_q (`rotatedKeyInputs`), O(dh) per key.
+      if (rope && fk !== 0 && gs !== 0) inflow += fk * gs * r[k]! * dot64(keyInputs!, k * dh, query!, 0, dh);
     }
     if (fq !== 0) inflow += dot(x, q * D, this.normBack(l, q, this.y('q', l, h, q)), 0, D);
     return inflow;
@@ -520,6 +572,12 @@ export class PromptTensors {
     return { ov, key, query };
   }
 
+}
+
+function dot64(a: Float64Array, aOff: number, b: Float32Array, bOff: number, n: number): number {
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += a[aOff + i]! * b[bOff + i]!;
+  return sum;
 }
 
 function dot(a: Float32Array, aOff: number, b: Float32Array, bOff: number, n: number): number {
