@@ -63,11 +63,20 @@ export function exportPromptGraph(file: string, format: string | undefined, out:
   return { json: { format: 'neuronpedia', out: path.resolve(out), nodes: json.nodes.length, links: json.links.length }, text: `wrote neuronpedia prompt graph to ${out} (${json.nodes.length} nodes, ${json.links.length} links)` };
 }
 
+/** The QK-selected edges into the strongest head at the explained position (where the head reads). */
+function qkLines(graph: PromptGraph, show: (x: number) => string): string[] {
+  const head = graph.nodes.filter((n) => n.kind === 'head' && n.position === graph.target.position).sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance))[0];
+  if (!head) return [];
+  const qk = graph.edges.filter((e) => e.target === head.id && e.qkSelected && e.paths).sort((a, b) => Math.abs(b.paths!.qkKey + b.paths!.qkQuery) - Math.abs(a.paths!.qkKey + a.paths!.qkQuery));
+  if (qk.length === 0) return [];
+  return [`QK edges into ${head.id}:`, ...qk.slice(0, 6).map((e) => `  ${e.source.padEnd(12)} QK key ${show(e.paths!.qkKey)}, QK query ${show(e.paths!.qkQuery)}`)];
+}
+
 export const graphCommands: Record<string, Command> = {
   graph: {
     summary: 'position-resolved attribution graph of one prompt (heads and MLPs per position, attention split into OV/QK)',
     usage:
-      'circuit-lens graph [--model DIR] (--prompt TEXT | --ids …) [--target TOKEN | --target-id N] [--foil TOKEN | --foil-id N] [--mode attnlrp|cp-lrp|gradient] [--node-threshold F] [--edge-threshold F] [--verify zero|mean|resample] [--corrupted TEXT] [--top N] [--out graph.json] [--json]',
+      'circuit-lens graph [--model DIR] (--prompt TEXT | --ids …) [--target TOKEN | --target-id N] [--foil TOKEN | --foil-id N] [--mode attnlrp|cp-lrp|gradient] [--node-threshold F] [--edge-threshold F] [--qk-threshold F] [--verify zero|mean|resample] [--corrupted TEXT] [--top N] [--out graph.json] [--json]',
     async run(ctx) {
       const flags = parseFlags(ctx.argv, {
         ...PROMPT,
@@ -78,6 +87,7 @@ export const graphCommands: Record<string, Command> = {
         mode: { type: 'string' },
         'node-threshold': { type: 'string' },
         'edge-threshold': { type: 'string' },
+        'qk-threshold': { type: 'string' },
         verify: { type: 'string' },
         corrupted: { type: 'string' },
         top: { type: 'string' },
@@ -86,6 +96,7 @@ export const graphCommands: Record<string, Command> = {
       const mode = oneOf(flags.mode, COMPOSITES, 'mode', 'attnlrp') as Composite;
       const nodeThreshold = floatFlag(flags['node-threshold'], 'node-threshold', PROMPT_GRAPH_DEFAULTS.nodeThreshold, 1e-9, 1);
       const edgeThreshold = floatFlag(flags['edge-threshold'], 'edge-threshold', PROMPT_GRAPH_DEFAULTS.edgeThreshold, 1e-9, 1);
+      const qkThreshold = floatFlag(flags['qk-threshold'], 'qk-threshold', edgeThreshold, 1e-9, 1);
       const ablation = flags.verify === undefined ? undefined : oneOf(flags.verify, PROMPT_ABLATIONS, 'verify', 'zero');
       const count = intFlag(flags.top, 'top', 20, 2);
       const engine = await ctx.openEngine(flags.model, flags);
@@ -98,7 +109,7 @@ export const graphCommands: Record<string, Command> = {
       let corruptedIds: number[] | undefined;
       if (flags.corrupted !== undefined) corruptedIds = engine.encode(flags.corrupted).ids;
       if (ablation === 'resample' && !corruptedIds) throw new InputError('--verify resample needs --corrupted TEXT (a counterfactual prompt of the same token length)');
-      const graph = await buildPromptGraph(engine, ids, target, { mode, nodeThreshold, edgeThreshold, text });
+      const graph = await buildPromptGraph(engine, ids, target, { mode, nodeThreshold, edgeThreshold, qkThreshold, text });
       if (ablation) graph.metrics.verification = await verifyPromptGraph(engine, graph, { ablation, count, ...(corruptedIds ? { corruptedIds } : {}) });
       if (flags.out) writeFileAtomic(flags.out, JSON.stringify(graph) + '\n');
       const s = graph.selection;
@@ -106,10 +117,11 @@ export const graphCommands: Record<string, Command> = {
       const lines = [
         `target ${JSON.stringify(graph.target.text ?? graph.target.token)}${graph.target.foil !== undefined ? ` − ${JSON.stringify(graph.target.foilText ?? graph.target.foil)}` : ''} at position ${position}: ${show(graph.target.value)} (${mode})`,
         `conservation: embeddings ${show(graph.conservation.embeddings)} + errors ${show(graph.conservation.errors)} = ${show(graph.conservation.sum)} (relative error ${graph.conservation.relativeError.toExponential(1)})`,
-        `nodes: ${s.keptNodes} of ${s.candidates} heads/MLPs cover ${(100 * s.nodeShare).toFixed(1)} % of |relevance|; edges: ${s.keptEdges} of ${s.computedEdges} cover ${(100 * s.edgeShare).toFixed(1)} %`,
+        `nodes: ${s.keptNodes} of ${s.candidates} heads/MLPs cover ${(100 * s.nodeShare).toFixed(1)} % of |relevance|; edges: ${s.keptEdges} of ${s.computedEdges} cover ${(100 * s.edgeShare).toFixed(1)} %; QK selection: ${s.qkEdges} edges into heads (${s.qkAdded} added) cover ${(100 * (s.qkShare ?? 1)).toFixed(1)} % of the heads' QK score`,
         `completeness ${show(graph.metrics.completeness)}, replacement ${show(graph.metrics.replacement)}`,
         'strongest edges:',
         ...[...graph.edges].sort((a, b) => Math.abs(b.relevance) - Math.abs(a.relevance)).slice(0, 12).map((e) => `  ${e.id.padEnd(28)} ${show(e.relevance)}${e.paths ? `  (OV ${show(e.paths.ov)}, QK key ${show(e.paths.qkKey)}, QK query ${show(e.paths.qkQuery)})` : ''}`),
+        ...qkLines(graph, show),
       ];
       const v = graph.metrics.verification;
       if (v) lines.push(`verification (${v.ablation} ablation at the node's position, top ${v.nodes.length}): Pearson ${show(v.pearson)}, Spearman ${show(v.spearman)}`);

@@ -53,6 +53,8 @@ describe('prompt-graph CLI', () => {
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /a2\.h2@19->logits@19/);
     assert.match(run.stdout, /Pearson \d\.\d+/);
+    // The QK edges into the name mover: its query side at 19 and keys at the second subject (13).
+    assert.match(run.stdout, /QK edges into a2\.h2@19:\n( {2}.*\n)* {2}\S+@13 +QK key 0\.0[1-9]/);
     const graph = JSON.parse(fs.readFileSync(out, 'utf8'));
     assert.equal(graph.kind, 'prompt-graph');
     assert.equal(graph.prompt.ids.length, 20);
@@ -81,6 +83,7 @@ describe('prompt-graph CLI', () => {
     assert.equal(resample.code, 2);
     assert.match(resample.stderr, /--corrupted/);
     assert.equal(cli('graph', '--prompt', PROMPT, '--edge-threshold', '1.5').code, 2);
+    assert.equal(cli('graph', '--prompt', PROMPT, '--qk-threshold', '0').code, 2);
     assert.equal(cli('steer', '--prompt', PROMPT, '--node', 'a9.h0').code, 2);
     assert.equal(cli('steer', '--prompt', PROMPT, '--node', 'a2.h2@40').code, 2);
     assert.equal(cli('lens', '--prompt', PROMPT, '--positions', '99').code, 2);

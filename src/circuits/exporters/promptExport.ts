@@ -6,7 +6,14 @@
  *   after the heads, as in export.ts); `feature` is circuit-tracer's Cantor pairing of
  *   (layer, index), so features are unique across layers;
  * - the error node of layer l: `err_{l}_{P}` with feature type "mlp reconstruction error" (drawn as
- *   an error node) at the explained position P, since ours are per layer, not per position;
+ *   an error node) at the explained position P, since ours are per layer, not per position; its
+ *   `influence` is null (always kept, not ranked): both viewers' pruning sliders then show it
+ *   (Neuronpedia `shouldShowNodeForInfluenceThreshold` skips null; circuit-tracer's formatData
+ *   keeps `influence <= slider`, true for null), where an absent influence hides it in circuit-tracer;
+ * - `metadata.node_threshold` (the viewers' default slider) is the cumulative influence of the
+ *   last kept node (`selection.nodeShare`), so the default view draws every kept node: the node
+ *   that crosses the requested threshold has influence above it (circuit-tracer `find_threshold`
+ *   keeps that node too). The requested threshold is in `pruning_settings`;
  * - the logit: `{L+1}_{token}_{P}`, clerp `Output "tok" (p=0.123)` (Neuronpedia parses the p).
  * Links are the kept edges, weight = relevance.
  */
@@ -53,7 +60,7 @@ export function promptGraphToNeuronpedia(
       }
       case 'error':
         // Index H + 1 of its layer (heads are 0..H−1, the MLP H), Cantor-paired like every other feature.
-        out = { node_id: `err_${node.layer}_${P}`, feature: cantorPair(node.layer, H + 1), layer: String(node.layer), ctx_idx: P, feature_type: 'mlp reconstruction error', jsNodeId: `${node.layer}_err-0`, clerp: `err${node.layer}`, activation: node.relevance };
+        out = { node_id: `err_${node.layer}_${P}`, feature: cantorPair(node.layer, H + 1), layer: String(node.layer), ctx_idx: P, feature_type: 'mlp reconstruction error', jsNodeId: `${node.layer}_err-0`, clerp: `err${node.layer}`, influence: null, activation: node.relevance };
         break;
       case 'logits': {
         const p = graph.target.probability;
@@ -91,7 +98,7 @@ export function promptGraphToNeuronpedia(
       prompt_tokens: [...tokens],
       prompt: graph.prompt.text ?? tokens.join(''),
       schema_version: 1,
-      node_threshold: graph.selection.nodeThreshold,
+      node_threshold: graph.selection.nodeShare,
       info: {
         description: `${graph.method.name} prompt graph: ${graph.task.metric} of ${JSON.stringify(graph.target.text)} at position ${P} (heads and MLP blocks per position; error nodes per layer)`,
         generator: { name: 'circuit-lens', version: '0.1.0' },

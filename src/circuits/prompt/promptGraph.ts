@@ -20,11 +20,11 @@
  *     { "id": "logits@19", "kind": "logits", "layer": 4, "position": 19, "relevance": <explained value> }
  *   ],
  *   "edges": [ { "id": "input@3->a2.h2@19", "source", "target", "relevance",
- *                "paths"?: { "ov", "qkKey", "qkQuery" } } ],          // paths only into heads
+ *                "paths"?: { "ov", "qkKey", "qkQuery" }, "qkSelected"?: true } ],  // paths only into heads
  *   "attention": { "a2.h2@19": { "keys": [0..19], "pattern": [..], "ov": [..], "qkKey": [..], "qkQuery": x } },
  *   "conservation": { "explained", "embeddings", "errors", "sum", "relativeError" },
  *   "selection": { "nodeThreshold", "edgeThreshold", "candidates", "keptNodes", "nodeShare",
- *                  "computedEdges", "keptEdges", "edgeShare" },
+ *                  "computedEdges", "keptEdges", "edgeShare", "qkThreshold", "qkEdges", "qkAdded", "qkShare" },
  *   "metrics": { "completeness", "replacement", "verification"? }
  * }
  * ```
@@ -44,8 +44,9 @@
  *   K at key k:   f_k · g̃_{QKᵀ}[q,k] · Q[q,h]            (Q·Kᵀ rule, ½ for AttnLRP)
  *   Q at q:       f_q · Σ_k g̃_{QKᵀ}[q,k] · K[k,h]
  * then through W_V / W_K / W_Q of head h and the norm's rule (LayerNorm: std constant, Prop. 3.4)
- * at each position. The three parts are the OV, QK-key and QK-query paths of the edge. For an MLP
- * block at t the row is g̃_mid[t] − g̃_post[t] (the block is position-wise; the skip carries
+ * at each position. With RoPE the key and query gradients first go back through the rotation of
+ * their own position (R_kᵀ, R_qᵀ), so the K-path product differs per key (`yFromWeights`). The
+ * three parts are the OV, QK-key and QK-query paths of the edge. For an MLP block at t the row is g̃_mid[t] − g̃_post[t] (the block is position-wise; the skip carries
  * g̃_post). The logit node's row is g̃_final.
  *
  * Error nodes. Per layer, `err{l}` holds what the layer absorbs instead of passing down: each
@@ -57,11 +58,14 @@
  * total influence on the target, all paths), the fewest covering `nodeThreshold` of Σ|relevance|
  * are kept, edges are computed only into kept nodes from kept nodes, embeddings and error nodes,
  * and the fewest edges covering `edgeThreshold` of Σ|edge| are kept. Embeddings, error nodes and
- * the logit are always kept.
+ * the logit are always kept. Edges into heads get a second, QK selection (circuit-tracer's
+ * per-target edge score on each head's QK inflow, threshold `qkThreshold`, default the edge
+ * threshold); the edges it keeps are added and flagged `qkSelected`.
  */
 import type { Composite, Target } from '../../engine/api';
 import type { Engine } from '../../engine/engine';
 import { COMPOSITE_RULES } from '../../engine/rules';
+import { ropeInverseFrequencies } from '../../engine/build';
 import { InputError } from '../../models/errors';
 import { componentId } from '../../models/componentIds';
 
@@ -93,6 +97,8 @@ export interface PromptEdge {
   readonly relevance: number;
   /** Into heads: the edge split by path (sums to `relevance`). */
   readonly paths?: { ov: number; qkKey: number; qkQuery: number };
+  /** Into heads: kept by the QK selection (its QK part covers the QK threshold), whether or not its total would be kept. */
+  readonly qkSelected?: true;
 }
 
 export interface HeadAttention {
@@ -141,6 +147,15 @@ export interface PromptGraph {
     computedEdges: number;
     keptEdges: number;
     edgeShare: number;
+    /**
+     * The QK selection (README "Prompt graphs", Pruning): its threshold, the edges it selects,
+     * those of them the total-relevance selection had dropped, and the share of QK score covered.
+     * Optional so that graph files written before it still type-check.
+     */
+    qkThreshold?: number;
+    qkEdges?: number;
+    qkAdded?: number;
+    qkShare?: number;
   };
   metrics: { completeness: number; replacement: number; verification?: PromptVerification };
 }
@@ -149,6 +164,8 @@ export interface PromptGraphOptions {
   readonly mode?: Composite;
   readonly nodeThreshold?: number;
   readonly edgeThreshold?: number;
+  /** Share of the heads' QK edge score the QK selection covers (default: the edge threshold). */
+  readonly qkThreshold?: number;
   readonly text?: string | null;
   /** Keep every head and MLP node and every edge (tests, small prompts). */
   readonly keepAll?: boolean;
@@ -196,8 +213,15 @@ export class PromptTensors {
   static async compute(engine: Engine, ids: readonly number[], target: Target, mode: Composite): Promise<PromptTensors> {
     const spec = engine.spec;
     if (!spec.preNorm) throw new InputError('prompt graphs need pre-norm blocks; this model is post-norm');
-    if (spec.positional.kind === 'rope') throw new InputError('prompt graphs do not support rotary position embeddings yet (the QK path would need RoPE inverted per key position)');
-    if (spec.layers.some((layer) => layer.gate)) throw new InputError('prompt graphs do not support gated MLPs yet');
+    // RoPE is taken back per key position in the QK path (`yFromWeights`); a gated MLP needs nothing
+    // (its row g̃_mid − g̃_post is position-wise and the compiled backward applies the product rule).
+    // Refused: blocks whose MLP does not read resid_mid, or whose sublayer outputs are normed again
+    // (a head's output would not be what enters the residual stream), q/k norms before RoPE, and
+    // Gemma 3's second rotary table.
+    if (spec.parallelResidual) throw new InputError('prompt graphs do not support parallel attention/MLP blocks (GPT-NeoX) yet');
+    if (spec.layers.some((layer) => layer.postAttnNorm || layer.postMlpNorm)) throw new InputError('prompt graphs do not support post-sublayer norms (Gemma 2/3) yet');
+    if (spec.layers.some((layer) => layer.qNorm || layer.kNorm)) throw new InputError('prompt graphs do not support q/k norms (Qwen3) yet');
+    if (spec.positional.kind === 'rope' && spec.positional.local) throw new InputError('prompt graphs do not support two rotary tables (Gemma 3) yet');
     const { tensors, targetValue, logits } = await engine.promptGraphTensors(ids, target, mode);
     return new PromptTensors(engine, mode, ids, target, tensors, targetValue, logits);
   }
@@ -328,10 +352,149 @@ export class PromptTensors {
     return out;
   }
 
-  /** W_V[h]·g̃_z[q,h] (`v`), W_K[h]·Q[q,h] (`k`) or W_Q[h]·g̃_Q[q,h] (`q`), read from the graph. */
-  private y(which: 'v' | 'k' | 'q', l: number, h: number, q: number): Float32Array {
+  /**
+   * W_V[h]·g̃_z[q,h] (`v`), W_K[h]·Q[q,h] (`k`) or W_Q[h]·g̃_Q[q,h] (`q`): read from the graph
+   * without RoPE; with RoPE computed here (`yFromWeights`), where the key's depends on the key
+   * position k.
+   */
+  private y(which: 'v' | 'k' | 'q', l: number, h: number, q: number, k = q): Float32Array {
     const { T, D } = this;
+    if (this.engine.spec.positional.kind === 'rope') return this.yFromWeights(which, l, h, q, k);
     return this.get(`pg_y${which}_${l}`).subarray((h * T + q) * D, (h * T + q + 1) * D);
+  }
+
+  /** cos/sin of the rotary embedding per position over the rotated dims (build.ts `ropeTables`). */
+  private ropeTable: { dims: number; cos: Float64Array; sin: Float64Array } | undefined;
+  private rotary(): { dims: number; cos: Float64Array; sin: Float64Array } {
+    if (this.ropeTable) return this.ropeTable;
+    const pos = this.engine.spec.positional;
+    if (pos.kind !== 'rope') throw new Error('unreachable: no rotary embedding');
+    const dims = pos.dims ?? this.engine.spec.headDim;
+    const inv = ropeInverseFrequencies(pos.theta, dims, pos.scaling);
+    const cos = new Float64Array(this.T * dims);
+    const sin = new Float64Array(this.T * dims);
+    for (let t = 0; t < this.T; t++) {
+      for (let i = 0; i < dims / 2; i++) {
+        cos[t * dims + i] = cos[t * dims + i + dims / 2] = Math.cos(t * inv[i]!);
+        sin[t * dims + i] = sin[t * dims + i + dims / 2] = Math.sin(t * inv[i]!);
+      }
+    }
+    return (this.ropeTable = { dims, cos, sin });
+  }
+
+  /**
+   * R_tᵀ·g: a gradient at a rotated query/key of position t taken back through RoPE (ops.ts `rope`
+   * backward: g·cos − rotate_half(g·sin) on the rotated dims; the rest passes unchanged).
+   */
+  private unrotate(t: number, g: ArrayLike<number>): Float64Array {
+    const { dims, cos, sin } = this.rotary();
+    const half = dims / 2;
+    const out = Float64Array.from(g);
+    for (let i = 0; i < dims; i++) {
+      const c = cos[t * dims + i]!;
+      out[i] = i < half ? g[i]! * c + g[i + half]! * sin[t * dims + i + half]! : g[i]! * c - g[i - half]! * sin[t * dims + i - half]!;
+    }
+    return out;
+  }
+
+  /**
+   * With the norm's scale held constant, x_k · c(y) = (γ ⊙ x̃_k) · y for the shared backward c of
+   * `sharedNormBack` (x̃ = x − mean x for LayerNorm, x for RMSNorm), so the K-path inflow of head h
+   * from key k is (R_k · W_K[h] (γ ⊙ x̃_k)) · Q̃_q. Returns those rotated key inputs [T, dh] per
+   * (layer, kv head), i.e. the rotated keys without bias, computed once instead of per query.
+   */
+  private readonly keyInputCache = new Map<string, Float64Array>();
+  private rotatedKeyInputs(l: number, h: number): Float64Array {
+    const spec = this.engine.spec;
+    const head = Math.floor(h / (spec.nHeads / spec.nKvHeads));
+    const cacheKey = `${l}:${head}`;
+    const cached = this.keyInputCache.get(cacheKey);
+    if (cached) return cached;
+    const { T, D } = this;
+    const dh = spec.headDim;
+    const ref = spec.layers[l]!.k;
+    const W = this.weight(ref.weight);
+    const width = W.length / D;
+    const first = (ref.outSlice?.[0] ?? 0) + head * dh;
+    const gamma = this.weight(spec.layers[l]!.ln1.weight);
+    const x = this.get(`pg_x_pre_${l}`);
+    const { dims, cos, sin } = this.rotary();
+    const half = dims / 2;
+    const out = new Float64Array(T * dh);
+    const v = new Float64Array(D);
+    const p = new Float64Array(dh);
+    for (let t = 0; t < T; t++) {
+      let mean = 0;
+      if (spec.norm.kind === 'layernorm') {
+        for (let d = 0; d < D; d++) mean += x[t * D + d]!;
+        mean /= D;
+      }
+      for (let d = 0; d < D; d++) v[d] = gamma[d]! * (x[t * D + d]! - mean);
+      for (let j = 0; j < dh; j++) {
+        let sum = 0;
+        if (ref.layout === 'out_in') for (let d = 0, o = (first + j) * D; d < D; d++) sum += W[o + d]! * v[d]!;
+        else for (let d = 0, o = first + j; d < D; d++) sum += W[d * width + o]! * v[d]!;
+        p[j] = sum;
+      }
+      // R_t·p (ops.ts `rope` forward: p·cos + rotate_half(p)·sin on the rotated dims).
+      for (let j = 0; j < dh; j++) {
+        const c = cos[t * dims + j];
+        out[t * dh + j] = j >= dims ? p[j]! : j < half ? p[j]! * c! - p[j + half]! * sin[t * dims + j]! : p[j]! * c! + p[j - half]! * sin[t * dims + j]!;
+      }
+    }
+    this.keyInputCache.set(cacheKey, out);
+    return out;
+  }
+
+  /** W[h]ᵀ·u [D] for head h's slice of the q/k/v projection of layer l (kv heads shared for GQA). */
+  private project(which: 'v' | 'k' | 'q', l: number, h: number, u: ArrayLike<number>): Float32Array {
+    const spec = this.engine.spec;
+    const ref = spec.layers[l]![which];
+    if (ref.outRows) throw new InputError('prompt graphs do not support interleaved fused q/k/v projections (GPT-NeoX) with RoPE yet');
+    const W = this.weight(ref.weight);
+    const { D } = this;
+    const dh = spec.headDim;
+    const head = which === 'q' ? h : Math.floor(h / (spec.nHeads / spec.nKvHeads));
+    const first = (ref.outSlice?.[0] ?? 0) + head * dh;
+    const width = W.length / D;
+    const out = new Float32Array(D);
+    for (let j = 0; j < dh; j++) {
+      const uj = u[j]!;
+      if (uj === 0) continue;
+      if (ref.layout === 'out_in') for (let d = 0, o = (first + j) * D; d < D; d++) out[d] = out[d]! + W[o + d]! * uj;
+      else for (let d = 0, o = first + j; d < D; d++) out[d] = out[d]! + W[d * width + o]! * uj;
+    }
+    return out;
+  }
+
+  /**
+   * `y` from the weights and the graph's q, k, g̃_z and g̃_QKᵀ, through RoPE where the model has it:
+   *   v: W_V[h]ᵀ·g̃_z[q,h]
+   *   k: W_K[h]ᵀ·R_kᵀ·Q̃[q,h]        (Q̃, K̃: rotated, as they enter Q·Kᵀ; the K-path rule factor
+   *   q: W_Q[h]ᵀ·R_qᵀ·f_q Σ_k g̃_QKᵀ[q,k]·K̃[k,h]    and g̃_QKᵀ[q,k] are applied by the caller for k)
+   * Exposed so that tests compare it with the graph's own products on models without RoPE.
+   */
+  yFromWeights(which: 'v' | 'k' | 'q', l: number, h: number, q: number, k = q): Float32Array {
+    const { T } = this;
+    const dh = this.engine.spec.headDim;
+    const rope = this.engine.spec.positional.kind === 'rope';
+    if (which === 'v') {
+      const H = this.H;
+      return this.project('v', l, h, this.get(`pg_g_z_${l}`).subarray((q * H + h) * dh, (q * H + h + 1) * dh));
+    }
+    if (which === 'k') {
+      const query = this.get(`pg_q_${l}`).subarray((h * T + q) * dh, (h * T + q + 1) * dh);
+      return this.project('k', l, h, rope ? this.unrotate(k, query) : query);
+    }
+    const fq = COMPOSITE_RULES[this.mode].qk[0];
+    const gqk = this.get(`pg_g_qk_${l}`);
+    const keys = this.get(`pg_k_${l}`);
+    const g = new Float64Array(dh);
+    for (let key = 0; key < T; key++) {
+      const s = fq * gqk[(h * T + q) * T + key]!;
+      if (s !== 0) for (let j = 0; j < dh; j++) g[j] = g[j]! + s * keys[(h * T + key) * dh + j]!;
+    }
+    return this.project('q', l, h, rope ? this.unrotate(q, g) : g);
   }
 
   /**
@@ -351,17 +514,23 @@ export class PromptTensors {
       for (let k = 0; k <= q; k++) inflow += dot(x, k * D, row.ov[k]!, 0, D) + dot(x, k * D, row.key[k]!, 0, D);
       return inflow;
     }
-    const cK = fk === 0 ? null : this.sharedNormBack(l, this.y('k', l, h, q));
+    const rope = this.engine.spec.positional.kind === 'rope';
+    const cK = fk === 0 || rope ? null : this.sharedNormBack(l, this.y('k', l, h, q));
     const probs = this.get(`pg_probs_${l}`);
     const gqk = this.get(`pg_g_qk_${l}`);
     const x = this.get(`pg_x_pre_${l}`);
     const r = this.normInverse(l);
     const row = (h * T + q) * T;
+    const dh = this.engine.spec.headDim;
+    const keyInputs = rope && fk !== 0 ? this.rotatedKeyInputs(l, h) : null;
+    const query = keyInputs ? this.get(`pg_q_${l}`).subarray((h * T + q) * dh, (h * T + q + 1) * dh) : null;
     let inflow = 0;
     for (let k = 0; k <= q; k++) {
       const gs = gqk[row + k]!;
       inflow += fv * probs[row + k]! * r[k]! * dot(x, k * D, cV, 0, D);
       if (cK && gs !== 0) inflow += fk * gs * r[k]! * dot(x, k * D, cK, 0, D);
+      // RoPE: x_k · c(W_K[h]ᵀ R_kᵀ Q̃_q) = (R_k W_K[h] (γ ⊙ x̃_k)) · Q̃_q (`rotatedKeyInputs`), O(dh) per key.
+      if (rope && fk !== 0 && gs !== 0) inflow += fk * gs * r[k]! * dot64(keyInputs!, k * dh, query!, 0, dh);
     }
     if (fq !== 0) inflow += dot(x, q * D, this.normBack(l, q, this.y('q', l, h, q)), 0, D);
     return inflow;
@@ -381,10 +550,11 @@ export class PromptTensors {
     const gqk = this.get(`pg_g_qk_${l}`);
     const row = (h * T + q) * T;
     const yV = this.y('v', l, h, q);
-    const yK = fk === 0 ? null : this.y('k', l, h, q);
+    const rope = this.engine.spec.positional.kind === 'rope';
+    const yK = fk === 0 ? null : (k: number) => this.y('k', l, h, q, k);
     const r = this.normInverse(l);
     const sharedV = this.sharedNormBack(l, yV);
-    const sharedK = yK ? this.sharedNormBack(l, yK) : null;
+    const sharedK = yK && !rope ? this.sharedNormBack(l, yK(q)) : null;
     const scaled = (shared: Float32Array | null, y: Float32Array, k: number, factor: number) => {
       const out = shared ? shared.slice() : this.normBack(l, k, y);
       const f = shared ? factor * r[k]! : factor;
@@ -395,12 +565,19 @@ export class PromptTensors {
     const key: Float32Array[] = [];
     for (let k = 0; k <= q; k++) {
       ov.push(scaled(sharedV, yV, k, fv * probs[row + k]!));
-      key.push(yK ? scaled(sharedK, yK, k, fk * gqk[row + k]!) : new Float32Array(this.D));
+      const yk = yK ? (rope ? yK(k) : yK(q)) : null;
+      key.push(yk ? scaled(sharedK ?? (rope ? this.sharedNormBack(l, yk) : null), yk, k, fk * gqk[row + k]!) : new Float32Array(this.D));
     }
     const query = fq === 0 ? new Float32Array(this.D) : this.normBack(l, q, this.y('q', l, h, q));
     return { ov, key, query };
   }
 
+}
+
+function dot64(a: Float64Array, aOff: number, b: Float32Array, bOff: number, n: number): number {
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += a[aOff + i]! * b[bOff + i]!;
+  return sum;
 }
 
 function dot(a: Float32Array, aOff: number, b: Float32Array, bOff: number, n: number): number {
@@ -424,7 +601,8 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
   const mode = options.mode ?? 'attnlrp';
   const nodeThreshold = options.nodeThreshold ?? PROMPT_GRAPH_DEFAULTS.nodeThreshold;
   const edgeThreshold = options.edgeThreshold ?? PROMPT_GRAPH_DEFAULTS.edgeThreshold;
-  for (const [name, value] of [['node threshold', nodeThreshold], ['edge threshold', edgeThreshold]] as const) {
+  const qkThreshold = options.qkThreshold ?? edgeThreshold;
+  for (const [name, value] of [['node threshold', nodeThreshold], ['edge threshold', edgeThreshold], ['QK threshold', qkThreshold]] as const) {
     if (!(value > 0 && value <= 1)) throw new InputError(`the ${name} must be in (0, 1], got ${value}`);
   }
   if (target.kind === 'set_diff') throw new InputError('prompt graphs explain a logit or a logit difference, not a set difference');
@@ -575,12 +753,52 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
     edgeCumulative += Math.abs(e.relevance);
     keptEdges.push(e);
   }
+  // --- QK edges: their own selection (README "Prompt graphs", Pruning). With a saturated pattern
+  // the softmax rule passes little relevance to the scores, so a head's QK inputs are small next to
+  // its OV inputs and one global ranking drops them, although they decide where the head reads.
+  // Each kept head's QK channel is treated as a target of its own, as circuit-tracer scores edges
+  // (graph.py `compute_edge_influence`: |edge| normalised over the target's inputs, times the
+  // target's influence): score = |qk_e| / Σ_{e→n} |qk_e| · |R_n| / Σ_{kept heads} |R|, and the
+  // fewest QK parts covering `qkThreshold` of Σ score are kept, added to the edges kept above.
+  const qkScored: { edge: (typeof computed)[number]; score: number }[] = [];
+  {
+    const qkInflow = new Map<string, number>();
+    for (const e of computed) if (e.head) qkInflow.set(e.target, (qkInflow.get(e.target) ?? 0) + Math.abs(e.qkKey + e.qkQuery));
+    const headTotal = candidates.filter((c) => c.kind === 'head' && kept.has(c.id)).reduce((s, c) => s + Math.abs(c.relevance), 0);
+    const relevanceOf = new Map(candidates.map((c) => [c.id, c.relevance]));
+    for (const e of computed) {
+      const total = qkInflow.get(e.target) ?? 0;
+      const qk = Math.abs(e.qkKey + e.qkQuery);
+      if (!e.head || qk === 0 || total === 0 || headTotal === 0) continue;
+      qkScored.push({ edge: e, score: (qk / total) * (Math.abs(relevanceOf.get(e.target)!) / headTotal) });
+    }
+  }
+  qkScored.sort((a, b) => b.score - a.score);
+  const qkScoreTotal = qkScored.reduce((s, e) => s + e.score, 0);
+  const qkSelected = new Set<string>();
+  let qkCumulative = 0;
+  for (const { edge, score } of qkScored) {
+    if (!options.keepAll && qkScoreTotal > 0 && qkCumulative >= qkThreshold * qkScoreTotal) break;
+    qkCumulative += score;
+    qkSelected.add(`${edge.source}->${edge.target}`);
+  }
+  const keptIds = new Set(keptEdges.map((e) => `${e.source}->${e.target}`));
+  let qkAdded = 0;
+  for (const { edge } of qkScored) {
+    const id = `${edge.source}->${edge.target}`;
+    if (qkSelected.has(id) && !keptIds.has(id)) {
+      keptIds.add(id);
+      keptEdges.push(edge);
+      qkAdded++;
+    }
+  }
   const edges: PromptEdge[] = keptEdges.map((e) => ({
     id: `${e.source}->${e.target}`,
     source: e.source,
     target: e.target,
     relevance: e.relevance,
     ...(e.head ? { paths: { ov: e.ov, qkKey: e.qkKey, qkQuery: e.qkQuery } } : {}),
+    ...(qkSelected.has(`${e.source}->${e.target}`) ? { qkSelected: true } : {}),
   }));
 
   // --- Nodes.
@@ -648,6 +866,10 @@ export async function buildPromptGraph(engine: Engine, ids: readonly number[], t
       computedEdges: computed.length,
       keptEdges: edges.length,
       edgeShare: edgeTotal === 0 ? 1 : edgeCumulative / edgeTotal,
+      qkThreshold,
+      qkEdges: qkSelected.size,
+      qkAdded,
+      qkShare: qkScoreTotal === 0 ? 1 : qkCumulative / qkScoreTotal,
     },
     metrics: { completeness: 0, replacement: 0 },
   };
