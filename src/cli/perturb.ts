@@ -43,10 +43,18 @@ export const perturbCommands: Record<string, Command> = {
       const bos = engine.spec.bosTokenId;
       const from = bos !== undefined && prompts.every((p) => p[0] === bos) ? 1 : 0;
       const abc = new Map<string, number[]>();
-      let completeness: { steps: number; baseline: string; mean_abs_gap: number } | undefined;
+      let completeness: { steps: number; baseline: string; mean_abs_gap: number; max_relative_gap: number } | undefined;
       for (const method of methods) {
-        const { scores, targets, completenessGap } = await tokenScores(engine, prompts, method, seed, { steps: igSteps, baseline: igBaseline === 'zero' ? 'zero' : { replacement, from } });
-        if (completenessGap) completeness = { steps: igSteps, baseline: igBaseline, mean_abs_gap: completenessGap.reduce((a, g) => a + Math.abs(g), 0) / completenessGap.length };
+        const { scores, targets, completenessGap, explainedDifference } = await tokenScores(engine, prompts, method, seed, { steps: igSteps, baseline: igBaseline === 'zero' ? 'zero' : { replacement, from } });
+        if (completenessGap && explainedDifference) {
+          completeness = {
+            steps: igSteps,
+            baseline: igBaseline,
+            mean_abs_gap: completenessGap.reduce((a, g) => a + Math.abs(g), 0) / completenessGap.length,
+            // |gap| / |f(x) − f(x')| (Sundararajan et al. 2017, §5: raise the steps until it is within 5 %).
+            max_relative_gap: Math.max(...completenessGap.map((g, i) => Math.abs(g) / Math.max(Math.abs(explainedDifference[i]!), 1e-9))),
+          };
+        }
         const values: number[] = [];
         for (let i = 0; i < prompts.length; i++) values.push((await perturbationCurves(engine, prompts[i]!, scores[i]!, targets[i]!, replacement, from)).abc);
         abc.set(method, values);
@@ -59,7 +67,10 @@ export const perturbCommands: Record<string, Command> = {
       }));
       const json = { prompts: prompts.length, replacement_id: replacement, kept_prefix: from, results, ...(completeness ? { integrated_gradients: completeness } : {}) };
       const text = results.map((r) => `${r.method}: ABC ${r.abc.estimate.toFixed(3)} [${r.abc.lo.toFixed(3)}, ${r.abc.hi.toFixed(3)}]`).join('\n');
-      const igLine = completeness ? `\nintegrated gradients (${completeness.steps} midpoint steps, ${completeness.baseline} baseline): mean |Σ IG − (f(x) − f(x'))| = ${completeness.mean_abs_gap.toFixed(4)}` : '';
+      const igLine = completeness
+        ? `\nintegrated gradients (${completeness.steps} midpoint steps, ${completeness.baseline} baseline): mean |Σ IG − (f(x) − f(x'))| = ${completeness.mean_abs_gap.toFixed(4)}, at most ${(100 * completeness.max_relative_gap).toFixed(1)} % of |f(x) − f(x')|` +
+          (completeness.max_relative_gap > 0.05 ? ' (above 5 %: raise --ig-steps)' : '')
+        : '';
       return { json, text: text + igLine };
     },
   },

@@ -134,4 +134,5 @@ test('CLI perturb --methods integrated-gradients: ABC with a CI and the complete
   assert.equal(json.integrated_gradients.steps, 8);
   assert.equal(json.integrated_gradients.baseline, 'replacement');
   assert.ok(json.integrated_gradients.mean_abs_gap < 0.5, `gap ${json.integrated_gradients.mean_abs_gap}`);
+  assert.ok(Number.isFinite(json.integrated_gradients.max_relative_gap) && json.integrated_gradients.max_relative_gap >= 0);
 });
