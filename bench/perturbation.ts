@@ -1,14 +1,15 @@
 /**
  * AttnLRP's input-perturbation faithfulness test (src/circuits/discovery/perturbation.ts): MoRF and LeRF
  * token replacement, area between the curves (ABC, logit units, higher = more faithful), for
- * AttnLRP, CP-LRP, gradient × input and random (3 seeds), on the embedded model (60 held-out IOI
+ * AttnLRP, CP-LRP, gradient × input, integrated gradients and random (3 seeds), on the embedded model (60 held-out IOI
  * prompts, replacement <|endoftext|>) and ../shared/models/stories260k when present (40 greedy
  * 24-token continuations of story openings, replacement <unk>, BOS never replaced).
  * 95 % bootstrap CIs over prompts (2000 resamples, seed 0); method differences by paired bootstrap.
  *
- * Integrated gradients is not included: IG needs the gradient at scaled input embeddings, and the
- * engine's graph has no input for an embedding scale or offset without changing the graph
- * compiler (src/engine/build.ts, owned elsewhere). Named in the README as a missing baseline.
+ * Integrated gradients (16 midpoint steps through the plain gradient, Engine.integratedGradients)
+ * runs from two baselines: the fully replaced prompt (every token the test may replace set to the
+ * replacement token; the point where both curves end) and zero token embeddings (positions kept).
+ * Their completeness gaps |Σ IG − (f(x) − f(x'))| are printed under the table.
  *
  * Run: nice -n 10 node --import tsx bench/perturbation.ts   (about 1 minute on 2 cores)
  */
@@ -20,7 +21,15 @@ import { perturbationCurves, tokenScores, type PerturbationMethod } from '../src
 import { bootstrapMean, formatInterval, meanSem, pairedBootstrapMeanDiff } from '../src/circuits/stats';
 import { loadTaskFile } from '../src/circuits/tasks/tasks';
 
-const METHODS: PerturbationMethod[] = ['attnlrp', 'cp-lrp', 'gradient'];
+const METHODS = ['attnlrp', 'cp-lrp', 'gradient', 'integrated-gradients', 'ig-64', 'ig-zero'] as const;
+const LABEL: Record<string, string> = {
+  attnlrp: 'AttnLRP',
+  'cp-lrp': 'CP-LRP',
+  gradient: 'gradient × input',
+  'integrated-gradients': 'IG, replaced-prompt baseline, 16 steps',
+  'ig-64': 'IG, replaced-prompt baseline, 64 steps',
+  'ig-zero': 'IG, zero baseline, 16 steps',
+};
 const opts = { resamples: 2000, seed: 0 };
 const OPENINGS = [
   'Once upon a time', 'One day, a little girl', 'Tom and his dog', 'There was a big tree', 'Lily wanted to play',
@@ -31,9 +40,14 @@ const OPENINGS = [
 
 async function run(label: string, engine: Engine, prompts: number[][], replacement: number, from: number): Promise<void> {
   const abc = new Map<string, number[]>();
+  const gaps = new Map<string, { gap: number[]; difference: number[] }>();
   for (const method of [...METHODS, 'random-0', 'random-1', 'random-2']) {
-    const m = method.startsWith('random') ? 'random' : (method as PerturbationMethod);
-    const { scores, targets } = await tokenScores(engine, prompts, m, Number(method.split('-')[1] ?? 0));
+    const m: PerturbationMethod = method.startsWith('random') ? 'random' : method.startsWith('ig-') ? 'integrated-gradients' : (method as PerturbationMethod);
+    const started = Date.now();
+    const ig = { baseline: method === 'ig-zero' ? ('zero' as const) : { replacement, from }, steps: method === 'ig-64' ? 64 : 16 };
+    const { scores, targets, completenessGap, explainedDifference } = await tokenScores(engine, prompts, m, m === 'random' ? Number(method.split('-')[1]) : 0, ig);
+    if (completenessGap) gaps.set(method, { gap: completenessGap, difference: explainedDifference! });
+    console.error(`${label}: ${method} scored in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     const values: number[] = [];
     for (let i = 0; i < prompts.length; i++) values.push((await perturbationCurves(engine, prompts[i]!, scores[i]!, targets[i]!, replacement, from)).abc);
     abc.set(method, values);
@@ -43,11 +57,30 @@ async function run(label: string, engine: Engine, prompts: number[][], replaceme
   console.log('|---|---|---|');
   const random = abc.get('random-0')!.map((_, i) => (abc.get('random-0')![i]! + abc.get('random-1')![i]! + abc.get('random-2')![i]!) / 3);
   for (const method of METHODS) {
-    console.log(`| ${method === 'gradient' ? 'gradient × input' : method} | ${formatInterval(bootstrapMean(abc.get(method)!, opts))} | ${formatInterval(pairedBootstrapMeanDiff(abc.get(method)!, random, opts))} |`);
+    console.log(`| ${LABEL[method]} | ${formatInterval(bootstrapMean(abc.get(method)!, opts))} | ${formatInterval(pairedBootstrapMeanDiff(abc.get(method)!, random, opts))} |`);
   }
   const seeds = meanSem(['random-0', 'random-1', 'random-2'].map((k) => abc.get(k)!.reduce((s, v) => s + v, 0) / prompts.length));
   console.log(`| random (3 seeds) | ${seeds.mean.toFixed(3)} ± ${seeds.sem.toFixed(3)} (mean ± SEM over seeds) | – |`);
-  console.log(`\nAttnLRP − CP-LRP: ${formatInterval(pairedBootstrapMeanDiff(abc.get('attnlrp')!, abc.get('cp-lrp')!, opts))}; AttnLRP − gradient × input: ${formatInterval(pairedBootstrapMeanDiff(abc.get('attnlrp')!, abc.get('gradient')!, opts))} (paired bootstrap).`);
+  const diff = (a: string, b: string) => `${LABEL[a]} − ${LABEL[b]}: ${formatInterval(pairedBootstrapMeanDiff(abc.get(a)!, abc.get(b)!, opts))}`;
+  const pairs: [string, string][] = [
+    ['attnlrp', 'cp-lrp'], ['attnlrp', 'gradient'], ['attnlrp', 'integrated-gradients'], ['cp-lrp', 'integrated-gradients'],
+    ['integrated-gradients', 'gradient'], ['ig-64', 'integrated-gradients'], ['integrated-gradients', 'ig-zero'],
+  ];
+  console.log(`\nPaired bootstrap differences:\n${pairs.map(([a, b]) => `- ${diff(a, b)}`).join('\n')}`);
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  console.log(`\nIntegrated gradients completeness, |Σ IG − (f(x) − f(x'))| in logit units (relative: / |f(x) − f(x')|):`);
+  for (const [method, { gap, difference }] of gaps) {
+    const abs = gap.map(Math.abs);
+    const rel = gap.map((g, i) => Math.abs(g) / Math.abs(difference[i]!));
+    console.log(`- ${LABEL[method]}: mean ${mean(abs).toFixed(4)}, max ${Math.max(...abs).toFixed(4)}; relative median ${pct(median(rel))}, max ${pct(Math.max(...rel))}; mean |f(x) − f(x')| ${mean(difference.map(Math.abs)).toFixed(2)}`);
+  }
+}
+
+const pct = (x: number) => `${(100 * x).toPrecision(2)} %`;
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 async function main(): Promise<void> {
