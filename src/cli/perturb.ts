@@ -8,7 +8,7 @@
 import { InputError } from '../models/errors';
 import { heldOutIoiTask } from '../circuits/tasks/generators';
 import { loadTask } from '../circuits/pruning/pruneEval';
-import { perturbationCurves, tokenScores, type PerturbationMethod } from '../circuits/discovery/perturbation';
+import { meanCurves, perturbationCurves, tokenScores, type PerturbationCurves, type PerturbationMethod } from '../circuits/discovery/perturbation';
 import { bootstrapMean, pairedBootstrapMeanDiff } from '../circuits/stats';
 import { intFlag, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
@@ -43,6 +43,8 @@ export const perturbCommands: Record<string, Command> = {
       const bos = engine.spec.bosTokenId;
       const from = bos !== undefined && prompts.every((p) => p[0] === bos) ? 1 : 0;
       const abc = new Map<string, number[]>();
+      // Mean curves on 11 fractions per method, for charts (the JSON's `curves`).
+      const curves = new Map<string, ReturnType<typeof meanCurves>>();
       let completeness: { steps: number; baseline: string; mean_abs_gap: number; max_relative_gap: number } | undefined;
       for (const method of methods) {
         const { scores, targets, completenessGap, explainedDifference } = await tokenScores(engine, prompts, method, seed, { steps: igSteps, baseline: igBaseline === 'zero' ? 'zero' : { replacement, from } });
@@ -55,15 +57,17 @@ export const perturbCommands: Record<string, Command> = {
             max_relative_gap: Math.max(...completenessGap.map((g, i) => Math.abs(g) / Math.max(Math.abs(explainedDifference[i]!), 1e-9))),
           };
         }
-        const values: number[] = [];
-        for (let i = 0; i < prompts.length; i++) values.push((await perturbationCurves(engine, prompts[i]!, scores[i]!, targets[i]!, replacement, from)).abc);
-        abc.set(method, values);
+        const perPrompt: PerturbationCurves[] = [];
+        for (let i = 0; i < prompts.length; i++) perPrompt.push(await perturbationCurves(engine, prompts[i]!, scores[i]!, targets[i]!, replacement, from));
+        abc.set(method, perPrompt.map((c) => c.abc));
+        curves.set(method, meanCurves(perPrompt, 11));
       }
       const opts = { resamples: 2000, seed: 0 };
       const results = methods.map((m) => ({
         method: m,
         abc: bootstrapMean(abc.get(m)!, opts),
         ...(abc.has('random') && m !== 'random' ? { minus_random: pairedBootstrapMeanDiff(abc.get(m)!, abc.get('random')!, opts) } : {}),
+        curves: curves.get(m)!,
       }));
       const json = { prompts: prompts.length, replacement_id: replacement, kept_prefix: from, results, ...(completeness ? { integrated_gradients: completeness } : {}) };
       const text = results.map((r) => `${r.method}: ABC ${r.abc.estimate.toFixed(3)} [${r.abc.lo.toFixed(3)}, ${r.abc.hi.toFixed(3)}]`).join('\n');

@@ -11,9 +11,22 @@ import { after, before, test } from 'node:test';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import type { Target } from '../../src/engine/api';
-import { baselinePrompts, tokenScores, type IgBaseline } from '../../src/circuits/discovery/perturbation';
+import { baselinePrompts, meanCurves, tokenScores, type IgBaseline } from '../../src/circuits/discovery/perturbation';
 import { loadTaskFile } from '../../src/circuits/tasks/tasks';
 import { EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
+
+test('mean curves over prompts of different lengths: read at common fractions, then averaged', () => {
+  // T = 2 (fractions 0, ½, 1) and T = 4 (0, ¼, ½, ¾, 1), read at 0, ½, 1 and at ¼ (interpolated for T = 2).
+  const a = { morf: [4, 2, 0], lerf: [4, 4, 2], abc: 0 };
+  const b = { morf: [8, 6, 4, 2, 0], lerf: [8, 8, 8, 8, 8], abc: 0 };
+  const m = meanCurves([a, b], 5);
+  assert.deepEqual(m.fraction, [0, 0.25, 0.5, 0.75, 1]);
+  assert.deepEqual(m.morf, [6, (3 + 6) / 2, (2 + 4) / 2, (1 + 2) / 2, 0]);
+  assert.deepEqual(m.lerf, [6, 6, 6, (3 + 8) / 2, 5]);
+  assert.throws(() => meanCurves([]), /at least one/);
+  assert.deepEqual(baselinePrompts([[1, 5, 6]], { replacement: 0, from: 1 }), [[1, 0, 0]]);
+  assert.equal(baselinePrompts([[1, 5, 6]], 'zero'), 'zero');
+});
 
 let engine: Engine;
 before(async () => (engine = await Engine.load(EMBEDDED_MODEL)));
@@ -152,6 +165,9 @@ test('CLI perturb --methods integrated-gradients: ABC with a CI and the complete
   assert.equal(ig.method, 'integrated-gradients');
   assert.ok(ig.abc.lo <= ig.abc.estimate && ig.abc.estimate <= ig.abc.hi);
   assert.ok(ig.minus_random.estimate > 0, `IG − random ${ig.minus_random.estimate}`);
+  assert.equal(ig.curves.fraction.length, 11);
+  assert.ok(Math.abs(ig.curves.morf[0] - ig.curves.lerf[0]) < 1e-9, 'both curves start at the unperturbed logit');
+  assert.ok(Math.abs(ig.curves.morf[10] - ig.curves.lerf[10]) < 1e-4, 'and end at the fully replaced prompt');
   assert.equal(json.integrated_gradients.steps, 8);
   assert.equal(json.integrated_gradients.baseline, 'replacement');
   assert.ok(json.integrated_gradients.mean_abs_gap < 0.5, `gap ${json.integrated_gradients.mean_abs_gap}`);

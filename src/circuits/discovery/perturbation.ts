@@ -124,6 +124,22 @@ export async function tokenScores(
   return { scores: attributions.map((a) => a.tokenRelevance), targets };
 }
 
+/**
+ * Mean MoRF and LeRF curves over prompts of different lengths: each curve is read at `points`
+ * evenly spaced fractions of tokens replaced (linear interpolation between k/T), then averaged.
+ */
+export function meanCurves(curves: readonly PerturbationCurves[], points = 21): { fraction: number[]; morf: number[]; lerf: number[] } {
+  if (curves.length === 0 || points < 2) throw new Error('mean curves: need at least one curve and two points');
+  const fraction = Array.from({ length: points }, (_, i) => i / (points - 1));
+  const at = (values: readonly number[], f: number) => {
+    const x = f * (values.length - 1);
+    const k = Math.min(Math.floor(x), values.length - 2);
+    return values[k]! + (x - k) * (values[k + 1]! - values[k]!);
+  };
+  const mean = (pick: (c: PerturbationCurves) => readonly number[]) => fraction.map((f) => curves.reduce((s, c) => s + at(pick(c), f), 0) / curves.length);
+  return { fraction, morf: mean((c) => c.morf), lerf: mean((c) => c.lerf) };
+}
+
 /** The baseline prompts of `baseline` (`'zero'` passes through). */
 export function baselinePrompts(prompts: readonly (readonly number[])[], baseline: IgBaseline): 'zero' | number[][] {
   if (baseline === 'zero') return 'zero';
