@@ -12,6 +12,7 @@
  *   head_repl      float [B, L, T, H, dh] replacement z
  *   neuron_keep    float [B, L, F]      same for MLP activations
  *   neuron_repl    float [B, L, T, F]
+ *   embedding_scale, baseline_scale float [B], baseline_ids int64 [B, T]   integration path (`embeddingScale`)
  * Graph outputs: see `GraphOutputs`.
  */
 import { InputError } from '../models/errors';
@@ -56,6 +57,15 @@ export interface GraphOptions {
   readonly logitLens?: number;
   /** Attribution graphs: a rule table to use instead of the composite's entry (tests, rule search). */
   readonly rules?: RuleTable;
+  /**
+   * Integration path of integrated gradients (Sundararajan et al. 2017): inputs `embedding_scale`
+   * α [B], `baseline_ids` [B, T] and `baseline_scale` β [B]. Each row's token embeddings become
+   * x' + α(x − x') with x' = β·E[baseline_ids] (β = 0: the zero baseline; β = 1: a baseline
+   * prompt's embeddings), so one run evaluates several α as batch rows. Positional embeddings
+   * are not on the path. The token-embedding leaf is the displacement x − x', so
+   * token_relevance = Σ_d (x − x') ⊙ α∇f(x' + α(x − x')). Unset, the graph is unchanged.
+   */
+  readonly embeddingScale?: boolean;
 }
 
 /** Output names, so callers never spell them twice. */
@@ -153,8 +163,11 @@ class GraphBuilder {
     if (gates && spec.layers.some((l) => l.postAttnNorm || l.postMlpNorm)) throw new InputError('edge attribution is not available for models that normalise sublayer outputs (Gemma 2/3)');
 
     // Embeddings. Token (and positional) embeddings are the leaves whose relevance is read.
-    const tokenEmbedding = this.leafOrConstant(w.op1('Gather', [this.weight(spec.embedTokens), ids], { axis: 0 }, 'embed_tokens'), ['B', 'T', this.embedDim()]);
-    let resid = spec.projectIn ? this.linear(tokenEmbedding, spec.projectIn, 'project_in', 'low') : tokenEmbedding;
+    const tokens = w.op1('Gather', [this.weight(spec.embedTokens), ids], { axis: 0 }, 'embed_tokens');
+    const path = this.options.embeddingScale ? this.integrationPath(tokens) : undefined;
+    const tokenEmbedding = this.leafOrConstant(path?.displacement ?? tokens, ['B', 'T', this.embedDim()]);
+    const embedded = path ? path.along(tokenEmbedding) : tokenEmbedding;
+    let resid = spec.projectIn ? this.linear(embedded, spec.projectIn, 'project_in', 'low') : embedded;
     // Gemma's ·√d is a constant scaling (relevance passes unchanged); token relevance is read before it.
     if (spec.embedScale !== undefined) resid = ops.scale(resid, spec.embedScale, 'embed_scale');
     let positionEmbedding: Tensor | undefined;
@@ -311,6 +324,24 @@ class GraphBuilder {
 
   private embedDim(): number {
     return this.spec.projectIn ? this.weights.info(this.spec.embedTokens).shape[1]! : this.spec.dModel;
+  }
+
+  /**
+   * IG's straight-line path (`embeddingScale`): the displacement x − x' (the leaf) and the map
+   * d ↦ x' + α·d. α is a constant input, so the gradient reaching the leaf is α·∇f(x' + α·d)
+   * (chain rule), and the leaf's relevance divided by α is the IG integrand at α.
+   */
+  private integrationPath(tokens: string): { displacement: string; along: (d: Tensor) => Tensor } {
+    const { w, ops, tape, spec } = this;
+    const perRow = (name: string, hint: string) => w.op1('Reshape', [w.input(name, 'float32', ['B']), w.ints([-1, 1, 1])], {}, hint);
+    const alpha = perRow('embedding_scale', 'path_alpha');
+    const baselineIds = w.input('baseline_ids', 'int64', ['B', 'T']);
+    const baseline = w.op1('Mul', [w.op1('Gather', [this.weight(spec.embedTokens), baselineIds], { axis: 0 }), perRow('baseline_scale', 'path_beta')], {}, 'path_baseline');
+    const shape = ['B', 'T', this.embedDim()];
+    return {
+      displacement: w.op1('Sub', [tokens, baseline], {}, 'path_displacement'),
+      along: (d) => ops.add(tape.constant(baseline, shape), ops.mul(d, tape.constant(alpha, ['B', 1, 1]), 'path_scaled'), 'path_point'),
+    };
   }
 
   private leafOrConstant(name: string, shape: Shape): Tensor {

@@ -33,6 +33,30 @@ import { reportsProbs } from './rules';
 
 /** Edge attribution runs at most this many backward rows per session run. */
 const EDGE_ROWS_PER_RUN = 32;
+/** Integrated gradients: default number of midpoint steps, and batch rows per session run. */
+export const IG_STEPS = 16;
+const IG_ROWS_PER_RUN = 72;
+
+export interface IntegratedGradientsRequest {
+  readonly ids: readonly (readonly number[])[];
+  readonly targets: readonly Target[];
+  /** Midpoint steps m (default IG_STEPS). */
+  readonly steps?: number;
+  /** `'zero'` (default) or one baseline prompt per prompt, of the same length. */
+  readonly baseline?: 'zero' | readonly (readonly number[])[];
+}
+
+/** One prompt's integrated gradients (Engine.integratedGradients). */
+export interface IntegratedGradients {
+  /** IG per token (Σ over the embedding dimension). */
+  readonly tokenRelevance: Float32Array;
+  /** f(x): the explained value of the unscaled prompt. */
+  readonly targetValue: number;
+  /** f(x'): the explained value at the baseline (positions kept). */
+  readonly baselineValue: number;
+  /** Plain gradient × input at α = 1 (the same run's last row). */
+  readonly gradientTimesInput: Float32Array;
+}
 
 export interface EngineOptions {
   readonly executionProvider?: ExecutionProviderSetting;
@@ -207,6 +231,85 @@ export class Engine {
     if (request.interventions) Object.assign(feeds, this.interventionFeeds(request.interventions, B, T));
     const out = await session.run(feeds);
     return lengths.map((len, b) => this.readAttribution(out, b, len, T, request.mode, weightNames, request.neurons !== false));
+  }
+
+  /**
+   * Integrated gradients (Sundararajan et al. 2017, Eq. 1) of each prompt's target, per token:
+   * IG_t = Σ_d (x − x')_td · (1/m) Σ_k ∂f/∂x_td(x' + α_k(x − x')), α_k = (k + ½)/m (midpoint
+   * Riemann sum, error O(1/m²)), through the plain-gradient graph with an integration-path input
+   * (build.ts `embeddingScale`). The path moves the token embeddings only; positional embeddings
+   * stay. Baseline x': `'zero'` (zero token embeddings) or, per prompt, the token ids of a
+   * baseline prompt of the same length (e.g. every token replaced, as in the perturbation test).
+   * Each prompt takes m + 2 batch rows: the m steps, α = 0 (f(x')) and α = 1 (f(x));
+   * completeness says Σ_t IG_t ≈ f(x) − f(x').
+   */
+  async integratedGradients(request: IntegratedGradientsRequest): Promise<IntegratedGradients[]> {
+    const steps = request.steps ?? IG_STEPS;
+    if (!Number.isInteger(steps) || steps < 1 || steps > 1024) throw new InputError(`integrated gradients: steps must be an integer in 1..1024, got ${String(steps)}`);
+    this.checkIds(request.ids);
+    if (request.targets.length !== request.ids.length) throw new InputError(`${request.ids.length} prompts but ${request.targets.length} targets`);
+    request.targets.forEach((t, i) => this.checkTarget(t, request.ids[i]!.length));
+    const baseline = request.baseline ?? 'zero';
+    if (baseline !== 'zero') {
+      if (baseline.length !== request.ids.length) throw new InputError(`${request.ids.length} prompts but ${baseline.length} baseline prompts`);
+      baseline.forEach((b, i) => {
+        if (b.length !== request.ids[i]!.length) throw new InputError(`prompt ${i + 1}: the baseline has ${b.length} tokens, the prompt ${request.ids[i]!.length}`);
+      });
+      this.checkIds(baseline);
+    }
+    const alphas = [...Array.from({ length: steps }, (_, k) => (k + 0.5) / steps), 0, 1];
+    const R = alphas.length;
+    // Rows of several prompts share a run, in chunks of whole prompts (memory stays bounded).
+    const perRun = Math.max(1, Math.floor(IG_ROWS_PER_RUN / R));
+    const { session } = await this.session({ composite: 'gradient', interventions: false, hooks: false, weightRelevance: [], embeddingScale: true });
+    const V = this.spec.vocabSize;
+    const results: IntegratedGradients[] = [];
+    for (let first = 0; first < request.ids.length; first += perRun) {
+      const prompts = request.ids.slice(first, first + perRun);
+      const rows = prompts.flatMap((ids) => alphas.map(() => ids));
+      this.checkRunMemory(rows, true);
+      const { feeds, T } = this.inputFeeds(rows);
+      const B = rows.length;
+      const seed = new Float32Array(B * V);
+      const seedPosition = new Float32Array(B * T);
+      const scale = new Float32Array(B);
+      prompts.forEach((_, p) => {
+        const target = request.targets[first + p]!;
+        alphas.forEach((alpha, k) => {
+          const b = p * R + k;
+          fillSeed(seed.subarray(b * V, (b + 1) * V), target);
+          seedPosition[b * T + target.position] = 1;
+          scale[b] = alpha;
+        });
+      });
+      feeds.seed = new ort.Tensor('float32', seed, [B, V]);
+      feeds.seed_position = new ort.Tensor('float32', seedPosition, [B, T]);
+      feeds.embedding_scale = new ort.Tensor('float32', scale, [B]);
+      // The zero baseline gathers any ids (the prompt's own) and scales them by β = 0.
+      const baselineRows = prompts.flatMap((ids, p) => alphas.map(() => (baseline === 'zero' ? ids : baseline[first + p]!)));
+      feeds.baseline_ids = this.inputFeeds(baselineRows).feeds.input_ids!;
+      feeds.baseline_scale = new ort.Tensor('float32', new Float32Array(B).fill(baseline === 'zero' ? 0 : 1), [B]);
+      const out = await session.run(feeds);
+      const token = out[OUT.tokenRelevance]!.data as Float32Array;
+      const value = out[OUT.targetValue]!.data as Float32Array;
+      prompts.forEach((ids, p) => {
+        const len = ids.length;
+        const ig = new Float64Array(len);
+        // Row k's token relevance is Σ_d x ⊙ α_k ∇f(α_k x); dividing by α_k leaves the integrand.
+        for (let k = 0; k < steps; k++) {
+          const b = p * R + k;
+          for (let t = 0; t < len; t++) ig[t]! += token[b * T + t]! / alphas[k]! / steps;
+        }
+        const full = p * R + steps + 1;
+        results.push({
+          tokenRelevance: Float32Array.from(ig),
+          targetValue: value[full]!,
+          baselineValue: value[p * R + steps]!,
+          gradientTimesInput: token.slice(full * T, full * T + len),
+        });
+      });
+    }
+    return results;
   }
 
   /** Relevance of many explained positions per row, in one backward pass (see api.ts). */
