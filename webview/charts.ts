@@ -251,6 +251,7 @@ export class ChartsView {
   /** A correction run: each metric before and after, and the relative change as bars. */
   private beforeAfter(run: CorrectRun): void {
     const s = this.section(`Before / after: ${run.title}`, 'chart-correction');
+    s.dataset['run'] = run.id;
     const keys = Object.keys(run.before);
     const table = el('table', { class: 'curve', 'data-testid': 'correction-table', 'aria-label': 'Metrics before and after the correction' });
     const head = el('tr');
