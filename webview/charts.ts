@@ -104,7 +104,7 @@ export class ChartsView {
           },
         }),
       );
-      this.table(faith, 'curve-table', 'Faithfulness at each circuit size', [
+      this.table(faith, 'curve-table', 'Faithfulness at each circuit size', null, [
         ['components', curve.map((p) => String(p.x))],
         ['faithfulness', curve.map((p) => num(p.y))],
       ]);
@@ -206,9 +206,12 @@ export class ChartsView {
     const sp = this.section('Sparsity vs perplexity', 'chart-sparsity');
     const summary = el('div', { class: 'metrics-row' });
     const first = runs[0]!;
+    // With several runs, each pruned perplexity is named by its run (the first keeps the test ids).
+    const named = (r: PruneRun) => (runs.length > 1 ? `perplexity, ${r.title}` : 'perplexity, pruned');
     summary.append(
       metric('perplexity, dense', num(first.perplexityBefore), 'perplexity-before'),
-      metric('perplexity, pruned', num(first.perplexityAfter), 'perplexity-after'),
+      metric(named(first), num(first.perplexityAfter), 'perplexity-after'),
+      ...runs.slice(1).map((r) => metric(named(r), num(r.perplexityAfter), 'perplexity-after-other')),
       metric('sparsity', `${(first.achievedSparsity * 100).toFixed(1)} %`, 'pruning-sparsity'),
       el('span', { class: 'muted' }, `${first.evalTokens.toLocaleString('en-US')} tokens of ${(first.settings.evalText ?? '').split(/[\\/]/).pop() ?? ''}`),
     );
@@ -241,7 +244,7 @@ export class ChartsView {
       }),
     );
     for (const r of withCurve) {
-      this.table(sp, 'sparsity-table', `${r.title}: perplexity at each sparsity`, [
+      this.table(sp, 'sparsity-table', `${r.title}: perplexity at each sparsity`, r.title, [
         ['sparsity', r.curve.map((p) => `${Math.round(p.sparsity * 100)} %`)],
         ['perplexity', r.curve.map((p) => num(p.perplexity))],
       ]);
@@ -251,6 +254,7 @@ export class ChartsView {
   /** A correction run: each metric before and after, and the relative change as bars. */
   private beforeAfter(run: CorrectRun): void {
     const s = this.section(`Before / after: ${run.title}`, 'chart-correction');
+    s.dataset['run'] = run.id;
     const keys = Object.keys(run.before);
     const table = el('table', { class: 'curve', 'data-testid': 'correction-table', 'aria-label': 'Metrics before and after the correction' });
     const head = el('tr');
@@ -277,8 +281,9 @@ export class ChartsView {
     );
   }
 
-  private table(parent: HTMLElement, testId: string, label: string, rows: [string, string[]][]): void {
+  private table(parent: HTMLElement, testId: string, label: string, caption: string | null, rows: [string, string[]][]): void {
     const table = el('table', { class: 'curve', 'data-testid': testId, 'aria-label': label });
+    if (caption) table.append(el('caption', {}, caption));
     for (const [name, cells] of rows) {
       const tr = el('tr');
       tr.append(el('th', { scope: 'row' }, name));

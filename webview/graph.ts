@@ -125,7 +125,13 @@ export interface GraphSnapshot {
     fontPx: number;
     box: { x1: number; y1: number; x2: number; y2: number };
     labelBox: { x1: number; y1: number; x2: number; y2: number } | null;
+    /** The label's halo: the opacity of its background box in the canvas colour (0 = none). */
+    labelHalo: number;
+    /** 'auto': cytoscape draws every edge beneath the nodes and their labels. */
+    zCompare: string;
   }[];
+  /** Each edge as drawn, source endpoint → midpoint → target endpoint, in canvas pixels. */
+  readonly edges: { id: string; points: [number, number][]; zCompare: string }[];
 }
 
 export class GraphView {
@@ -390,7 +396,13 @@ export class GraphView {
           fontPx: Number.parseFloat(String(n.style('font-size'))) * cy.zoom(),
           box: box(n.renderedBoundingBox({ includeLabels: true })),
           labelBox: label ? box(n.renderedBoundingBox({ includeNodes: false, includeEdges: false, includeLabels: true })) : null,
+          labelHalo: Number.parseFloat(String(n.style('text-background-opacity'))),
+          zCompare: String(n.style('z-index-compare')),
         };
+      }),
+      edges: cy.edges().map((e) => {
+        const pt = (p: cytoscape.Position): [number, number] => [p.x, p.y];
+        return { id: e.id(), points: [pt(e.renderedSourceEndpoint()), pt(e.renderedMidpoint()), pt(e.renderedTargetEndpoint())], zCompare: String(e.style('z-index-compare')) };
       }),
     };
   }

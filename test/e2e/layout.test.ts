@@ -137,6 +137,23 @@ async function resize(f: Frame, size: Size): Promise<GraphSnapshot> {
 type Box = { x1: number; y1: number; x2: number; y2: number };
 const overlapArea = (a: Box, b: Box) => Math.max(0, Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1)) * Math.max(0, Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1));
 
+/** Whether the segment p→q meets the box (Liang–Barsky clipping). */
+function segmentHitsBox(p: [number, number], q: [number, number], b: Box): boolean {
+  const [dx, dy] = [q[0] - p[0], q[1] - p[1]];
+  let [t0, t1] = [0, 1];
+  for (const [den, num] of [[-dx, p[0] - b.x1], [dx, b.x2 - p[0]], [-dy, p[1] - b.y1], [dy, b.y2 - p[1]]] as const) {
+    if (den === 0) {
+      if (num < 0) return false;
+    } else {
+      const t = num / den;
+      if (den < 0) t0 = Math.max(t0, t);
+      else t1 = Math.min(t1, t);
+      if (t0 > t1) return false;
+    }
+  }
+  return true;
+}
+
 /** The assertions of issue 14 at one size; returns a line for the log. */
 async function checkLayout(f: Frame, circuit: string, s: GraphSnapshot): Promise<string> {
   const where = `${circuit}, canvas ${s.width}×${s.height}`;
@@ -165,8 +182,19 @@ async function checkLayout(f: Frame, circuit: string, s: GraphSnapshot): Promise
       assert.ok(overlapArea(a.labelBox!, b.labelBox!) <= 0.01, `${where}: labels "${a.label}" ${JSON.stringify(a.labelBox)} and "${b.label}" ${JSON.stringify(b.labelBox)} overlap`);
     }
   }
-  const drawn = labelled.filter((n) => n.fontPx >= s.minLabelPx).length;
-  return `${where}: ${s.nodes.length} nodes inside, ${labelled.length} labels without overlap (${drawn} drawn, font ${labelled[0]?.fontPx.toFixed(1)} px)`;
+  const drawnLabels = labelled.filter((n) => n.fontPx >= s.minLabelPx);
+  const drawn = drawnLabels.length;
+  // Edges crossing a drawn label (an edge entering a node from below passes its own label):
+  // cytoscape draws edges beneath nodes and labels ('z-index-compare: auto'), and each label sits
+  // on a halo — a box of the canvas colour — so the edge shows only faintly behind the text.
+  // The layer axis's labels (class 'axis') have no halo: no edge may cross them at all.
+  const crossed = drawnLabels.filter((n) => s.edges.some((e) => e.points.slice(1).some((q, i) => segmentHitsBox(e.points[i]!, q, n.labelBox!))));
+  for (const n of crossed) assert.ok(!n.classes.split(' ').includes('axis'), `${where}: an edge crosses the axis label "${n.label}"`);
+  for (const n of drawnLabels.filter((x) => !x.classes.split(' ').includes('axis'))) {
+    assert.ok(n.labelHalo >= 0.7 && n.zCompare === 'auto', `${where}: label "${n.label}" has no halo (${n.labelHalo}) or is not above the edges (${n.zCompare})`);
+  }
+  for (const e of s.edges) assert.equal(e.zCompare, 'auto', `${where}: edge ${e.id} is not drawn beneath the labels`);
+  return `${where}: ${s.nodes.length} nodes inside, ${labelled.length} labels without overlap (${drawn} drawn, font ${labelled[0]?.fontPx.toFixed(1)} px; ${crossed.length} crossed by an edge, all on a halo above the edges)`;
 }
 
 const isDark = async () => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes('vs-dark');
@@ -214,7 +242,7 @@ describe('the circuit graph at three panel sizes', { timeout: 15 * 60_000 }, () 
   });
 
   for (const file of CIRCUITS) {
-    it(`${file}: every node inside the canvas and no two labels overlap, narrow, half and maximized`, async () => {
+    it(`${file}: every node inside the canvas, no two labels overlap, every label on a halo above the edges, narrow, half and maximized`, async () => {
       const f = await openCircuit(file);
       const lines: string[] = [];
       for (const size of SIZES) lines.push(`${size.name}: ${await checkLayout(f, file, await resize(f, size))}`);
