@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { OnnxWriter } from '../../src/engine/onnx';
 import { Ops } from '../../src/engine/ops';
-import { COMPOSITE_RULES, GRADIENT_LINEAR, RULE_STABILISER, layerGroup, type LinearRule, type RuleTable } from '../../src/engine/rules';
+import { COMPOSITE_RULES, GRADIENT_LINEAR, RULE_STABILISER, checkLinearRule, layerGroup, type LinearRule, type RuleTable } from '../../src/engine/rules';
 import { Tape } from '../../src/engine/tape';
 import { compileGraph, OUT, type GraphOptions } from '../../src/engine/build';
 import { Engine } from '../../src/engine/engine';
@@ -35,9 +35,53 @@ const relErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 
 interface Layer { W: number[]; b: number[]; nIn: number; nOut: number; rule: LinearRule }
 
+/**
+ * zennit's AlphaBeta written out, float64 (rules.ts `AlphaBetaRule`): per contribution
+ * c_ij = x_i w_ij, the positive part p_ij = x⁺w⁺ + x⁻w⁻ and the negative part x⁺w⁻ + x⁻w⁺,
+ * z_p = Σ_i p_ij + b⁺_j, z_n = Σ_i n_ij + b⁻_j, R_i = Σ_j (α p_ij/z_p_j − β n_ij/z_n_j) R_j.
+ */
+function explicitAlphaBeta(x: number[], N: number, layer: Layer & { rule: { kind: 'alpha-beta'; alpha: number; beta: number } }) {
+  const { W, b, nIn, nOut, rule } = layer;
+  const pos = (v: number) => Math.max(v, 0);
+  const neg = (v: number) => Math.min(v, 0);
+  const stab = (v: number) => v + (v >= 0 ? 1 : -1) * RULE_STABILISER;
+  const z: number[] = [];
+  const zp: number[] = [];
+  const zn: number[] = [];
+  for (let n = 0; n < N; n++) for (let j = 0; j < nOut; j++) {
+    let a = b[j]!, p = pos(b[j]!), q = neg(b[j]!);
+    for (let i = 0; i < nIn; i++) {
+      const xi = x[n * nIn + i]!, w = W[i * nOut + j]!;
+      a += xi * w;
+      p += pos(xi) * pos(w) + neg(xi) * neg(w);
+      q += pos(xi) * neg(w) + neg(xi) * pos(w);
+    }
+    z.push(a);
+    zp.push(stab(p));
+    zn.push(stab(q));
+  }
+  const redistribute = (Rz: number[]) => {
+    const Rx: number[] = [];
+    for (let n = 0; n < N; n++) for (let i = 0; i < nIn; i++) {
+      const xi = x[n * nIn + i]!;
+      let acc = 0;
+      for (let j = 0; j < nOut; j++) {
+        const w = W[i * nOut + j]!;
+        const p = pos(xi) * pos(w) + neg(xi) * neg(w);
+        const q = pos(xi) * neg(w) + neg(xi) * pos(w);
+        acc += (rule.alpha * p / zp[n * nOut + j]! - rule.beta * q / zn[n * nOut + j]!) * Rz[n * nOut + j]!;
+      }
+      Rx.push(acc);
+    }
+    return Rx;
+  };
+  return { z, redistribute };
+}
+
 /** Explicit rule, float64: z, and R_x from R_z (x [N, nIn], W [nIn, nOut]). */
 function explicitLayer(x: number[], N: number, layer: Layer) {
   const { W, b, nIn, nOut, rule } = layer;
+  if (rule.kind === 'alpha-beta') return explicitAlphaBeta(x, N, { ...layer, rule });
   const pos = (v: number) => Math.max(v, 0);
   const wRho = W.map((w) => (rule.kind === 'epsilon' ? w : rule.kind === 'gamma' ? w + rule.gamma * pos(w) : pos(w)));
   const bRho = b.map((v) => (rule.kind === 'epsilon' ? v : rule.kind === 'gamma' ? v + rule.gamma * pos(v) : pos(v)));
@@ -108,8 +152,10 @@ const RULES: LinearRule[] = [
   { kind: 'gamma', gamma: 1 },
   { kind: 'gamma', gamma: 10 },
   { kind: 'zplus' },
+  { kind: 'alpha-beta', alpha: 1, beta: 0 },
+  { kind: 'alpha-beta', alpha: 2, beta: 1 },
 ];
-const name = (r: LinearRule) => (r.kind === 'epsilon' ? `ε = ${r.epsilon}` : r.kind === 'gamma' ? `γ = ${r.gamma}` : 'z⁺');
+const name = (r: LinearRule) => (r.kind === 'epsilon' ? `ε = ${r.epsilon}` : r.kind === 'gamma' ? `γ = ${r.gamma}` : r.kind === 'zplus' ? 'z⁺ (W⁺)' : `α${r.alpha}β${r.beta}`);
 const TOL = 1e-6;
 
 describe('PXP linear rules against the explicit rule (float64)', () => {
@@ -128,7 +174,7 @@ describe('PXP linear rules against the explicit rule (float64)', () => {
     });
   }
 
-  const mixed: [LinearRule, LinearRule][] = [...RULES.map((r) => [r, r] as [LinearRule, LinearRule]), [{ kind: 'gamma', gamma: 0.25 }, { kind: 'epsilon', epsilon: 1e-6 }], [{ kind: 'zplus' }, { kind: 'epsilon', epsilon: 0.01 }]];
+  const mixed: [LinearRule, LinearRule][] = [...RULES.map((r) => [r, r] as [LinearRule, LinearRule]), [{ kind: 'gamma', gamma: 0.25 }, { kind: 'epsilon', epsilon: 1e-6 }], [{ kind: 'zplus' }, { kind: 'epsilon', epsilon: 0.01 }], [{ kind: 'alpha-beta', alpha: 2, beta: 1 }, { kind: 'alpha-beta', alpha: 1, beta: 0 }]];
   for (const [first, second] of mixed) {
     it(`2-layer MLP (ReLU), ${name(first)} then ${name(second)}: hidden and input relevance`, async () => {
       const N = 2, nIn = 6, nHid = 5, nOut = 3;
@@ -151,6 +197,15 @@ describe('PXP linear rules against the explicit rule (float64)', () => {
       assert.ok(errX <= TOL, `input: relative error ${errX}`);
     });
   }
+});
+
+describe('α-β parameters', () => {
+  it('refuses α − β ≠ 1 and negative α or β, as zennit does', () => {
+    assert.throws(() => checkLinearRule({ kind: 'alpha-beta', alpha: 2, beta: 0 }), /α − β must be 1/);
+    assert.throws(() => checkLinearRule({ kind: 'alpha-beta', alpha: 0.5, beta: -0.5 }), /≥ 0/);
+    assert.throws(() => checkLinearRule({ kind: 'epsilon', epsilon: -1 }), /ε must be/);
+    checkLinearRule({ kind: 'alpha-beta', alpha: 2, beta: 1 });
+  });
 });
 
 describe('layer groups', () => {
@@ -218,5 +273,17 @@ describe('pxp-gamma on the embedded model', () => {
     });
     const err = relErr(out[OUT.tokenRelevance]!.data as Float32Array, a!.tokenRelevance);
     assert.ok(err < 1e-4, `ε = 1e-12 vs ordinary gradient: relative error ${err}`);
+  });
+
+  it('α2β1 everywhere: weight relevance at the bias-free unembedding sums to the explained logit (α R − β R = R)', async () => {
+    const ab: LinearRule = { kind: 'alpha-beta', alpha: 2, beta: 1 };
+    const rules: RuleTable = { ...COMPOSITE_RULES.attnlrp, linear: { low: ab, mid: ab, high: ab, head: ab } };
+    const [r] = await engine.attribute({ ids: [ids], targets: [target], mode: 'attnlrp', rules, weights: ['lm_head.weight', 'transformer.h.0.mlp.c_fc.weight'] });
+    const [a] = await engine.attribute({ ids: [ids], targets: [target], mode: 'attnlrp' });
+    const total = (xs: ArrayLike<number>) => Array.from(xs).reduce((s, v) => s + v, 0);
+    const head = total(r!.weightRelevance['lm_head.weight']!);
+    assert.ok(Math.abs(head - r!.targetValue) <= 1e-3 * Math.abs(r!.targetValue), `Σ R_W(lm_head) ${head} vs logit ${r!.targetValue}`);
+    assert.ok(Array.from(r!.weightRelevance['transformer.h.0.mlp.c_fc.weight']!).every(Number.isFinite));
+    assert.ok(relErr(r!.tokenRelevance, a!.tokenRelevance) > 1e-3, 'α2β1 changes the token relevance');
   });
 });
