@@ -1,36 +1,37 @@
 /**
- * PXP-style search (Hatefi et al. 2024) over what the composite table offers today, with an honest
- * split: TPE (src/circuits/pruning/tpe.ts) chooses composite × explained target × aggregation on a
- * calibration split; the chosen configuration and the default are then measured on a held-out
- * split, and the gain carries a paired bootstrap CI over held-out prompts.
+ * PXP's rule search (Hatefi et al. 2024) on the embedded model, with an honest split: TPE
+ * (src/circuits/pruning/tpe.ts) chooses a configuration on a calibration split; the chosen
+ * configuration and PXP's default are then measured on a held-out split, and the gain carries a
+ * paired bootstrap CI over held-out prompts (src/circuits/pruning/tune.ts `pxpSearch`).
  *
- * - components: MLP neurons, ranked globally, pruned least relevant first at the rates below
- *   (one-shot, nested masks; PXP's structured pruning);
- * - objective: area under the IOI logit difference (IO − S) vs pruning rate (trapezoids). The
- *   logit difference, not accuracy: accuracy stays at its dense value up to ~90 % of neurons on
- *   this model (bench/prune-curve.ts), which leaves nothing to optimise;
- * - attribution reference: ioi.jsonl rows 0–63; calibration objective: rows 64–199; held-out:
- *   200 prompts of the held-out IOI split (ACDC templates, `heldOutIoiTask`);
- * - search: 27 configurations (attnlrp | cp-lrp | gradient) × (logit | logit_diff | contrastive)
- *   × (mean-abs | abs-mean | signed-mean); budget 10, the default first, 4 random start-up draws.
- * Not searched: PXP's per-layer-group ε/γ/z⁺/α2β1 rules and its z⁺ softmax rule (not in the rule
- * table on this branch).
+ * - search space (PXP's `pxp/composites.py`): a linear rule per layer group, low (block 0–1),
+ *   mid (block 2), high (block 3) and the unembedding, each ε (1e-6) | γ (0.25) | z⁺ (zennit's,
+ *   = α1β0) | α2β1; softmax rule AttnLRP | CP; ranking |R| | signed: 4⁴ × 2 × 2 = 1,024
+ *   configurations. Default: PXP's `configs/test-config.yaml` (ε everywhere, AttnLRP softmax, |R|);
+ * - seed: PXP's relevance 1 at the IO logit (each sample's relevances divided by its logit);
+ * - structures, searched separately as PXP does: MLP neurons (2,048) and attention heads (16),
+ *   pruned globally, least relevant first (one-shot, nested masks);
+ * - objective: area under the IOI logit difference (IO − S) vs pruning rate (trapezoids,
+ *   PXP's `np.trapz`). The logit difference, not accuracy: accuracy stays at its dense value up
+ *   to ~90 % of neurons on this model (bench/prune-curve.ts), which leaves little to optimise;
+ * - reference: ioi.jsonl rows 0–63; calibration objective: rows 64–199; held-out: 200 prompts
+ *   of the held-out IOI split (ACDC templates, `heldOutIoiTask`).
  *
- * Run: nice -n 10 node --import tsx bench/pxp.ts   (about 3 minutes on 2 cores)
+ * Run: nice -n 10 node --import tsx bench/pxp.ts [--budget 24] [--units neurons,heads]
  */
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
 import { Engine, embeddedModelPath } from '../src/engine/engine';
-import type { Composite } from '../src/engine/api';
 import { heldOutIoiTask } from '../src/circuits/tasks/generators';
-import type { Aggregation } from '../src/vocabulary';
 import { bootstrap, formatInterval } from '../src/circuits/stats';
 import { loadTaskFile } from '../src/circuits/tasks/tasks';
-import { tpeSearch, type Config } from '../src/circuits/pruning/tpe';
-import { configPruner, curveAuc, DEFAULT_TUNE_CONFIG, perPromptCurve, type TuneConfig, type TuneTarget } from '../src/circuits/pruning/tune';
-
-const RATES = [0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98];
+import { curveAuc, perPromptMetricCurve, pxpSearch, PXP_RATES, type PxpUnit } from '../src/circuits/pruning/tune';
+import { configPruner, DEFAULT_TUNE_CONFIG } from '../src/circuits/pruning/tune';
 
 async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { budget: { type: 'string', default: '24' }, units: { type: 'string', default: 'neurons,heads' } } });
+  const budget = Number(values.budget);
+  const units = values.units!.split(',') as PxpUnit[];
   const t0 = Date.now();
   const log = (line: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${line}\n`);
   const folder = embeddedModelPath();
@@ -39,38 +40,34 @@ async function main(): Promise<void> {
   const reference = ioi.examples.slice(0, 64);
   const calibration = ioi.examples.slice(64);
   const heldOut = heldOutIoiTask(engine.tokenizer!, 200, ioi.examples.map((e) => e.prompt ?? '')).examples;
-  const toConfig = (c: Config): TuneConfig => ({ composite: c.composite as Composite, target: c.target as TuneTarget, aggregation: c.aggregation as Aggregation });
+  const rates = PXP_RATES;
   const all = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const space = { composite: ['attnlrp', 'cp-lrp', 'gradient'], target: ['logit', 'logit_diff', 'contrastive'], aggregation: ['mean-abs', 'abs-mean', 'signed-mean'] };
-  const search = await tpeSearch(
-    space,
-    async (c) => {
-      const prune = await configPruner(engine, toConfig(c), reference, 'neurons');
-      const curve = await perPromptCurve(engine, prune, calibration, RATES);
-      const value = curveAuc(curve, RATES, all(calibration.length));
-      log(`${c.composite} / ${c.target} / ${c.aggregation}: calibration AUC ${value.toFixed(3)}`);
-      return { value, result: curve };
-    },
-    { budget: 10, seed: 0, startup: 4, initial: [{ ...DEFAULT_TUNE_CONFIG }] },
-  );
-  const best = search.best;
-  const def = search.trials[0]!;
-  console.log(`\n### PXP search on the embedded model (TPE, 10 of 27 configurations; MLP neurons; AUC of IOI logit difference vs rate ${RATES.join(', ')})\n`);
-  console.log('| # | composite | target | aggregation | calibration AUC (136 prompts) |');
-  console.log('|---|---|---|---|---|');
-  search.trials.forEach((t, i) => console.log(`| ${i + 1} | ${t.config.composite} | ${t.config.target} | ${t.config.aggregation} | ${t.value.toFixed(3)}${t === best ? ' **best**' : i === 0 ? ' (default)' : ''} |`));
-  const heldCurve = async (c: Config) => perPromptCurve(engine, await configPruner(engine, toConfig(c), reference, 'neurons'), heldOut, RATES);
-  const hb = await heldCurve(best.config);
-  const hd = best === def ? hb : await heldCurve(def.config);
-  const opts = { resamples: 2000, seed: 0 };
-  const n = heldOut.length;
-  const aucBest = bootstrap(n, (idx) => curveAuc(hb, RATES, idx), opts);
-  const aucDef = bootstrap(n, (idx) => curveAuc(hd, RATES, idx), opts);
-  const gain = bootstrap(n, (idx) => curveAuc(hb, RATES, idx) - curveAuc(hd, RATES, idx), opts);
-  const calGain = bootstrap(calibration.length, (idx) => curveAuc(best.result, RATES, idx) - curveAuc(def.result, RATES, idx), opts);
-  console.log(`\nHeld-out (${n} prompts): default ${formatInterval(aucDef)}, best ${formatInterval(aucBest)}, gain ${formatInterval(gain)} (paired bootstrap).`);
-  console.log(`Calibration gain (selected on these prompts, optimistic): ${formatInterval(calGain)}.`);
-  console.log(`Dense held-out logit difference ${(hb[0]!.reduce((s, v) => s + v, 0) / n).toFixed(3)}; total ${((Date.now() - t0) / 1000).toFixed(0)} s.`);
+  for (const unit of units) {
+    const result = await pxpSearch(engine, { reference, calibration, heldOut, unit, budget, seed: 0, rates, metric: 'logit_diff', log });
+    const { best } = result;
+    console.log(`\n### PXP rule search, ${unit} (TPE, ${budget} of ${result.settings.spaceSize} configurations; AUC of IOI logit difference vs rate ${rates.join(', ')})\n`);
+    console.log('| # | low | mid | high | head | softmax | ranking | calibration AUC (136 prompts) |');
+    console.log('|---|---|---|---|---|---|---|---|');
+    result.trials.forEach((t, i) => {
+      const l = t.config.rules.linear;
+      const f = (r: (typeof l)['low']) => (r.kind === 'epsilon' ? 'ε' : r.kind === 'gamma' ? 'γ' : r.kind === 'alpha-beta' ? (r.alpha === 1 ? 'z⁺' : 'α2β1') : 'z⁺(W⁺)');
+      console.log(`| ${i + 1} | ${f(l.low)} | ${f(l.mid)} | ${f(l.high)} | ${f(l.head)} | ${t.config.rules.softmax} | ${t.config.ranking} | ${t.auc.toFixed(3)}${t === best ? ' **best**' : ''}${i === 0 ? ' (default)' : ''} |`);
+    });
+    console.log(`\nbest: \`--rules ${best.label.replace(/,rank=\w+$/, '')} --ranking ${best.config.ranking}\``);
+    console.log(`calibration gain (selected on these prompts, optimistic): ${formatInterval(result.calibrationGain)}`);
+    const h = result.heldOut!;
+    console.log(`held-out (${h.n} prompts): default ${formatInterval(h.default)}, best ${formatInterval(h.best)}, gain ${formatInterval(h.gain)} (paired bootstrap)`);
+    console.log(`held-out mean curve, default: ${h.defaultCurve.map((v) => v.toFixed(2)).join(' ')}`);
+    console.log(`held-out mean curve, best:    ${h.bestCurve.map((v) => v.toFixed(2)).join(' ')}`);
+    if (unit === 'neurons') {
+      // The engine's own default (AttnLRP, ε = 0, seed = the logit value, mean |R|) on the same
+      // held-out prompts: how PXP's relevance-1 seed compares with ours.
+      const engineDefault = await perPromptMetricCurve(engine, await configPruner(engine, DEFAULT_TUNE_CONFIG, reference, 'neurons'), heldOut, rates, 'logit_diff');
+      console.log(`held-out, engine default (AttnLRP, logit-value seed, mean-abs): ${formatInterval(bootstrap(heldOut.length, (idx) => curveAuc(engineDefault, rates, idx), { resamples: 2000, seed: 0 }))}`);
+      void all;
+    }
+  }
+  console.log(`\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   await engine.dispose();
 }
 
