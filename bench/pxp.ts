@@ -17,7 +17,12 @@
  * - reference: ioi.jsonl rows 0–63; calibration objective: rows 64–199; held-out: 200 prompts
  *   of the held-out IOI split (ACDC templates, `heldOutIoiTask`).
  *
- * Run: nice -n 10 node --import tsx bench/pxp.ts [--budget 24] [--units neurons,heads]
+ * `--space settings` runs the earlier search instead (README "PXP search", first table): TPE
+ * over composite (attnlrp | cp-lrp | gradient) × target (logit | logit_diff | contrastive) ×
+ * aggregation (mean-abs | abs-mean | signed-mean), 10 of 27, the engine's logit-value seed, MLP
+ * neurons, same splits and objective.
+ *
+ * Run: nice -n 10 node --import tsx bench/pxp.ts [--budget 30] [--units neurons,heads] [--space rules|settings]
  */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,10 +31,47 @@ import { heldOutIoiTask } from '../src/circuits/tasks/generators';
 import { bootstrap, formatInterval } from '../src/circuits/stats';
 import { loadTaskFile } from '../src/circuits/tasks/tasks';
 import { curveAuc, perPromptMetricCurve, pxpSearch, PXP_RATES, type PxpUnit } from '../src/circuits/pruning/tune';
-import { configPruner, DEFAULT_TUNE_CONFIG } from '../src/circuits/pruning/tune';
+import { configPruner, DEFAULT_TUNE_CONFIG, perPromptCurve, type TuneConfig, type TuneTarget } from '../src/circuits/pruning/tune';
+import { tpeSearch, type Config } from '../src/circuits/pruning/tpe';
+import type { Composite } from '../src/engine/api';
+import type { Aggregation } from '../src/vocabulary';
+import type { TaskExample } from '../src/circuits/tasks/tasks';
+
+/** The earlier search over composite × target × aggregation (MLP neurons, logit-value seed). */
+async function settingsSearch(engine: Engine, reference: readonly TaskExample[], calibration: readonly TaskExample[], heldOut: readonly TaskExample[], log: (line: string) => void): Promise<void> {
+  const RATES = PXP_RATES;
+  const toConfig = (c: Config): TuneConfig => ({ composite: c.composite as Composite, target: c.target as TuneTarget, aggregation: c.aggregation as Aggregation });
+  const all = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const space = { composite: ['attnlrp', 'cp-lrp', 'gradient'], target: ['logit', 'logit_diff', 'contrastive'], aggregation: ['mean-abs', 'abs-mean', 'signed-mean'] };
+  const search = await tpeSearch(
+    space,
+    async (c) => {
+      const prune = await configPruner(engine, toConfig(c), reference, 'neurons');
+      const curve = await perPromptCurve(engine, prune, calibration, RATES);
+      const value = curveAuc(curve, RATES, all(calibration.length));
+      log(`${c.composite} / ${c.target} / ${c.aggregation}: calibration AUC ${value.toFixed(3)}`);
+      return { value, result: curve };
+    },
+    { budget: 10, seed: 0, startup: 4, initial: [{ ...DEFAULT_TUNE_CONFIG }] },
+  );
+  const best = search.best;
+  const def = search.trials[0]!;
+  console.log(`\n### Settings search on the embedded model (TPE, 10 of 27 configurations; MLP neurons; AUC of IOI logit difference vs rate ${RATES.join(', ')})\n`);
+  console.log('| # | composite | target | aggregation | calibration AUC (136 prompts) |');
+  console.log('|---|---|---|---|---|');
+  search.trials.forEach((t, i) => console.log(`| ${i + 1} | ${t.config.composite} | ${t.config.target} | ${t.config.aggregation} | ${t.value.toFixed(3)}${t === best ? ' **best**' : i === 0 ? ' (default)' : ''} |`));
+  const heldCurve = async (c: Config) => perPromptCurve(engine, await configPruner(engine, toConfig(c), reference, 'neurons'), heldOut, RATES);
+  const hb = await heldCurve(best.config);
+  const hd = best === def ? hb : await heldCurve(def.config);
+  const opts = { resamples: 2000, seed: 0 };
+  const n = heldOut.length;
+  console.log(`\nHeld-out (${n} prompts): default ${formatInterval(bootstrap(n, (idx) => curveAuc(hd, RATES, idx), opts))}, best ${formatInterval(bootstrap(n, (idx) => curveAuc(hb, RATES, idx), opts))}, gain ${formatInterval(bootstrap(n, (idx) => curveAuc(hb, RATES, idx) - curveAuc(hd, RATES, idx), opts))} (paired bootstrap).`);
+  console.log(`Calibration gain (selected on these prompts, optimistic): ${formatInterval(bootstrap(calibration.length, (idx) => curveAuc(best.result, RATES, idx) - curveAuc(def.result, RATES, idx), opts))}.`);
+}
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { budget: { type: 'string', default: '24' }, units: { type: 'string', default: 'neurons,heads' } } });
+  const { values } = parseArgs({ options: { budget: { type: 'string', default: '30' }, units: { type: 'string', default: 'neurons,heads' }, space: { type: 'string', default: 'rules' } } });
+  if (values.space !== 'rules' && values.space !== 'settings') throw new Error(`--space must be rules or settings, got ${values.space}`);
   const budget = Number(values.budget);
   const units = values.units!.split(',') as PxpUnit[];
   const t0 = Date.now();
@@ -41,7 +83,11 @@ async function main(): Promise<void> {
   const calibration = ioi.examples.slice(64);
   const heldOut = heldOutIoiTask(engine.tokenizer!, 200, ioi.examples.map((e) => e.prompt ?? '')).examples;
   const rates = PXP_RATES;
-  const all = (n: number) => Array.from({ length: n }, (_, i) => i);
+  if (values.space === 'settings') {
+    await settingsSearch(engine, reference, calibration, heldOut, log);
+    await engine.dispose();
+    return;
+  }
   for (const unit of units) {
     const result = await pxpSearch(engine, { reference, calibration, heldOut, unit, budget, seed: 0, rates, metric: 'logit_diff', log });
     const { best } = result;
@@ -64,7 +110,6 @@ async function main(): Promise<void> {
       // held-out prompts: how PXP's relevance-1 seed compares with ours.
       const engineDefault = await perPromptMetricCurve(engine, await configPruner(engine, DEFAULT_TUNE_CONFIG, reference, 'neurons'), heldOut, rates, 'logit_diff');
       console.log(`held-out, engine default (AttnLRP, logit-value seed, mean-abs): ${formatInterval(bootstrap(heldOut.length, (idx) => curveAuc(engineDefault, rates, idx), { resamples: 2000, seed: 0 }))}`);
-      void all;
     }
   }
   console.log(`\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s`);

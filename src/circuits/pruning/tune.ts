@@ -16,9 +16,9 @@
  *   sample's signs, which `mean-abs` undoes and `signed-mean` does not). Dividing each sample's
  *   relevances by z_t would give PXP's seed exactly.
  * - aggregation: `mean-abs` (PXP), `abs-mean`, `signed-mean` (PXP's MAG switch).
- * Not searched yet: ε / γ / z⁺ rules per layer group. They *are* expressible in the
- * modified-gradient form (each is a modified VJP of the linear layer; issue 11) and are being
- * added to the rule table separately; this search covers what the composite table offers today.
+ * This is the earlier settings search (`tune --search settings`). PXP's own search space, a
+ * linear rule per layer group × softmax rule × ranking with PXP's relevance-1 seed, is
+ * `pxpSearch` below (`tune --search rules`).
  *
  * Components pruned at each rate (one-shot: scores once on the dense model, masks nested):
  * `neurons` (MLP neurons, ranked globally; PXP/SparC³ structured) or `weights` (elements of
