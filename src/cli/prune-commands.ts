@@ -216,7 +216,7 @@ export const pruneCommands: Record<string, Command> = {
           ...result.trials.map(line),
           `best: ${line(result.best)}`,
           `default: ${line(result.default)}`,
-          `reproduce: circuit-lens tune --task ${flags.task} --unit ${options.unit} --metric ${options.metric} --rules ${formatRuleSpec(result.best.config.rules)} --ranking ${result.best.config.ranking} --budget 1`,
+          `reproduce: circuit-lens tune --task ${flags.task} --unit ${options.unit} --metric ${options.metric} --rules ${formatRuleSpec(result.best.config.rules)} --ranking ${result.best.config.ranking} --budget 1${flags.reference !== undefined ? ` --reference ${options.reference}` : ''}`,
           `calibration gain (selected on it): ${ci(result.calibrationGain)}`,
           ...(result.heldOut ? [`held-out (${result.heldOut.n} prompts): default ${ci(result.heldOut.default)}, best ${ci(result.heldOut.best)}, gain ${ci(result.heldOut.gain)}`] : []),
         ].join('\n');
