@@ -30,7 +30,7 @@ import { Engine, embeddedModelPath } from '../src/engine/engine';
 import { heldOutIoiTask } from '../src/circuits/tasks/generators';
 import { bootstrap, formatInterval } from '../src/circuits/stats';
 import { loadTaskFile } from '../src/circuits/tasks/tasks';
-import { curveAuc, perPromptMetricCurve, pxpSearch, PXP_RATES, type PxpUnit } from '../src/circuits/pruning/tune';
+import { curveAuc, perPromptMetricCurve, pxpPruner, pxpSearch, PXP_RATES, type PxpUnit } from '../src/circuits/pruning/tune';
 import { configPruner, DEFAULT_TUNE_CONFIG, perPromptCurve, type TuneConfig, type TuneTarget } from '../src/circuits/pruning/tune';
 import { tpeSearch, type Config } from '../src/circuits/pruning/tpe';
 import type { Composite } from '../src/engine/api';
@@ -105,6 +105,19 @@ async function main(): Promise<void> {
     console.log(`held-out (${h.n} prompts): default ${formatInterval(h.default)}, best ${formatInterval(h.best)}, gain ${formatInterval(h.gain)} (paired bootstrap)`);
     console.log(`held-out mean curve, default: ${h.defaultCurve.map((v) => v.toFixed(2)).join(' ')}`);
     console.log(`held-out mean curve, best:    ${h.bestCurve.map((v) => v.toFixed(2)).join(' ')}`);
+    // The logit difference can rise above its dense value when pruning removes components that
+    // work against IO (it is unbounded); IOI accuracy, PXP's kind of metric, is bounded. Both
+    // configurations' held-out accuracy AUC, for the same comparison in accuracy.
+    const accuracy = async (c: typeof best.config) => perPromptMetricCurve(engine, await pxpPruner(engine, c, reference, unit), heldOut, rates, 'accuracy');
+    const ab = await accuracy(best.config);
+    const ad = await accuracy(result.default.config);
+    const boot = { resamples: 2000, seed: 0 };
+    console.log(
+      `held-out accuracy AUC: default ${formatInterval(bootstrap(heldOut.length, (idx) => curveAuc(ad, rates, idx), boot))}, best ${formatInterval(bootstrap(heldOut.length, (idx) => curveAuc(ab, rates, idx), boot))}, gain ${formatInterval(bootstrap(heldOut.length, (idx) => curveAuc(ab, rates, idx) - curveAuc(ad, rates, idx), boot))} (paired)`,
+    );
+    const mean = (c: number[][]) => c.map((row) => (row.reduce((x, v) => x + v, 0) / row.length).toFixed(3)).join(' ');
+    console.log(`held-out accuracy curve, default: ${mean(ad)}`);
+    console.log(`held-out accuracy curve, best:    ${mean(ab)}`);
     if (unit === 'neurons') {
       // The engine's own default (AttnLRP, ε = 0, seed = the logit value, mean |R|) on the same
       // held-out prompts: how PXP's relevance-1 seed compares with ours.

@@ -16,7 +16,7 @@ import { Tape } from '../../src/engine/tape';
 import { compileGraph, OUT, type GraphOptions } from '../../src/engine/build';
 import { Engine } from '../../src/engine/engine';
 import { loadModelFolder } from '../../src/models/load';
-import { EMBEDDED_MODEL } from '../helpers';
+import { EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
 
 const f32 = (xs: number[]) => xs.map(Math.fround);
 const random = (n: number, seed: number) => {
@@ -286,4 +286,24 @@ describe('pxp-gamma on the embedded model', () => {
     assert.ok(Array.from(r!.weightRelevance['transformer.h.0.mlp.c_fc.weight']!).every(Number.isFinite));
     assert.ok(relErr(r!.tokenRelevance, a!.tokenRelevance) > 1e-3, 'α2β1 changes the token relevance');
   });
+});
+
+describe('conservation under the α-β rules (bias-free random Llama, CP-LRP softmax)', { skip: missingShared('models/random-tiny-llama/model.safetensors') }, () => {
+  let engine: Engine;
+  after(() => engine?.dispose());
+  // Without biases every α-β layer passes on α R − β R = R (up to the 1e-6 stabiliser), and CP-LRP
+  // conserves through attention and norms, so Σ token relevance is the explained logit.
+  const ids = [5, 17, 300, 42, 9, 77, 128, 3];
+  for (const rule of [{ kind: 'alpha-beta', alpha: 2, beta: 1 }, { kind: 'alpha-beta', alpha: 1, beta: 0 }] as const) {
+    it(`α${rule.alpha}β${rule.beta} in every group: Σ token relevance = the logit within 1e-4 relative, and ≠ CP-LRP's`, async () => {
+      engine ??= await Engine.load(sharedModel('random-tiny-llama'));
+      const rules: RuleTable = { ...COMPOSITE_RULES['cp-lrp'], linear: { low: rule, mid: rule, high: rule, head: rule } };
+      const target = { kind: 'logit' as const, position: ids.length - 1, token: 10 };
+      const [r] = await engine.attribute({ ids: [ids], targets: [target], mode: 'cp-lrp', rules });
+      const [c] = await engine.attribute({ ids: [ids], targets: [target], mode: 'cp-lrp' });
+      const total = Array.from(r!.tokenRelevance).reduce((s, v) => s + v, 0);
+      assert.ok(Math.abs(total - r!.targetValue) <= 1e-4 * Math.abs(r!.targetValue), `Σ R ${total} vs logit ${r!.targetValue}`);
+      assert.ok(relErr(r!.tokenRelevance, c!.tokenRelevance) > 1e-3, 'the rule changes the token relevance');
+    });
+  }
 });
