@@ -22,6 +22,10 @@
  * aggregation (mean-abs | abs-mean | signed-mean), 10 of 27, the engine's logit-value seed, MLP
  * neurons, same splits and objective.
  *
+ * `--confirm SPEC --ranking abs|signed --units U` skips the search and measures one configuration
+ * against PXP's default on the held-out split (logit-difference and accuracy AUC, paired), e.g.
+ * to re-check a search result in a few minutes.
+ *
  * Run: nice -n 10 node --import tsx bench/pxp.ts [--budget 30] [--units neurons,heads] [--space rules|settings]
  */
 import * as path from 'node:path';
@@ -30,7 +34,8 @@ import { Engine, embeddedModelPath } from '../src/engine/engine';
 import { heldOutIoiTask } from '../src/circuits/tasks/generators';
 import { bootstrap, formatInterval } from '../src/circuits/stats';
 import { loadTaskFile } from '../src/circuits/tasks/tasks';
-import { curveAuc, perPromptMetricCurve, pxpPruner, pxpSearch, PXP_RATES, type PxpUnit } from '../src/circuits/pruning/tune';
+import { curveAuc, formatPxpConfig, perPromptMetricCurve, pxpPruner, pxpSearch, PXP_DEFAULT_CONFIG, PXP_RATES, type PxpConfig, type PxpMetric, type PxpUnit } from '../src/circuits/pruning/tune';
+import { parseRuleSpec } from '../src/circuits/pruning/pxpRules';
 import { configPruner, DEFAULT_TUNE_CONFIG, perPromptCurve, type TuneConfig, type TuneTarget } from '../src/circuits/pruning/tune';
 import { tpeSearch, type Config } from '../src/circuits/pruning/tpe';
 import type { Composite } from '../src/engine/api';
@@ -69,8 +74,45 @@ async function settingsSearch(engine: Engine, reference: readonly TaskExample[],
   console.log(`Calibration gain (selected on these prompts, optimistic): ${formatInterval(bootstrap(calibration.length, (idx) => curveAuc(best.result, RATES, idx) - curveAuc(def.result, RATES, idx), opts))}.`);
 }
 
+/**
+ * Held-out AUC of `chosen` and `baseline` with the paired gain, per metric. The logit difference
+ * can rise above its dense value when pruning removes components that work against IO (it is
+ * unbounded); IOI accuracy, PXP's kind of metric, is bounded.
+ */
+async function heldOutComparison(engine: Engine, unit: PxpUnit, chosen: PxpConfig, baseline: PxpConfig, reference: readonly TaskExample[], heldOut: readonly TaskExample[], metrics: readonly PxpMetric[]): Promise<void> {
+  const rates = PXP_RATES;
+  const boot = { resamples: 2000, seed: 0 };
+  const n = heldOut.length;
+  const pc = await pxpPruner(engine, chosen, reference, unit);
+  const pb = await pxpPruner(engine, baseline, reference, unit);
+  for (const metric of metrics) {
+    const cc = await perPromptMetricCurve(engine, pc, heldOut, rates, metric);
+    const cb = await perPromptMetricCurve(engine, pb, heldOut, rates, metric);
+    console.log(
+      `held-out ${metric} AUC (${unit}): default ${formatInterval(bootstrap(n, (idx) => curveAuc(cb, rates, idx), boot))}, chosen ${formatInterval(bootstrap(n, (idx) => curveAuc(cc, rates, idx), boot))}, gain ${formatInterval(bootstrap(n, (idx) => curveAuc(cc, rates, idx) - curveAuc(cb, rates, idx), boot))} (paired)`,
+    );
+    const mean = (c: number[][]) => c.map((row) => (row.reduce((x, v) => x + v, 0) / row.length).toFixed(3)).join(' ');
+    console.log(`held-out ${metric} curve, default: ${mean(cb)}`);
+    console.log(`held-out ${metric} curve, chosen:  ${mean(cc)}`);
+  }
+}
+
+/** `--confirm`: one configuration against PXP's default, no search. */
+async function confirm(engine: Engine, unit: PxpUnit, chosen: PxpConfig, reference: readonly TaskExample[], heldOut: readonly TaskExample[]): Promise<void> {
+  console.log(`\n### ${unit}: ${formatPxpConfig(chosen)} vs PXP's default, held-out (${heldOut.length} prompts)\n`);
+  await heldOutComparison(engine, unit, chosen, PXP_DEFAULT_CONFIG, reference, heldOut, ['logit_diff', 'accuracy']);
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { budget: { type: 'string', default: '30' }, units: { type: 'string', default: 'neurons,heads' }, space: { type: 'string', default: 'rules' } } });
+  const { values } = parseArgs({
+    options: {
+      budget: { type: 'string', default: '30' },
+      units: { type: 'string', default: 'neurons,heads' },
+      space: { type: 'string', default: 'rules' },
+      confirm: { type: 'string' },
+      ranking: { type: 'string', default: 'abs' },
+    },
+  });
   if (values.space !== 'rules' && values.space !== 'settings') throw new Error(`--space must be rules or settings, got ${values.space}`);
   const budget = Number(values.budget);
   const units = values.units!.split(',') as PxpUnit[];
@@ -85,6 +127,12 @@ async function main(): Promise<void> {
   const rates = PXP_RATES;
   if (values.space === 'settings') {
     await settingsSearch(engine, reference, calibration, heldOut, log);
+    await engine.dispose();
+    return;
+  }
+  if (values.confirm !== undefined) {
+    const chosen: PxpConfig = { rules: parseRuleSpec(values.confirm), ranking: values.ranking === 'signed' ? 'signed' : 'abs' };
+    for (const unit of units) await confirm(engine, unit, chosen, reference, heldOut);
     await engine.dispose();
     return;
   }
@@ -105,19 +153,7 @@ async function main(): Promise<void> {
     console.log(`held-out (${h.n} prompts): default ${formatInterval(h.default)}, best ${formatInterval(h.best)}, gain ${formatInterval(h.gain)} (paired bootstrap)`);
     console.log(`held-out mean curve, default: ${h.defaultCurve.map((v) => v.toFixed(2)).join(' ')}`);
     console.log(`held-out mean curve, best:    ${h.bestCurve.map((v) => v.toFixed(2)).join(' ')}`);
-    // The logit difference can rise above its dense value when pruning removes components that
-    // work against IO (it is unbounded); IOI accuracy, PXP's kind of metric, is bounded. Both
-    // configurations' held-out accuracy AUC, for the same comparison in accuracy.
-    const accuracy = async (c: typeof best.config) => perPromptMetricCurve(engine, await pxpPruner(engine, c, reference, unit), heldOut, rates, 'accuracy');
-    const ab = await accuracy(best.config);
-    const ad = await accuracy(result.default.config);
-    const boot = { resamples: 2000, seed: 0 };
-    console.log(
-      `held-out accuracy AUC: default ${formatInterval(bootstrap(heldOut.length, (idx) => curveAuc(ad, rates, idx), boot))}, best ${formatInterval(bootstrap(heldOut.length, (idx) => curveAuc(ab, rates, idx), boot))}, gain ${formatInterval(bootstrap(heldOut.length, (idx) => curveAuc(ab, rates, idx) - curveAuc(ad, rates, idx), boot))} (paired)`,
-    );
-    const mean = (c: number[][]) => c.map((row) => (row.reduce((x, v) => x + v, 0) / row.length).toFixed(3)).join(' ');
-    console.log(`held-out accuracy curve, default: ${mean(ad)}`);
-    console.log(`held-out accuracy curve, best:    ${mean(ab)}`);
+    await heldOutComparison(engine, unit, best.config, result.default.config, reference, heldOut, ['accuracy']);
     if (unit === 'neurons') {
       // The engine's own default (AttnLRP, ε = 0, seed = the logit value, mean |R|) on the same
       // held-out prompts: how PXP's relevance-1 seed compares with ours.
