@@ -199,6 +199,54 @@ describe('PXP linear rules against the explicit rule (float64)', () => {
   }
 });
 
+describe('α-β weight and bias relevance against the explicit shares (float64)', () => {
+  for (const [alpha, beta] of [[2, 1], [1, 0]] as const) {
+    it(`α${alpha}β${beta}: W ⊙ g̃_W = Σ_n (α p_nij/z_p − β q_nij/z_n) R_nj, bias α b⁺R/z_p − β b⁻R/z_n`, async () => {
+      const N = 3, nIn = 5, nOut = 4;
+      const x = random(N * nIn, 31);
+      const W = random(nIn * nOut, 32);
+      const b = random(nOut, 33).map((v) => Math.fround(0.3 * v));
+      const g = random(N * nOut, 34);
+      const w = new OnnxWriter();
+      const tape = new Tape(w);
+      const ops = new Ops(tape, COMPOSITE_RULES.attnlrp);
+      const xIn = tape.leaf(w.input('x', 'float32', [N, nIn]), [N, nIn]);
+      const Wn = w.floatInitializer('W', Float32Array.from(W), [nIn, nOut]);
+      const bn = w.floatInitializer('b', Float32Array.from(b), [nOut]);
+      const res = ops.linear(xIn, Wn, nOut, bn, { kind: 'alpha-beta', alpha, beta }, 'lin');
+      const gIn = w.input('g', 'float32', [N, nOut]);
+      w.output('weight_rel', w.op1('Mul', [res.weightGrad!(gIn), Wn]));
+      w.output('bias_rel', res.biasRelevance!(gIn));
+      const session = await ort.InferenceSession.create(w.encode('pxp-ab-shares'));
+      const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from(x), [N, nIn]), g: new ort.Tensor('float32', Float32Array.from(g), [N, nOut]) });
+      const pos = (v: number) => Math.max(v, 0);
+      const neg = (v: number) => Math.min(v, 0);
+      const stab = (v: number) => v + (v >= 0 ? 1 : -1) * RULE_STABILISER;
+      const RW = new Array<number>(nIn * nOut).fill(0);
+      const Rb: number[] = [];
+      for (let n = 0; n < N; n++) for (let j = 0; j < nOut; j++) {
+        let z = b[j]!, zp = pos(b[j]!), zn = neg(b[j]!);
+        for (let i = 0; i < nIn; i++) {
+          const xi = x[n * nIn + i]!, wij = W[i * nOut + j]!;
+          z += xi * wij;
+          zp += pos(xi) * pos(wij) + neg(xi) * neg(wij);
+          zn += pos(xi) * neg(wij) + neg(xi) * pos(wij);
+        }
+        const R = z * g[n * nOut + j]!;
+        for (let i = 0; i < nIn; i++) {
+          const xi = x[n * nIn + i]!, wij = W[i * nOut + j]!;
+          RW[i * nOut + j]! += (alpha * (pos(xi) * pos(wij) + neg(xi) * neg(wij))) / stab(zp) * R - (beta * (pos(xi) * neg(wij) + neg(xi) * pos(wij))) / stab(zn) * R;
+        }
+        Rb.push((alpha * pos(b[j]!)) / stab(zp) * R - (beta * neg(b[j]!)) / stab(zn) * R);
+      }
+      const errW = relErr(out.weight_rel!.data as Float32Array, RW);
+      const errB = relErr(out.bias_rel!.data as Float32Array, Rb);
+      assert.ok(errW <= TOL, `weight relevance: relative error ${errW}`);
+      assert.ok(errB <= TOL, `bias relevance: relative error ${errB}`);
+    });
+  }
+});
+
 describe('α-β parameters', () => {
   it('refuses α − β ≠ 1 and negative α or β, as zennit does', () => {
     assert.throws(() => checkLinearRule({ kind: 'alpha-beta', alpha: 2, beta: 0 }), /α − β must be 1/);
