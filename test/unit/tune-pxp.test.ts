@@ -6,6 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import { COMPOSITE_RULES } from '../../src/engine/rules';
@@ -17,7 +18,7 @@ import { loadTaskFile, type TaskExample } from '../../src/circuits/tasks/tasks';
 import { heldOutIoiTask } from '../../src/circuits/tasks/generators';
 import { main } from '../../src/cli/main';
 import { InputError } from '../../src/models/errors';
-import { EMBEDDED_MODEL } from '../helpers';
+import { EMBEDDED_MODEL, tempDir } from '../helpers';
 
 describe('PXP rule spec', () => {
   it('compact form: defaults, zennit names, round trip', () => {
@@ -118,7 +119,7 @@ describe('PXP search on the embedded model', () => {
   });
 });
 
-describe('CLI tune --search rules: bad input exits 2 before any model is loaded', () => {
+describe('CLI tune --search rules', () => {
   const run = async (...argv: string[]) => {
     const write = process.stderr.write.bind(process.stderr);
     let err = '';
@@ -129,6 +130,32 @@ describe('CLI tune --search rules: bad input exits 2 before any model is loaded'
       process.stderr.write = write;
     }
   };
+  it('a rule spec on the command line is the configuration measured, echoed in compact form (--json)', async () => {
+    const dir = tempDir('tune-pxp-');
+    const file = path.join(dir, 'ioi12.jsonl');
+    fs.writeFileSync(file, fs.readFileSync(path.join(EMBEDDED_MODEL, 'ioi.jsonl'), 'utf8').split('\n').slice(0, 12).join('\n') + '\n');
+    const write = process.stdout.write.bind(process.stdout);
+    let out = '';
+    process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
+    let code: number;
+    try {
+      code = await main(['tune', '--task', file, '--rules', 'low=gamma,softmax=cp', '--ranking', 'signed', '--unit', 'heads', '--budget', '1', '--reference', '4', '--json']);
+    } finally {
+      process.stdout.write = write;
+    }
+    assert.equal(code, 0);
+    // Under `node --test` the runner's own messages share stdout: take the command's JSON line.
+    const start = out.indexOf('{"settings"');
+    assert.ok(start >= 0, 'the JSON result line');
+    const json = JSON.parse(out.slice(start, out.indexOf('\n', start)));
+    assert.equal(json.best.rules, 'low=gamma,mid=epsilon,high=epsilon,head=epsilon,softmax=cp');
+    assert.equal(json.best.ranking, 'signed');
+    assert.deepEqual(json.best, json.default);
+    assert.equal(json.log.length, 1);
+    assert.deepEqual([json.settings.unit, json.settings.reference, json.settings.calibration, json.settings.relevanceSeed], ['heads', 4, 8, 'one']);
+    assert.ok(Number.isFinite(json.best.auc));
+  });
+
   it('bad spec, bad ranking, rule flags with --search settings', async () => {
     assert.deepEqual(await run('tune', '--task', 'ioi', '--rules', 'low=bogus'), { code: 2, err: 'circuit-lens tune: error: rule spec: unknown rule "bogus" (use epsilon[:E], gamma[:G], zplus, alpha-beta[:A:B], zplus-w, gradient)\n' });
     assert.equal((await run('tune', '--task', 'ioi', '--ranking', 'sideways')).code, 2);
