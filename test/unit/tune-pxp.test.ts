@@ -17,6 +17,7 @@ import { pxpTune } from '../../src/pipelines/pruning';
 import { loadTaskFile, type TaskExample } from '../../src/circuits/tasks/tasks';
 import { heldOutIoiTask } from '../../src/circuits/tasks/generators';
 import { main } from '../../src/cli/main';
+import { pruneCommands } from '../../src/cli/prune-commands';
 import { InputError } from '../../src/models/errors';
 import { EMBEDDED_MODEL, tempDir } from '../helpers';
 
@@ -134,20 +135,15 @@ describe('CLI tune --search rules', () => {
     const dir = tempDir('tune-pxp-');
     const file = path.join(dir, 'ioi12.jsonl');
     fs.writeFileSync(file, fs.readFileSync(path.join(EMBEDDED_MODEL, 'ioi.jsonl'), 'utf8').split('\n').slice(0, 12).join('\n') + '\n');
-    const write = process.stdout.write.bind(process.stdout);
-    let out = '';
-    process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
-    let code: number;
-    try {
-      code = await main(['tune', '--task', file, '--rules', 'low=gamma,softmax=cp', '--ranking', 'signed', '--unit', 'heads', '--budget', '1', '--reference', '4', '--json']);
-    } finally {
-      process.stdout.write = write;
-    }
-    assert.equal(code, 0);
-    // Under `node --test` the runner's own messages share stdout: take the command's JSON line.
-    const start = out.indexOf('{"settings"');
-    assert.ok(start >= 0, 'the JSON result line');
-    const json = JSON.parse(out.slice(start, out.indexOf('\n', start)));
+    // The command itself (main() would print to stdout, which node:test uses for its own reports).
+    let opened: Engine | undefined;
+    const result = await pruneCommands.tune!.run({
+      argv: ['--task', file, '--rules', 'low=gamma,softmax=cp', '--ranking', 'signed', '--unit', 'heads', '--budget', '1', '--reference', '4', '--json'],
+      job: {},
+      openEngine: async () => (opened = await Engine.load(EMBEDDED_MODEL)),
+    }).finally(() => opened?.dispose());
+    const json = result.json as any;
+    assert.match(result.text, /reproduce: circuit-lens tune --task .* --unit heads --metric logit_diff --rules low=gamma,mid=epsilon,high=epsilon,head=epsilon,softmax=cp --ranking signed --budget 1 --reference 4/);
     assert.equal(json.best.rules, 'low=gamma,mid=epsilon,high=epsilon,head=epsilon,softmax=cp');
     assert.equal(json.best.ranking, 'signed');
     assert.deepEqual(json.best, json.default);
