@@ -6,7 +6,9 @@ import { InputError } from '../models/errors';
 import { checkExportDestination, exportModel } from '../circuits/pruning/modelExport';
 import { evaluate, loadTask, readTextIds, textPerplexity } from '../circuits/pruning/pruneEval';
 import { evalSetPath, requireFile } from '../pipelines/inputs';
-import { correct, CORRECT_DEFAULTS, prune, PRUNE_DEFAULTS, tune } from '../pipelines/pruning';
+import { correct, CORRECT_DEFAULTS, prune, PRUNE_DEFAULTS, pxpTune, tune } from '../pipelines/pruning';
+import { formatRuleSpec, parseRuleSpec } from '../circuits/pruning/pxpRules';
+import type { PxpTrial } from '../circuits/pruning/tune';
 import { AGGREGATIONS, COMPOSITES, PRUNE_METHOD_DOCS, PRUNE_METHODS, PRUNE_SCOPES, SAMPLE_UNITS, describeVocabulary } from '../vocabulary';
 import { floatFlag, intFlag, oneOf, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
@@ -157,8 +159,13 @@ export const pruneCommands: Record<string, Command> = {
   },
 
   tune: {
-    summary: 'PXP search (TPE) over attribution settings (composite, target, aggregation), objective = AUC of the task metric vs pruning rate',
-    usage: 'circuit-lens tune [--model DIR] --task ioi|FILE.jsonl --budget N [--seed 0] [--unit neurons|weights] [--metric accuracy|logit_diff] [--reference 64] [--json]',
+    summary: 'PXP search (TPE), objective = AUC of the task metric vs pruning rate: over LRP rules per layer group × softmax rule × ranking (--search rules, PXP), or over composite × target × aggregation (--search settings)',
+    usage:
+      'circuit-lens tune [--model DIR] --task ioi|FILE.jsonl --budget N [--seed 0] [--reference 64] [--json]\n' +
+      '  --search rules (PXP): [--unit neurons|heads] [--metric logit_diff|accuracy] [--rules SPEC] [--ranking abs|signed] [--heldout N] [--relevance-seed one|value]\n' +
+      '  --search settings (default without rule flags): [--unit neurons|weights] [--metric accuracy|logit_diff]\n\n' +
+      'SPEC (the configuration evaluated first; --budget 1 evaluates only it): low=RULE,mid=RULE,high=RULE,head=RULE,softmax=attnlrp|cp, RULE = epsilon[:E] | gamma[:G] | zplus | alpha-beta[:A:B] | zplus-w | gradient; keys left out: epsilon (1e-6), attnlrp. JSON with the same keys works too. ' +
+      '--heldout N (with --task ioi): re-measure the best configuration and the baseline on N prompts of the generated held-out IOI split, with a paired bootstrap CI of the gain.',
     async run(ctx) {
       const flags = parseFlags(ctx.argv, {
         ...MODEL_FLAGS,
@@ -168,8 +175,53 @@ export const pruneCommands: Record<string, Command> = {
         unit: { type: 'string' },
         metric: { type: 'string' },
         reference: { type: 'string' },
+        search: { type: 'string' },
+        rules: { type: 'string' },
+        ranking: { type: 'string' },
+        heldout: { type: 'string' },
+        'relevance-seed': { type: 'string' },
       });
       if (flags.task === undefined) throw new InputError('--task ioi|FILE.jsonl is required');
+      const ruleFlags = (['rules', 'ranking', 'heldout', 'relevance-seed'] as const).filter((k) => flags[k] !== undefined);
+      const search = oneOf(flags.search, ['settings', 'rules'] as const, 'search', ruleFlags.length > 0 ? 'rules' : 'settings');
+      if (search === 'settings' && ruleFlags.length > 0) throw new InputError(`--${ruleFlags[0]} belongs to --search rules`);
+      if (search === 'rules') {
+        const options = {
+          task: flags.task,
+          ...(flags.reference !== undefined ? { reference: intFlag(flags.reference, 'reference', 64, 1) } : {}),
+          budget: intFlag(flags.budget, 'budget', 24, 1),
+          seed: intFlag(flags.seed, 'seed', 0),
+          unit: oneOf(flags.unit, ['neurons', 'heads'] as const, 'unit', 'neurons'),
+          metric: oneOf(flags.metric, ['logit_diff', 'accuracy'] as const, 'metric', 'logit_diff'),
+          ...(flags.rules !== undefined ? { rules: flags.rules } : {}),
+          ranking: oneOf(flags.ranking, ['abs', 'signed'] as const, 'ranking', 'abs'),
+          ...(flags.heldout !== undefined ? { heldout: intFlag(flags.heldout, 'heldout', 200, 1) } : {}),
+          relevanceSeed: oneOf(flags['relevance-seed'], ['one', 'value'] as const, 'relevance-seed', 'one'),
+        };
+        if (options.rules !== undefined) parseRuleSpec(options.rules); // bad input fails before the model loads
+        const engine = await ctx.openEngine(flags.model, flags);
+        const result = await pxpTune(engine, options, ctx.job);
+        const trial = (t: PxpTrial) => ({ rules: formatRuleSpec(t.config.rules), ranking: t.config.ranking, auc: t.auc, seconds: t.seconds, curve: t.curve });
+        const json = {
+          settings: result.settings,
+          best: trial(result.best),
+          default: trial(result.default),
+          calibration_gain: result.calibrationGain,
+          ...(result.heldOut ? { held_out: result.heldOut } : {}),
+          log: result.trials.map(trial),
+        };
+        const line = (t: PxpTrial) => `${t.label}: AUC ${t.auc.toFixed(4)}`;
+        const ci = (i: { estimate: number; lo: number; hi: number }) => `${i.estimate.toFixed(4)} [${i.lo.toFixed(4)}, ${i.hi.toFixed(4)}]`;
+        const text = [
+          ...result.trials.map(line),
+          `best: ${line(result.best)}`,
+          `default: ${line(result.default)}`,
+          `reproduce: circuit-lens tune --task ${flags.task} --unit ${options.unit} --metric ${options.metric} --rules ${formatRuleSpec(result.best.config.rules)} --ranking ${result.best.config.ranking} --budget 1${flags.reference !== undefined ? ` --reference ${options.reference}` : ''}`,
+          `calibration gain (selected on it): ${ci(result.calibrationGain)}`,
+          ...(result.heldOut ? [`held-out (${result.heldOut.n} prompts): default ${ci(result.heldOut.default)}, best ${ci(result.heldOut.best)}, gain ${ci(result.heldOut.gain)}`] : []),
+        ].join('\n');
+        return { json, text };
+      }
       const engine = await ctx.openEngine(flags.model, flags);
       const result = await tune(
         engine,

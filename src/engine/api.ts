@@ -5,6 +5,7 @@
  */
 
 import type { Composite } from '../vocabulary';
+import type { RuleTable } from './rules';
 export type { Composite, ExecutionProviderSetting } from '../vocabulary';
 
 /**
@@ -69,6 +70,11 @@ export interface AttributeRequest {
   readonly interventions?: Interventions;
   /** Per-neuron MLP relevance `[L][dMlp]` (default true). */
   readonly neurons?: boolean;
+  /**
+   * A rule table to use instead of `mode`'s entry (PXP's per-layer-group rule search,
+   * src/circuits/pruning/tune.ts); `mode` still names the composite for the readouts.
+   */
+  readonly rules?: RuleTable;
 }
 
 /**
@@ -84,6 +90,8 @@ export interface SequenceAttributeRequest {
   readonly contrastive?: boolean;
   readonly weights?: readonly string[];
   readonly neurons?: boolean;
+  /** As `AttributeRequest.rules`. */
+  readonly rules?: RuleTable;
 }
 
 export interface Attribution {

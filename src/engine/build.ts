@@ -114,6 +114,9 @@ interface LinearUse {
   readonly ratio?: string;
   readonly weightFactor?: string;
   readonly biasRho?: string;
+  /** α-β rules (ops.ts `LinearResult`): g̃_W and the bias relevance from the raw g̃_z. */
+  readonly weightGrad?: (gz: string) => string;
+  readonly biasRelevance?: (gz: string) => string;
 }
 
 export function compileGraph(spec: ArchSpec, weights: ModelWeights, options: GraphOptions): CompiledGraph {
@@ -684,6 +687,10 @@ class GraphBuilder {
     for (const use of this.linearUses) {
       const g = this.modifiedGradient(use);
       if (!use.bias || !g) continue;
+      if (use.biasRelevance) {
+        linearBiasTerms.push(w.op1('ReduceSum', [use.biasRelevance(g), w.ints([1, 2])], { keepdims: 0 }));
+        continue;
+      }
       linearBiasTerms.push(w.op1('ReduceSum', [w.op1('Mul', [g, use.biasRho ?? use.bias]), w.ints([1, 2])], { keepdims: 0 }));
     }
     w.output(OUT.biasLinear, biasSum(linearBiasTerms, 'bias_linear'));
@@ -733,6 +740,7 @@ class GraphBuilder {
         const zeros = w.op1('MatMul', [xT, w.op1('Mul', [use.output.name, w.scalar(0)])]);
         return { use, grad: zeros };
       }
+      if (use.weightGrad) return { use, grad: use.weightGrad(g) };
       const grad = w.op1('MatMul', [xT, g], {}, 'g_weight'); // [B, in, outSlice]
       // γ/z⁺: g̃_W = (W_ρ/W) ⊙ xᵀ(g̃_z ⊙ z/z_ρ), so W ⊙ g̃_W is the rule's share (rules.ts LinearRule).
       return { use, grad: use.weightFactor ? w.op1('Mul', [grad, use.weightFactor], {}, 'g_weight_rule') : grad };

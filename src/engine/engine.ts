@@ -215,7 +215,7 @@ export class Engine {
     if (request.targets.length !== request.ids.length) throw new InputError(`${request.ids.length} prompts but ${request.targets.length} targets`);
     request.targets.forEach((t, i) => this.checkTarget(t, request.ids[i]!.length));
     const weightNames = [...(request.weights ?? [])];
-    const options: GraphOptions = { composite: request.mode, interventions: !!request.interventions, hooks: false, weightRelevance: weightNames };
+    const options: GraphOptions = { composite: request.mode, interventions: !!request.interventions, hooks: false, weightRelevance: weightNames, ...(request.rules ? { rules: request.rules } : {}) };
     const { session } = await this.session(options);
     const { feeds, lengths, T } = this.inputFeeds(request.ids);
     const B = request.ids.length;
@@ -332,6 +332,7 @@ export class Engine {
       weightRelevance: weightNames,
       sequenceTargets: true,
       contrastiveSequence: !!request.contrastive,
+      ...(request.rules ? { rules: request.rules } : {}),
     };
     const { session } = await this.session(options);
     const { feeds, lengths, T } = this.inputFeeds(request.ids);

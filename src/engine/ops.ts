@@ -3,7 +3,7 @@
  * Ops with an LRP rule take it as an argument from the composite's rule table (rules.ts);
  * none of them decides a rule on its own.
  */
-import { IDENTITY_RULE_EPSILON, RULE_STABILISER, isPlainGradient, type LinearRule, type RuleTable } from './rules';
+import { IDENTITY_RULE_EPSILON, RULE_STABILISER, checkLinearRule, isPlainGradient, type LinearRule, type RuleTable } from './rules';
 import { broadcastShape, unbroadcast, type Dim, type Shape, type Tape, type Tensor } from './tape';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -56,6 +56,7 @@ export class Ops {
    */
   linear(x: Tensor, weight: string, outDim: Dim, bias: string | undefined, rule: LinearRule, hint: string): LinearResult {
     const w = this.w;
+    checkLinearRule(rule);
     if (isPlainGradient(rule) || !x.grad) {
       let out = this.matmul(x, this.tape.constant(weight, ['_', outDim]), hint);
       if (bias) out = this.add(out, this.tape.constant(bias, [outDim]), `${hint}_bias`);
@@ -66,6 +67,7 @@ export class Ops {
     const shape: Shape = [...x.shape.slice(0, -1), outDim];
     /** sign(t) with sign(0) = 1 (zennit `stabilize`). */
     const sign = (t: string) => w.op1('Where', [w.op1('GreaterOrEqual', [t, w.scalar(0)]), w.scalar(1), w.scalar(-1)]);
+    if (rule.kind === 'alpha-beta') return this.alphaBeta(x, weight, bias, z, shape, rule, hint, sign);
     let weightRho = weight;
     let biasRho = bias;
     let weightFactor: string | undefined;
@@ -97,6 +99,60 @@ export class Ops {
       return [[x, w.op1('MatMul', [s, w.op1('Transpose', [weightRho], { perm: [1, 0] })], {}, `g_${hint}_x`)]];
     });
     return { out, ratio, ...(weightFactor ? { weightFactor } : {}), ...(biasRho ? { biasRho } : {}) };
+  }
+
+  /**
+   * zennit's AlphaBeta (α2β1; α1β0 is its ZPlus) in VJP form (rules.ts `AlphaBetaRule`):
+   * g̃_x = where(x > 0, α s_p W⁺ᵀ − β s_n W⁻ᵀ, α s_p W⁻ᵀ − β s_n W⁺ᵀ), s_p = g̃_z ⊙ z/z_p,
+   * s_n = g̃_z ⊙ z/z_n. The readouts get the rule's weight gradient and bias relevance as
+   * functions of g̃_z (`weightGrad`, `biasRelevance`), since no single ratio z/z_ρ describes them.
+   */
+  private alphaBeta(x: Tensor, weight: string, bias: string | undefined, z: string, shape: Shape, rule: { alpha: number; beta: number }, hint: string, sign: (t: string) => string): LinearResult {
+    const w = this.w;
+    const pos = (t: string) => w.op1('Relu', [t]);
+    const neg = (t: string) => w.op1('Min', [t, w.scalar(0)]);
+    const xPos = pos(x.name);
+    const xNeg = neg(x.name);
+    const wPos = pos(weight);
+    const wNeg = neg(weight);
+    const mm = (a: string, b: string) => w.op1('MatMul', [a, b]);
+    const plus = (a: string, b: string) => w.op1('Add', [a, b]);
+    const stab = (t: string) => w.op1('Add', [t, w.op1('Mul', [sign(t), w.scalar(RULE_STABILISER)])]);
+    const withBias = (t: string, b: string | undefined) => (b ? plus(t, b) : t);
+    const zp = stab(withBias(plus(mm(xPos, wPos), mm(xNeg, wNeg)), bias ? pos(bias) : undefined));
+    const ratioP = w.op1('Div', [z, zp], {}, `${hint}_ab_ratio_p`);
+    const hasBeta = rule.beta !== 0;
+    const ratioN = hasBeta ? w.op1('Div', [z, stab(withBias(plus(mm(xPos, wNeg), mm(xNeg, wPos)), bias ? neg(bias) : undefined))], {}, `${hint}_ab_ratio_n`) : undefined;
+    const alpha = w.scalar(rule.alpha, `${hint}_alpha`);
+    const beta = w.scalar(rule.beta, `${hint}_beta`);
+    const scaled = (t: string, k: string) => w.op1('Mul', [t, k]);
+    /** α·a − β·b (b only when β ≠ 0). */
+    const combine = (a: string, b: (() => string) | undefined) => (b ? w.op1('Sub', [scaled(a, alpha), scaled(b(), beta)]) : scaled(a, alpha));
+    const sp = (g: string) => w.op1('Mul', [g, ratioP], {}, `g_${hint}_sp`);
+    const sn = (g: string) => w.op1('Mul', [g, ratioN!], {}, `g_${hint}_sn`);
+    const T = (t: string) => w.op1('Transpose', [t], { perm: [1, 0] });
+    const out = this.tape.record(z, shape, [x], (g) => {
+      const p = sp(g);
+      const n = ratioN ? sn(g) : undefined;
+      const onPositive = combine(mm(p, T(wPos)), n ? () => mm(n, T(wNeg)) : undefined);
+      const onNegative = combine(mm(p, T(wNeg)), n ? () => mm(n, T(wPos)) : undefined);
+      return [[x, w.op1('Where', [w.op1('Greater', [x.name, w.scalar(0)]), onPositive, onNegative], {}, `g_${hint}_x`)]];
+    });
+    const rank = x.shape.length;
+    const xT = (t: string) => w.op1('Transpose', [t], { perm: [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2] });
+    const weightGrad = (g: string) => {
+      const p = sp(g);
+      const n = ratioN ? sn(g) : undefined;
+      const maskPos = w.op1('Cast', [w.op1('Greater', [weight, w.scalar(0)])], { to: 1 });
+      const maskNeg = w.op1('Cast', [w.op1('Less', [weight, w.scalar(0)])], { to: 1 });
+      const forPos = combine(mm(xT(xPos), p), n ? () => mm(xT(xNeg), n) : undefined);
+      const forNeg = combine(mm(xT(xNeg), p), n ? () => mm(xT(xPos), n) : undefined);
+      return plus(w.op1('Mul', [forPos, maskPos]), w.op1('Mul', [forNeg, maskNeg]));
+    };
+    const biasRelevance = bias
+      ? (g: string) => combine(w.op1('Mul', [sp(g), pos(bias)]), ratioN ? () => w.op1('Mul', [sn(g), neg(bias)]) : undefined)
+      : undefined;
+    return { out, weightGrad, ...(biasRelevance ? { biasRelevance } : {}) };
   }
 
   add(a: Tensor, b: Tensor, hint = 'add'): Tensor {
@@ -338,6 +394,13 @@ export interface LinearResult {
   readonly weightFactor?: string;
   /** b_ρ. */
   readonly biasRho?: string;
+  /**
+   * Rules without a single z/z_ρ (α-β): the modified weight gradient g̃_W [B, in, out] from the
+   * raw g̃_z (R_W = W ⊙ g̃_W), replacing xᵀ(g̃_z ⊙ ratio) ⊙ weightFactor.
+   */
+  readonly weightGrad?: (gz: string) => string;
+  /** Likewise the bias relevance per position [B, T, out], replacing g̃_z ⊙ ratio ⊙ b_ρ. */
+  readonly biasRelevance?: (gz: string) => string;
 }
 
 export type { Dim, Shape, Tensor };

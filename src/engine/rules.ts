@@ -74,7 +74,46 @@ export interface RuleTable {
  * [W > 0] for z⁺, never a division): Σ_j R_W_ij = Σ_t R_x_ti, and the bias keeps
  * b_ρ ⊙ (g̃_z ⊙ z/z_ρ).
  */
-export type LinearRule = { readonly kind: 'epsilon'; readonly epsilon: number } | { readonly kind: 'gamma'; readonly gamma: number } | { readonly kind: 'zplus' };
+export type LinearRule =
+  | { readonly kind: 'epsilon'; readonly epsilon: number }
+  | { readonly kind: 'gamma'; readonly gamma: number }
+  | { readonly kind: 'zplus' }
+  | AlphaBetaRule;
+
+/**
+ * zennit's `AlphaBeta(alpha, beta)` (Bach et al. 2015; zennit `rules.py`), the rule PXP's
+ * composites take for "AlphaBeta" (α = 2, β = 1); α = 1, β = 0 is zennit's `ZPlus`, which PXP
+ * takes for "ZPlus" (zennit: "the same as AlphaBeta(alpha=1, beta=0)"). Positive and negative
+ * contributions are split by the signs of input *and* weight (x⁺ = max(x, 0), x⁻ = min(x, 0),
+ * likewise W⁺, W⁻, b⁺, b⁻):
+ *   z_p = x⁺W⁺ + x⁻W⁻ + b⁺,  z_n = x⁺W⁻ + x⁻W⁺ + b⁻,
+ *   R_i = α Σ_j (x⁺_i w⁺_ij + x⁻_i w⁻_ij) R_j / z_p_j − β Σ_j (x⁺_i w⁻_ij + x⁻_i w⁺_ij) R_j / z_n_j,
+ * each denominator stabilised by RULE_STABILISER·sign (zennit `stabilize`). In VJP form, with
+ * s_p = g̃_z ⊙ z / z_p and s_n = g̃_z ⊙ z / z_n (R_j = z_j g̃_z_j):
+ *   g̃_x = where(x > 0, α s_p W⁺ᵀ − β s_n W⁻ᵀ, α s_p W⁻ᵀ − β s_n W⁺ᵀ)
+ * (at x = 0 both give R_i = 0). Weight relevance W ⊙ g̃_W with
+ * g̃_W = [W > 0] ⊙ (α x⁺ᵀs_p − β x⁻ᵀs_n) + [W < 0] ⊙ (α x⁻ᵀs_p − β x⁺ᵀs_n), bias relevance
+ * α b⁺ s_p − β b⁻ s_n: the same shares, so Σ_i R_i + R_b = α R − β R = R up to the stabiliser.
+ * zennit requires α − β = 1 and α, β ≥ 0; so does `checkLinearRule`.
+ */
+export interface AlphaBetaRule {
+  readonly kind: 'alpha-beta';
+  readonly alpha: number;
+  readonly beta: number;
+}
+
+/** A clear error for a rule zennit would refuse (and for non-finite parameters). */
+export function checkLinearRule(rule: LinearRule): void {
+  const bad = (what: string) => {
+    throw new RangeError(`linear rule ${JSON.stringify(rule)}: ${what}`);
+  };
+  if (rule.kind === 'epsilon' && !(Number.isFinite(rule.epsilon) && rule.epsilon >= 0)) bad('ε must be a finite number ≥ 0');
+  if (rule.kind === 'gamma' && !(Number.isFinite(rule.gamma) && rule.gamma >= 0)) bad('γ must be a finite number ≥ 0');
+  if (rule.kind === 'alpha-beta') {
+    if (!(Number.isFinite(rule.alpha) && Number.isFinite(rule.beta) && rule.alpha >= 0 && rule.beta >= 0)) bad('α and β must be finite numbers ≥ 0');
+    if (Math.abs(rule.alpha - rule.beta - 1) > 1e-12) bad('α − β must be 1 (conservation; zennit refuses other values)');
+  }
+}
 
 export interface LinearRules {
   readonly low: LinearRule;

@@ -10,7 +10,10 @@ import { InputError } from '../models/errors';
 import { correct as correctNeurons, undesiredOutputs, type CorrectionStep, type CorrectionUnit } from '../circuits/pruning/correct';
 import { calibrationWindows, nextTokenOutputs, prune as pruneWeights, type CalibTarget, type ExplainedOutput, type PruneReport } from '../circuits/pruning/prune';
 import { evaluate, ioiMetrics, loadTask, probabilityMetric, readTextIds, sparsityCurves, textPerplexity } from '../circuits/pruning/pruneEval';
-import { tune as tuneSettings, type TuneResult } from '../circuits/pruning/tune';
+import { tune as tuneSettings, pxpSearch, PXP_DEFAULT_CONFIG, type PxpMetric, type PxpSearchResult, type PxpUnit, type TuneResult } from '../circuits/pruning/tune';
+import { parseRuleSpec } from '../circuits/pruning/pxpRules';
+import { heldOutIoiTask } from '../circuits/tasks/generators';
+import type { TaskExample } from '../circuits/tasks/tasks';
 import type { Aggregation, PruneMethod, PruneScope, SampleUnit } from '../vocabulary';
 import { cancellable, stepProgress, type JobContext } from './context';
 import { CORRECT_DEFAULTS, PRUNE_DEFAULTS } from './defaults';
@@ -258,5 +261,52 @@ export async function tune(engine: Engine, options: TuneOptions, ctx: JobContext
     seed: options.seed ?? 0,
     unit: options.unit ?? 'neurons',
     metric: options.metric ?? 'accuracy',
+  });
+}
+
+export interface PxpTuneOptions {
+  readonly task: string;
+  readonly budget?: number;
+  readonly seed?: number;
+  readonly unit?: PxpUnit;
+  readonly metric?: PxpMetric;
+  /** Reference prompts, the first rows of the task (the rest are the calibration split). */
+  readonly reference?: number;
+  /** Compact or JSON rule spec (pxpRules.ts) evaluated first: the baseline the gain is measured against. */
+  readonly rules?: string;
+  readonly ranking?: 'abs' | 'signed';
+  /** Held-out prompts from the generated held-out IOI split (`--task ioi` only). */
+  readonly heldout?: number;
+  readonly relevanceSeed?: 'value' | 'one';
+}
+
+/**
+ * PXP's rule search (tune.ts `pxpSearch`): a linear rule per layer group × softmax rule ×
+ * ranking, chosen by TPE on the calibration split; with `heldout`, the best configuration and
+ * the baseline are re-measured on the held-out IOI split with a paired bootstrap CI.
+ */
+export async function pxpTune(engine: Engine, options: PxpTuneOptions, ctx: JobContext = {}): Promise<PxpSearchResult> {
+  const run = cancellable(engine, ctx);
+  const task = loadTask(engine, evalSetPath(engine, options.task));
+  const nRef = options.reference ?? Math.min(64, Math.floor(task.examples.length / 3));
+  if (nRef < 1 || nRef >= task.examples.length) throw new InputError(`${nRef} reference prompts leave no calibration prompts (the task has ${task.examples.length})`);
+  let heldOut: readonly TaskExample[] | undefined;
+  if (options.heldout !== undefined) {
+    if (options.task !== 'ioi') throw new InputError('--heldout generates the held-out IOI split; it needs --task ioi');
+    if (!engine.tokenizer) throw new InputError('--heldout needs the model folder’s tokenizer');
+    heldOut = heldOutIoiTask(engine.tokenizer, options.heldout, task.examples.map((e) => e.prompt ?? '')).examples;
+  }
+  const baseline = { rules: options.rules !== undefined ? parseRuleSpec(options.rules) : PXP_DEFAULT_CONFIG.rules, ranking: options.ranking ?? PXP_DEFAULT_CONFIG.ranking };
+  return pxpSearch(run, {
+    reference: task.examples.slice(0, nRef),
+    calibration: task.examples.slice(nRef),
+    ...(heldOut ? { heldOut } : {}),
+    unit: options.unit ?? 'neurons',
+    budget: options.budget ?? 24,
+    seed: options.seed ?? 0,
+    metric: options.metric ?? 'logit_diff',
+    relevanceSeed: options.relevanceSeed ?? 'one',
+    baseline,
+    ...(ctx.log ? { log: (line: string) => ctx.log!(line) } : {}),
   });
 }

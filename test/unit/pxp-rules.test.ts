@@ -11,12 +11,12 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { OnnxWriter } from '../../src/engine/onnx';
 import { Ops } from '../../src/engine/ops';
-import { COMPOSITE_RULES, GRADIENT_LINEAR, RULE_STABILISER, layerGroup, type LinearRule, type RuleTable } from '../../src/engine/rules';
+import { COMPOSITE_RULES, GRADIENT_LINEAR, RULE_STABILISER, checkLinearRule, layerGroup, type LinearRule, type RuleTable } from '../../src/engine/rules';
 import { Tape } from '../../src/engine/tape';
 import { compileGraph, OUT, type GraphOptions } from '../../src/engine/build';
 import { Engine } from '../../src/engine/engine';
 import { loadModelFolder } from '../../src/models/load';
-import { EMBEDDED_MODEL } from '../helpers';
+import { EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
 
 const f32 = (xs: number[]) => xs.map(Math.fround);
 const random = (n: number, seed: number) => {
@@ -35,9 +35,53 @@ const relErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 
 interface Layer { W: number[]; b: number[]; nIn: number; nOut: number; rule: LinearRule }
 
+/**
+ * zennit's AlphaBeta written out, float64 (rules.ts `AlphaBetaRule`): per contribution
+ * c_ij = x_i w_ij, the positive part p_ij = x⁺w⁺ + x⁻w⁻ and the negative part x⁺w⁻ + x⁻w⁺,
+ * z_p = Σ_i p_ij + b⁺_j, z_n = Σ_i n_ij + b⁻_j, R_i = Σ_j (α p_ij/z_p_j − β n_ij/z_n_j) R_j.
+ */
+function explicitAlphaBeta(x: number[], N: number, layer: Layer & { rule: { kind: 'alpha-beta'; alpha: number; beta: number } }) {
+  const { W, b, nIn, nOut, rule } = layer;
+  const pos = (v: number) => Math.max(v, 0);
+  const neg = (v: number) => Math.min(v, 0);
+  const stab = (v: number) => v + (v >= 0 ? 1 : -1) * RULE_STABILISER;
+  const z: number[] = [];
+  const zp: number[] = [];
+  const zn: number[] = [];
+  for (let n = 0; n < N; n++) for (let j = 0; j < nOut; j++) {
+    let a = b[j]!, p = pos(b[j]!), q = neg(b[j]!);
+    for (let i = 0; i < nIn; i++) {
+      const xi = x[n * nIn + i]!, w = W[i * nOut + j]!;
+      a += xi * w;
+      p += pos(xi) * pos(w) + neg(xi) * neg(w);
+      q += pos(xi) * neg(w) + neg(xi) * pos(w);
+    }
+    z.push(a);
+    zp.push(stab(p));
+    zn.push(stab(q));
+  }
+  const redistribute = (Rz: number[]) => {
+    const Rx: number[] = [];
+    for (let n = 0; n < N; n++) for (let i = 0; i < nIn; i++) {
+      const xi = x[n * nIn + i]!;
+      let acc = 0;
+      for (let j = 0; j < nOut; j++) {
+        const w = W[i * nOut + j]!;
+        const p = pos(xi) * pos(w) + neg(xi) * neg(w);
+        const q = pos(xi) * neg(w) + neg(xi) * pos(w);
+        acc += (rule.alpha * p / zp[n * nOut + j]! - rule.beta * q / zn[n * nOut + j]!) * Rz[n * nOut + j]!;
+      }
+      Rx.push(acc);
+    }
+    return Rx;
+  };
+  return { z, redistribute };
+}
+
 /** Explicit rule, float64: z, and R_x from R_z (x [N, nIn], W [nIn, nOut]). */
 function explicitLayer(x: number[], N: number, layer: Layer) {
   const { W, b, nIn, nOut, rule } = layer;
+  if (rule.kind === 'alpha-beta') return explicitAlphaBeta(x, N, { ...layer, rule });
   const pos = (v: number) => Math.max(v, 0);
   const wRho = W.map((w) => (rule.kind === 'epsilon' ? w : rule.kind === 'gamma' ? w + rule.gamma * pos(w) : pos(w)));
   const bRho = b.map((v) => (rule.kind === 'epsilon' ? v : rule.kind === 'gamma' ? v + rule.gamma * pos(v) : pos(v)));
@@ -108,8 +152,10 @@ const RULES: LinearRule[] = [
   { kind: 'gamma', gamma: 1 },
   { kind: 'gamma', gamma: 10 },
   { kind: 'zplus' },
+  { kind: 'alpha-beta', alpha: 1, beta: 0 },
+  { kind: 'alpha-beta', alpha: 2, beta: 1 },
 ];
-const name = (r: LinearRule) => (r.kind === 'epsilon' ? `ε = ${r.epsilon}` : r.kind === 'gamma' ? `γ = ${r.gamma}` : 'z⁺');
+const name = (r: LinearRule) => (r.kind === 'epsilon' ? `ε = ${r.epsilon}` : r.kind === 'gamma' ? `γ = ${r.gamma}` : r.kind === 'zplus' ? 'z⁺ (W⁺)' : `α${r.alpha}β${r.beta}`);
 const TOL = 1e-6;
 
 describe('PXP linear rules against the explicit rule (float64)', () => {
@@ -128,7 +174,7 @@ describe('PXP linear rules against the explicit rule (float64)', () => {
     });
   }
 
-  const mixed: [LinearRule, LinearRule][] = [...RULES.map((r) => [r, r] as [LinearRule, LinearRule]), [{ kind: 'gamma', gamma: 0.25 }, { kind: 'epsilon', epsilon: 1e-6 }], [{ kind: 'zplus' }, { kind: 'epsilon', epsilon: 0.01 }]];
+  const mixed: [LinearRule, LinearRule][] = [...RULES.map((r) => [r, r] as [LinearRule, LinearRule]), [{ kind: 'gamma', gamma: 0.25 }, { kind: 'epsilon', epsilon: 1e-6 }], [{ kind: 'zplus' }, { kind: 'epsilon', epsilon: 0.01 }], [{ kind: 'alpha-beta', alpha: 2, beta: 1 }, { kind: 'alpha-beta', alpha: 1, beta: 0 }]];
   for (const [first, second] of mixed) {
     it(`2-layer MLP (ReLU), ${name(first)} then ${name(second)}: hidden and input relevance`, async () => {
       const N = 2, nIn = 6, nHid = 5, nOut = 3;
@@ -151,6 +197,63 @@ describe('PXP linear rules against the explicit rule (float64)', () => {
       assert.ok(errX <= TOL, `input: relative error ${errX}`);
     });
   }
+});
+
+describe('α-β weight and bias relevance against the explicit shares (float64)', () => {
+  for (const [alpha, beta] of [[2, 1], [1, 0]] as const) {
+    it(`α${alpha}β${beta}: W ⊙ g̃_W = Σ_n (α p_nij/z_p − β q_nij/z_n) R_nj, bias α b⁺R/z_p − β b⁻R/z_n`, async () => {
+      const N = 3, nIn = 5, nOut = 4;
+      const x = random(N * nIn, 31);
+      const W = random(nIn * nOut, 32);
+      const b = random(nOut, 33).map((v) => Math.fround(0.3 * v));
+      const g = random(N * nOut, 34);
+      const w = new OnnxWriter();
+      const tape = new Tape(w);
+      const ops = new Ops(tape, COMPOSITE_RULES.attnlrp);
+      const xIn = tape.leaf(w.input('x', 'float32', [N, nIn]), [N, nIn]);
+      const Wn = w.floatInitializer('W', Float32Array.from(W), [nIn, nOut]);
+      const bn = w.floatInitializer('b', Float32Array.from(b), [nOut]);
+      const res = ops.linear(xIn, Wn, nOut, bn, { kind: 'alpha-beta', alpha, beta }, 'lin');
+      const gIn = w.input('g', 'float32', [N, nOut]);
+      w.output('weight_rel', w.op1('Mul', [res.weightGrad!(gIn), Wn]));
+      w.output('bias_rel', res.biasRelevance!(gIn));
+      const session = await ort.InferenceSession.create(w.encode('pxp-ab-shares'));
+      const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from(x), [N, nIn]), g: new ort.Tensor('float32', Float32Array.from(g), [N, nOut]) });
+      const pos = (v: number) => Math.max(v, 0);
+      const neg = (v: number) => Math.min(v, 0);
+      const stab = (v: number) => v + (v >= 0 ? 1 : -1) * RULE_STABILISER;
+      const RW = new Array<number>(nIn * nOut).fill(0);
+      const Rb: number[] = [];
+      for (let n = 0; n < N; n++) for (let j = 0; j < nOut; j++) {
+        let z = b[j]!, zp = pos(b[j]!), zn = neg(b[j]!);
+        for (let i = 0; i < nIn; i++) {
+          const xi = x[n * nIn + i]!, wij = W[i * nOut + j]!;
+          z += xi * wij;
+          zp += pos(xi) * pos(wij) + neg(xi) * neg(wij);
+          zn += pos(xi) * neg(wij) + neg(xi) * pos(wij);
+        }
+        const R = z * g[n * nOut + j]!;
+        for (let i = 0; i < nIn; i++) {
+          const xi = x[n * nIn + i]!, wij = W[i * nOut + j]!;
+          RW[i * nOut + j]! += (alpha * (pos(xi) * pos(wij) + neg(xi) * neg(wij))) / stab(zp) * R - (beta * (pos(xi) * neg(wij) + neg(xi) * pos(wij))) / stab(zn) * R;
+        }
+        Rb.push((alpha * pos(b[j]!)) / stab(zp) * R - (beta * neg(b[j]!)) / stab(zn) * R);
+      }
+      const errW = relErr(out.weight_rel!.data as Float32Array, RW);
+      const errB = relErr(out.bias_rel!.data as Float32Array, Rb);
+      assert.ok(errW <= TOL, `weight relevance: relative error ${errW}`);
+      assert.ok(errB <= TOL, `bias relevance: relative error ${errB}`);
+    });
+  }
+});
+
+describe('α-β parameters', () => {
+  it('refuses α − β ≠ 1 and negative α or β, as zennit does', () => {
+    assert.throws(() => checkLinearRule({ kind: 'alpha-beta', alpha: 2, beta: 0 }), /α − β must be 1/);
+    assert.throws(() => checkLinearRule({ kind: 'alpha-beta', alpha: 0.5, beta: -0.5 }), /≥ 0/);
+    assert.throws(() => checkLinearRule({ kind: 'epsilon', epsilon: -1 }), /ε must be/);
+    checkLinearRule({ kind: 'alpha-beta', alpha: 2, beta: 1 });
+  });
 });
 
 describe('layer groups', () => {
@@ -219,4 +322,36 @@ describe('pxp-gamma on the embedded model', () => {
     const err = relErr(out[OUT.tokenRelevance]!.data as Float32Array, a!.tokenRelevance);
     assert.ok(err < 1e-4, `ε = 1e-12 vs ordinary gradient: relative error ${err}`);
   });
+
+  it('α2β1 everywhere: weight relevance at the bias-free unembedding sums to the explained logit (α R − β R = R)', async () => {
+    const ab: LinearRule = { kind: 'alpha-beta', alpha: 2, beta: 1 };
+    const rules: RuleTable = { ...COMPOSITE_RULES.attnlrp, linear: { low: ab, mid: ab, high: ab, head: ab } };
+    const [r] = await engine.attribute({ ids: [ids], targets: [target], mode: 'attnlrp', rules, weights: ['lm_head.weight', 'transformer.h.0.mlp.c_fc.weight'] });
+    const [a] = await engine.attribute({ ids: [ids], targets: [target], mode: 'attnlrp' });
+    const total = (xs: ArrayLike<number>) => Array.from(xs).reduce((s, v) => s + v, 0);
+    const head = total(r!.weightRelevance['lm_head.weight']!);
+    assert.ok(Math.abs(head - r!.targetValue) <= 1e-3 * Math.abs(r!.targetValue), `Σ R_W(lm_head) ${head} vs logit ${r!.targetValue}`);
+    assert.ok(Array.from(r!.weightRelevance['transformer.h.0.mlp.c_fc.weight']!).every(Number.isFinite));
+    assert.ok(relErr(r!.tokenRelevance, a!.tokenRelevance) > 1e-3, 'α2β1 changes the token relevance');
+  });
+});
+
+describe('conservation under the α-β rules (bias-free random Llama, CP-LRP softmax)', { skip: missingShared('models/random-tiny-llama/model.safetensors') }, () => {
+  let engine: Engine;
+  after(() => engine?.dispose());
+  // Without biases every α-β layer passes on α R − β R = R (up to the 1e-6 stabiliser), and CP-LRP
+  // conserves through attention and norms, so Σ token relevance is the explained logit.
+  const ids = [5, 17, 300, 42, 9, 77, 128, 3];
+  for (const rule of [{ kind: 'alpha-beta', alpha: 2, beta: 1 }, { kind: 'alpha-beta', alpha: 1, beta: 0 }] as const) {
+    it(`α${rule.alpha}β${rule.beta} in every group: Σ token relevance = the logit within 1e-4 relative, and ≠ CP-LRP's`, async () => {
+      engine ??= await Engine.load(sharedModel('random-tiny-llama'));
+      const rules: RuleTable = { ...COMPOSITE_RULES['cp-lrp'], linear: { low: rule, mid: rule, high: rule, head: rule } };
+      const target = { kind: 'logit' as const, position: ids.length - 1, token: 10 };
+      const [r] = await engine.attribute({ ids: [ids], targets: [target], mode: 'cp-lrp', rules });
+      const [c] = await engine.attribute({ ids: [ids], targets: [target], mode: 'cp-lrp' });
+      const total = Array.from(r!.tokenRelevance).reduce((s, v) => s + v, 0);
+      assert.ok(Math.abs(total - r!.targetValue) <= 1e-4 * Math.abs(r!.targetValue), `Σ R ${total} vs logit ${r!.targetValue}`);
+      assert.ok(relErr(r!.tokenRelevance, c!.tokenRelevance) > 1e-3, 'the rule changes the token relevance');
+    });
+  }
 });

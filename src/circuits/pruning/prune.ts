@@ -35,6 +35,8 @@
 
 import type { Attribution, Composite, Target } from '../../engine/api';
 import type { Engine } from '../../engine/engine';
+import type { RuleTable } from '../../engine/rules';
+import { InputError } from '../../models/errors';
 import type { ArchSpec, LinearRef } from '../../models/spec';
 import { Random } from '../prng';
 
@@ -191,6 +193,15 @@ export interface AttributionScoreOptions {
   readonly batchRows?: number;
   /** Called after each batch with (rows done, rows total). */
   readonly progress?: (done: number, total: number) => void;
+  /** A rule table instead of `mode`'s (PXP's per-layer-group rules; `mode` names the readouts). */
+  readonly rules?: RuleTable;
+  /**
+   * `value` (default): the engine's seed, gradient 1 at the explained logit, so R_out = z_t.
+   * `one`: PXP's seed, relevance 1 at the explained output (`pxp/attribute.py`, `one_hot`):
+   * each sample's relevances are divided by its explained value z_t before aggregation, which
+   * is exact because the modified backward pass is linear in the seed. Single targets only.
+   */
+  readonly relevanceSeed?: 'value' | 'one';
 }
 
 /**
@@ -208,12 +219,15 @@ export async function attributionScores(engine: Engine, rows: readonly Explained
   const { nLayers: L, nHeads: H } = engine.spec;
   for (let start = 0; start < rows.length; start += batch) {
     const chunk = rows.slice(start, start + batch);
-    const result = await attributeChunk(engine, chunk, options.mode, weightNames);
+    const result = await attributeChunk(engine, chunk, options.mode, weightNames, options.rules);
+    if (options.relevanceSeed === 'one' && chunk.some((r) => !('target' in r))) throw new InputError('relevance seed "one" (PXP) needs single explained outputs, not sequences');
     for (const a of result) {
-      for (const name of weightNames) wAgg.add(name, a.weightRelevance[name]!);
+      const k = options.relevanceSeed === 'one' ? 1 / a.targetValue : 1;
+      const seeded = (xs: ArrayLike<number>): ArrayLike<number> => (k === 1 ? xs : Array.from(xs, (v) => v * k));
+      for (const name of weightNames) wAgg.add(name, seeded(a.weightRelevance[name]!));
       for (let l = 0; l < L; l++) {
-        nAgg.add(`n${l}`, a.mlpRelevance![l]!);
-        hAgg.add(`h${l}`, a.headRelevance[l]!);
+        nAgg.add(`n${l}`, seeded(a.mlpRelevance![l]!));
+        hAgg.add(`h${l}`, seeded(a.headRelevance[l]!));
       }
       wAgg.count++;
       nAgg.count++;
@@ -232,7 +246,7 @@ export async function attributionScores(engine: Engine, rows: readonly Explained
 }
 
 /** Attributes a chunk of samples, sending sequences and single targets to their own graphs. */
-async function attributeChunk(engine: Engine, chunk: readonly ExplainedOutput[], mode: Composite, weights: string[]): Promise<Attribution[]> {
+async function attributeChunk(engine: Engine, chunk: readonly ExplainedOutput[], mode: Composite, weights: string[], rules?: RuleTable): Promise<Attribution[]> {
   const out: Attribution[] = new Array(chunk.length);
   const single = chunk.map((r, i) => [r, i] as const).filter(([r]) => 'target' in r);
   const sequences = chunk.map((r, i) => [r, i] as const).filter(([r]) => 'next' in r);
@@ -246,11 +260,12 @@ async function attributeChunk(engine: Engine, chunk: readonly ExplainedOutput[],
       contrastive,
       weights,
       neurons: true,
+      ...(rules ? { rules } : {}),
     });
     group.forEach(([, i], k) => (out[i] = result[k]!));
   }
   if (single.length > 0) {
-    const result = await engine.attribute({ ids: single.map(([r]) => r.ids), targets: single.map(([r]) => ('target' in r ? r.target : (undefined as never))), mode, weights, neurons: true });
+    const result = await engine.attribute({ ids: single.map(([r]) => r.ids), targets: single.map(([r]) => ('target' in r ? r.target : (undefined as never))), mode, weights, neurons: true, ...(rules ? { rules } : {}) });
     single.forEach(([, i], k) => (out[i] = result[k]!));
   }
   return out;
