@@ -198,6 +198,7 @@ class GraphBuilder {
     const residMid: Tensor[] = [];
     const probs: Tensor[] = [];
     const scores: Tensor[] = [];
+    const attentions: { mixed: Tensor; qT: Tensor }[] = [];
     const headZ: Tensor[] = [];
     const mlpPost: Tensor[] = [];
     const promptTensors: PromptLayerTensors[] = [];
@@ -210,6 +211,7 @@ class GraphBuilder {
       const attn = this.attention(l, attnIn, maskOf(l), ropeOf(l), keep, gates);
       probs.push(attn.probs);
       scores.push(attn.scores);
+      attentions.push(attn);
       headZ.push(attn.z);
       if (this.options.hooks) w.output(OUT.hookZ(l), attn.zClean.name);
       if (edgeReadout) this.recordUpstream(l, attn.z, attn.oProjection);
@@ -267,7 +269,7 @@ class GraphBuilder {
     else this.seedPosition(hidden);
     this.tape.backward();
 
-    this.relevanceOutputs({ tokenEmbedding, positionEmbedding, residPre, residMid, residFinal, probs, scores, headZ, mlpPost });
+    this.relevanceOutputs({ tokenEmbedding, positionEmbedding, residPre, residMid, residFinal, probs, scores, headZ, mlpPost, attentions });
     if (gates) this.edgeOutputs(residPre, residMid, residFinal);
     if (localEdges) this.localEdgeOutputs(localLayers, residPre, residMid, residFinal);
     if (this.options.promptGraph) this.promptGraphOutputs(residPre, residMid, residFinal, promptTensors);
@@ -517,7 +519,7 @@ class GraphBuilder {
     const zGated = gates ? ops.gradientGate(z, this.gateAt(gates.head, l, [-1, 1, H, 1]), `l${l}_head_gate`) : z;
     const merged = ops.reshape(zGated, [0, 0, H * dh], ['B', 'T', H * dh], `l${l}_z_merged`);
     const out = this.linear(merged, layer.o, `l${l}_o`, layerGroup(l, spec.nLayers));
-    return { out, probs, scores: masked, z, zClean, oProjection: this.linearUses[this.linearUses.length - 1]!, qT, kT, qk: scores };
+    return { out, probs, scores: masked, z, zClean, oProjection: this.linearUses[this.linearUses.length - 1]!, qT, kT, qk: scores, mixed };
   }
 
   private mlp(l: number, x: Tensor, keep: Interventions | undefined) {
@@ -694,6 +696,7 @@ class GraphBuilder {
     scores: Tensor[];
     headZ: Tensor[];
     mlpPost: Tensor[];
+    attentions: { mixed: Tensor; qT: Tensor }[];
   }): void {
     const { w, tape } = this;
     const batchZeros = (hint: string) => w.op1('Mul', [w.op1('ReduceSum', [w.op1('Cast', ['input_ids'], { to: 1 }), w.ints([1])], { keepdims: 0 }), w.scalar(0)], {}, hint);
@@ -713,9 +716,27 @@ class GraphBuilder {
     // Head relevance is z_h ⊙ g̃_{z_h}, which equals (z_h W_O[h]) ⊙ g̃ at the output projection.
     w.output(OUT.headRelevance, stack(t.headZ.map((z, l) => relevance(z, [1, 3], `head_rel_${l}`)), 'head_rel'));
     if (this.ops.rules.attentionProbs === 'relevance') {
-      w.output(OUT.headRelevanceProbs, stack(t.probs.map((p, l) => relevance(p, [2, 3], `head_probs_rel_${l}`)), 'head_probs_rel'));
+      const [avProbs] = this.ops.rules.av;
+      const [qkQ] = this.ops.rules.qk;
+      // Both readouts are summed over a T×T map, which long prompts cannot keep until the end of
+      // the graph. Each map is one side of a matmul whose other factor is an activation, so the
+      // sum is a T×dh one (exact in real arithmetic):
+      //   Σ_{q,k} A ⊙ g̃_A = f_A · Σ_{q,d} (A·V) ⊙ g̃_{A·V}   (g̃_A = f_A · g̃_{A·V} Vᵀ)
+      //   Σ_{q,k} S ⊙ g̃_S = Σ_{q,d} Q ⊙ g̃_Q / f_Q            (S = Q·Kᵀ, g̃_Q = f_Q · g̃_S K)
+      // and the masked, scaled scores carry S's relevance (the mask meets g̃ = 0, the scale is
+      // constant). Gemma 2's score soft-cap sits in between, so it reads the maps themselves.
+      const viaMatmul = this.spec.attnSoftcap === undefined && avProbs !== 0 && qkQ !== 0;
+      const sumOf = (x: Tensor, g: string | undefined, factor: number, hint: string) =>
+        g ? w.op1('Mul', [w.op1('ReduceSum', [w.op1('Mul', [x.name, g]), w.ints([2, 3])], { keepdims: 0 }), w.scalar(factor)], {}, hint) : batchZeros(hint);
+      w.output(
+        OUT.headRelevanceProbs,
+        stack(t.probs.map((p, l) => (viaMatmul ? sumOf(t.attentions[l]!.mixed, tape.gradOf(t.attentions[l]!.mixed), avProbs, `head_probs_rel_${l}`) : relevance(p, [2, 3], `head_probs_rel_${l}`))), 'head_probs_rel'),
+      );
       // At the softmax input: R(probs) − R(scores) is the softmax rule's leak (methods.md A.3).
-      w.output(OUT.headRelevanceScores, stack(t.scores.map((x, l) => relevance(x, [2, 3], `head_scores_rel_${l}`)), 'head_scores_rel'));
+      w.output(
+        OUT.headRelevanceScores,
+        stack(t.scores.map((x, l) => (viaMatmul ? sumOf(t.attentions[l]!.qT, tape.gradOf(t.attentions[l]!.qT), 1 / qkQ, `head_scores_rel_${l}`) : relevance(x, [2, 3], `head_scores_rel_${l}`))), 'head_scores_rel'),
+      );
     }
     w.output(OUT.mlpRelevance, stack(t.mlpPost.map((p, l) => relevance(p, [1], `mlp_rel_${l}`)), 'mlp_rel'));
 
