@@ -6,7 +6,8 @@
  * kinds
  *   curve  forward or attribution (AttnLRP, last position, token 0) time at one length, the
  *          memory guard's estimates, and the process's peak RSS.
- *   edges  the full head/MLP edge graph of one prompt vs one attribution of it (warm).
+ *   edges  the full head/MLP edge graph of one prompt vs one attribution of it (warm), both
+ *          from one pass (Engine.edges) and with a gated row per node (Engine.edgesGated).
  * Prints one JSON line on stdout.
  */
 import * as os from 'node:os';
@@ -79,8 +80,14 @@ async function main(): Promise<void> {
     e.push(performance.now() - t0);
     edgeCount = res!.edges.length;
   }
+  // The gated reference (one forward and backward row per downstream node), once after a warm-up:
+  // what Engine.edges cost before it computed the rows locally.
+  await engine.edgesGated([prompt], 'attnlrp');
+  const t0 = performance.now();
+  await engine.edgesGated([prompt], 'attnlrp');
+  const gatedMs = performance.now() - t0;
   const { nLayers: L, nHeads: H } = engine.spec;
-  const out = { ...base, attributionMs: median(a), edgesMs: median(e), ratio: median(e) / median(a), edgeCount, backwardRows: 1 + L * (H + 1), peakMiB: maxRssMiB() };
+  const out = { ...base, attributionMs: median(a), edgesMs: median(e), ratio: median(e) / median(a), gatedMs, gatedRatio: gatedMs / median(a), edgeCount, backwardRows: 1 + L * (H + 1), peakMiB: maxRssMiB() };
   await engine.dispose();
   process.stdout.write(JSON.stringify(out) + '\n');
 }

@@ -211,8 +211,12 @@ async function edges(args: Args, lines: string[], results: Record<string, unknow
   lines.push('\n### Edge graph (every head/MLP edge) of one 32-token prompt vs one attribution (warm)\n');
   lines.push(
     markdownTable(
-      ['model', 'attribution ms', 'edge graph ms', 'edges / attribution', 'backward rows', 'edges'],
-      rows.map((r) => (r.error ? [r.model!, '–', '–', '–', '–', String(r.error)] : [r.model!, fmt(r.attributionMs as number, 0), fmt(r.edgesMs as number, 0), fmt(r.ratio as number, 1), r.backwardRows!, r.edgeCount!])),
+      ['model', 'attribution ms', 'edge graph ms', 'edges / attribution', 'gated rows ms', 'gated / attribution', 'downstream nodes', 'edges'],
+      rows.map((r) =>
+        r.error
+          ? [r.model!, '–', '–', '–', '–', '–', '–', String(r.error)]
+          : [r.model!, fmt(r.attributionMs as number, 0), fmt(r.edgesMs as number, 0), fmt(r.ratio as number, 1), fmt(r.gatedMs as number, 0), fmt(r.gatedRatio as number, 1), r.backwardRows!, r.edgeCount!],
+      ),
     ),
   );
   results.edges = rows;

@@ -38,6 +38,15 @@ export interface GraphOptions {
    * upstream node's output dotted with the gradient at the residual stream feeding that node.
    */
   readonly edges?: boolean;
+  /**
+   * Attribution graphs: the same edge relevance as `edges` from one ungated pass on one prompt
+   * (batch 1). A gradient gate leaves the gradient above it unchanged, so each downstream node's
+   * row is a local backward of its own block only: the heads of a layer go through the layer's
+   * recorded attention VJPs as a batch of H rows (tape.ts `localBackward`), an MLP's row is the
+   * gradient its norm sends into the residual stream, the logits' row the final gradient.
+   * Outputs `edges_head` [L, H, N], `edges_mlp` [L, N], `edges_logits` [N] and the inflows.
+   */
+  readonly localEdges?: boolean;
   /** Attribution graphs: seed every position (`target_ids`/`target_weight`) instead of one. */
   readonly sequenceTargets?: boolean;
   /** With sequence targets: contrastive seeds (target − mean over the vocabulary). */
@@ -93,6 +102,11 @@ export const OUT = {
   edgesPre: 'edges_pre',
   edgesMid: 'edges_mid',
   edgesFinal: 'edges_final',
+  edgesHead: 'edges_head',
+  edgesMlp: 'edges_mlp',
+  edgesLogits: 'edges_logits',
+  edgesHeadInflow: 'edges_head_inflow',
+  edgesMlpInflow: 'edges_mlp_inflow',
 } as const;
 
 export interface CompiledGraph {
@@ -155,15 +169,18 @@ class GraphBuilder {
     const ids = w.input('input_ids', 'int64', ['B', 'T']);
     const keep = this.options.interventions ? this.interventionInputs() : undefined;
     const gates = this.options.edges ? this.edgeGateInputs() : undefined;
-    if (gates && !spec.preNorm) throw new Error('edge attribution needs pre-norm blocks; this model is post-norm');
+    const localEdges = !!this.options.localEdges && this.attribution;
+    if (gates && localEdges) throw new Error('edges and localEdges are two ways to the same outputs; ask for one');
+    const edgeReadout = !!gates || localEdges;
+    if (edgeReadout && !spec.preNorm) throw new Error('edge attribution needs pre-norm blocks; this model is post-norm');
     // Edges are read at resid_mid as the MLP's input; a parallel residual (the MLP reads the block
     // input) or a norm between a sublayer and the residual stream breaks that reading.
-    if (gates && spec.parallelResidual) throw new InputError('edge attribution needs sequential blocks; this model has a parallel residual (use_parallel_residual)');
+    if (edgeReadout && spec.parallelResidual) throw new InputError('edge attribution needs sequential blocks; this model has a parallel residual (use_parallel_residual)');
     // Edge and prompt-graph readouts re-derive relevance from ordinary linear gradients (x ⊙ g̃
     // at the residual cuts, per-head W_O/W_V products), which a γ/z⁺/ε linear rule changes.
     const linearRules = this.ops.rules.linear;
-    if ((gates || this.options.promptGraph) && !Object.values(linearRules).every(isPlainGradient)) throw new InputError('edge attribution and prompt graphs need ε = 0 linear rules; use attnlrp, cp-lrp, gradient or ln-gradient');
-    if (gates && spec.layers.some((l) => l.postAttnNorm || l.postMlpNorm)) throw new InputError('edge attribution is not available for models that normalise sublayer outputs (Gemma 2/3)');
+    if ((edgeReadout || this.options.promptGraph) && !Object.values(linearRules).every(isPlainGradient)) throw new InputError('edge attribution and prompt graphs need ε = 0 linear rules; use attnlrp, cp-lrp, gradient or ln-gradient');
+    if (edgeReadout && spec.layers.some((l) => l.postAttnNorm || l.postMlpNorm)) throw new InputError('edge attribution is not available for models that normalise sublayer outputs (Gemma 2/3)');
 
     // Embeddings. Token (and positional) embeddings are the leaves whose relevance is read.
     const tokens = w.op1('Gather', [this.weight(spec.embedTokens), ids], { axis: 0 }, 'embed_tokens');
@@ -185,7 +202,7 @@ class GraphBuilder {
     // Gemma 3: sliding-window layers rotate with their own base.
     const localRope = pos.kind === 'rope' && pos.local ? this.ropeTables(pos.local.theta, pos.local.scaling, 'rope_local') : undefined;
     const ropeOf = (l: number) => (localRope && (spec.windows?.[l] ?? null) !== null ? localRope : rope);
-    if (gates) this.upstream.push(this.firstRow(resid.name, 'input_row0'));
+    if (edgeReadout) this.upstream.push(this.firstRow(resid.name, 'input_row0'));
     const masks = new Map<number | null, string>();
     const maskOf = (l: number) => {
       const window = spec.windows?.[l] ?? null;
@@ -197,19 +214,23 @@ class GraphBuilder {
     const residMid: Tensor[] = [];
     const probs: Tensor[] = [];
     const scores: Tensor[] = [];
+    const attentions: { mixed: Tensor; qT: Tensor }[] = [];
     const headZ: Tensor[] = [];
     const mlpPost: Tensor[] = [];
     const promptTensors: PromptLayerTensors[] = [];
+    const localLayers: LocalEdgeLayer[] = [];
     for (let l = 0; l < L; l++) {
       const layer = spec.layers[l]!;
       residPre.push(resid);
+      const layerStart = this.tape.mark();
       const attnIn = spec.preNorm ? this.norm(resid, layer.ln1, `l${l}_ln1`) : resid;
       const attn = this.attention(l, attnIn, maskOf(l), ropeOf(l), keep, gates);
       probs.push(attn.probs);
       scores.push(attn.scores);
+      attentions.push(attn);
       headZ.push(attn.z);
       if (this.options.hooks) w.output(OUT.hookZ(l), attn.zClean.name);
-      if (gates) this.recordUpstream(l, attn.z, attn.oProjection);
+      if (edgeReadout) this.recordUpstream(l, attn.z, attn.oProjection);
       const skipAttn = gates ? ops.gradientGate(resid, this.gateAt(gates.skipAttn, l, [-1, 1, 1]), `l${l}_skip_attn_gate`) : resid;
       const attnOut = layer.postAttnNorm ? this.norm(attn.out, layer.postAttnNorm, `l${l}_post_attn_norm`) : attn.out;
       resid = ops.add(skipAttn, attnOut, `l${l}_resid_mid`);
@@ -217,12 +238,15 @@ class GraphBuilder {
       residMid.push(resid);
       // Parallel residual (GPT-NeoX): the MLP reads the block input, so resid_mid (x + attn)
       // carries only the attention's and the skip's share (oracle convention; not conserved).
-      const mlpIn = spec.preNorm ? this.norm(spec.parallelResidual ? residPre[l]! : resid, layer.ln2, `l${l}_ln2`) : resid;
+      // Local edges: an identity whose gradient is what the MLP's norm alone sends into resid_mid.
+      const mlpTap = localEdges ? this.gradientTap(resid, `l${l}_mlp_tap`) : undefined;
+      if (localEdges) localLayers.push({ start: layerStart, z: attn.z, mlpTap: mlpTap! });
+      const mlpIn = spec.preNorm ? this.norm(mlpTap ?? (spec.parallelResidual ? residPre[l]! : resid), layer.ln2, `l${l}_ln2`) : resid;
       const mlp = this.mlp(l, mlpIn, keep);
       mlpPost.push(mlp.post);
       if (this.options.promptGraph) promptTensors.push({ attn, mlpOut: mlp.out });
       if (this.options.hooks) w.output(OUT.hookPost(l), mlp.postClean.name);
-      if (gates) this.upstream.push(this.firstRow(mlp.out.name, `l${l}_mlp_out_row0`));
+      if (edgeReadout) this.upstream.push(this.firstRow(mlp.out.name, `l${l}_mlp_out_row0`));
       const mlpNormed = layer.postMlpNorm ? this.norm(mlp.out, layer.postMlpNorm, `l${l}_post_mlp_norm`) : mlp.out;
       const mlpOut = gates ? ops.gradientGate(mlpNormed, this.gateAt(gates.mlp, l, [-1, 1, 1]), `l${l}_mlp_gate`) : mlpNormed;
       const skipMlp = gates ? ops.gradientGate(resid, this.gateAt(gates.skipMlp, l, [-1, 1, 1]), `l${l}_skip_mlp_gate`) : resid;
@@ -261,8 +285,9 @@ class GraphBuilder {
     else this.seedPosition(hidden);
     this.tape.backward();
 
-    this.relevanceOutputs({ tokenEmbedding, positionEmbedding, residPre, residMid, residFinal, probs, scores, headZ, mlpPost });
+    this.relevanceOutputs({ tokenEmbedding, positionEmbedding, residPre, residMid, residFinal, probs, scores, headZ, mlpPost, attentions });
     if (gates) this.edgeOutputs(residPre, residMid, residFinal);
+    if (localEdges) this.localEdgeOutputs(localLayers, residPre, residMid, residFinal);
     if (this.options.promptGraph) this.promptGraphOutputs(residPre, residMid, residFinal, promptTensors);
     return this.finish();
   }
@@ -528,7 +553,7 @@ class GraphBuilder {
     const zGated = gates ? ops.gradientGate(z, this.gateAt(gates.head, l, [-1, 1, H, 1]), `l${l}_head_gate`) : z;
     const merged = ops.reshape(zGated, [0, 0, H * dh], ['B', 'T', H * dh], `l${l}_z_merged`);
     const out = this.linear(merged, layer.o, `l${l}_o`, layerGroup(l, spec.nLayers));
-    return { out, probs, scores: masked, z, zClean, oProjection: this.linearUses[this.linearUses.length - 1]!, qT, kT, qk: scores };
+    return { out, probs, scores: masked, z, zClean, oProjection: this.linearUses[this.linearUses.length - 1]!, qT, kT, qk: scores, mixed };
   }
 
   private mlp(l: number, x: Tensor, keep: Interventions | undefined) {
@@ -595,6 +620,55 @@ class GraphBuilder {
     w.output(OUT.edgesFinal, against(residFinal));
   }
 
+  /** Identity forward and backward: a named point whose gradient is one branch's share. */
+  private gradientTap(x: Tensor, hint: string): Tensor {
+    const out = this.w.op1('Identity', [x.name], {}, hint);
+    return this.tape.record(out, x.shape, [x], (g) => [[x, g]]);
+  }
+
+  /**
+   * Edge relevance from the one ungated pass (`localEdges`; the graph runs one prompt, batch 1).
+   * Row (layer l, head h) of the gated graph lets only head h's gradient through at z and
+   * nothing through the skip, and a gate leaves every gradient above it unchanged; so its
+   * gradient at resid_pre[l] is the ungated g̃_z with the other heads zeroed, sent back through
+   * layer l's attention VJPs alone. All H heads go as one batch of H rows against the batch-1
+   * forward tensors. An MLP row's gradient at resid_mid[l] is the part that came through ln2
+   * (the tap), the logits row's is g̃ at resid_final. Each edge is Σ_{t,d} upstream_n ⊙ g̃.
+   */
+  private localEdgeOutputs(layers: LocalEdgeLayer[], residPre: Tensor[], residMid: Tensor[], residFinal: Tensor): void {
+    const { w, tape, spec } = this;
+    const H = spec.nHeads;
+    const U = w.op1('Concat', this.upstream, { axis: 0 }, 'upstream'); // [N, T, D]
+    const flatT = w.op1('Transpose', [w.op1('Reshape', [U, w.ints([0, -1])])], { perm: [1, 0] }); // [T·D, N]
+    const zerosLike = (t: Tensor) => w.op1('Mul', [t.name, w.scalar(0)]);
+    const against = (g: string) => w.op1('MatMul', [w.op1('Reshape', [g, w.ints([0, -1])]), flatT]); // [rows, N]
+    const inflow = (x: Tensor, g: string) => w.op1('ReduceSum', [w.op1('Mul', [x.name, g]), w.ints([1, 2])], { keepdims: 0 }); // [rows]
+    const stack = (parts: string[]) => w.op1('Concat', parts.map((p) => w.op1('Unsqueeze', [p, w.ints([0])])), { axis: 0 });
+    // eye[r, 0, h, 0] = [r = h]: row r keeps head r's gradient at z [·, T, H, dh].
+    const eye = new Float32Array(H * H);
+    for (let h = 0; h < H; h++) eye[h * H + h] = 1;
+    const headRows = w.floatInitializer('edge_head_rows', eye, [H, 1, H, 1]);
+    const heads: string[] = [];
+    const headInflow: string[] = [];
+    const mlps: string[] = [];
+    const mlpInflow: string[] = [];
+    layers.forEach(({ start, z, mlpTap }, l) => {
+      const gz = tape.gradOf(z);
+      const local = gz ? tape.localBackward(z, w.op1('Mul', [gz, headRows], {}, `l${l}_edge_head_rows`), start, residPre[l]!) : undefined;
+      const gHeads = local ?? w.op1('Expand', [zerosLike(residPre[l]!), w.ints([H, 1, 1])]); // [H, T, D]
+      heads.push(against(gHeads));
+      headInflow.push(inflow(residPre[l]!, gHeads));
+      const gMlp = tape.gradOf(mlpTap) ?? zerosLike(residMid[l]!); // [1, T, D]
+      mlps.push(against(gMlp));
+      mlpInflow.push(inflow(residMid[l]!, gMlp));
+    });
+    w.output(OUT.edgesHead, stack(heads)); // [L, H, N]
+    w.output(OUT.edgesHeadInflow, stack(headInflow)); // [L, H]
+    w.output(OUT.edgesMlp, w.op1('Concat', mlps, { axis: 0 })); // [L, N]
+    w.output(OUT.edgesMlpInflow, w.op1('Concat', mlpInflow, { axis: 0 })); // [L]
+    w.output(OUT.edgesLogits, w.op1('Squeeze', [against(tape.gradOf(residFinal) ?? zerosLike(residFinal)), w.ints([0])])); // [N]
+  }
+
   /**
    * Prompt-graph readouts (batch row 0 of each tensor; `promptGraph` graphs run one row):
    *   pg_x_pre_l [T, D], pg_g_pre_l, pg_g_mid_l   residual stream before layer l, its gradient, gradient after attention
@@ -656,6 +730,7 @@ class GraphBuilder {
     scores: Tensor[];
     headZ: Tensor[];
     mlpPost: Tensor[];
+    attentions: { mixed: Tensor; qT: Tensor }[];
   }): void {
     const { w, tape } = this;
     const batchZeros = (hint: string) => w.op1('Mul', [w.op1('ReduceSum', [w.op1('Cast', ['input_ids'], { to: 1 }), w.ints([1])], { keepdims: 0 }), w.scalar(0)], {}, hint);
@@ -675,9 +750,27 @@ class GraphBuilder {
     // Head relevance is z_h ⊙ g̃_{z_h}, which equals (z_h W_O[h]) ⊙ g̃ at the output projection.
     w.output(OUT.headRelevance, stack(t.headZ.map((z, l) => relevance(z, [1, 3], `head_rel_${l}`)), 'head_rel'));
     if (this.ops.rules.attentionProbs === 'relevance') {
-      w.output(OUT.headRelevanceProbs, stack(t.probs.map((p, l) => relevance(p, [2, 3], `head_probs_rel_${l}`)), 'head_probs_rel'));
+      const [avProbs] = this.ops.rules.av;
+      const [qkQ] = this.ops.rules.qk;
+      // Both readouts are summed over a T×T map, which long prompts cannot keep until the end of
+      // the graph. Each map is one side of a matmul whose other factor is an activation, so the
+      // sum is a T×dh one (exact in real arithmetic):
+      //   Σ_{q,k} A ⊙ g̃_A = f_A · Σ_{q,d} (A·V) ⊙ g̃_{A·V}   (g̃_A = f_A · g̃_{A·V} Vᵀ)
+      //   Σ_{q,k} S ⊙ g̃_S = Σ_{q,d} Q ⊙ g̃_Q / f_Q            (S = Q·Kᵀ, g̃_Q = f_Q · g̃_S K)
+      // and the masked, scaled scores carry S's relevance (the mask meets g̃ = 0, the scale is
+      // constant). Gemma 2's score soft-cap sits in between, so it reads the maps themselves.
+      const viaMatmul = this.spec.attnSoftcap === undefined && avProbs !== 0 && qkQ !== 0;
+      const sumOf = (x: Tensor, g: string | undefined, factor: number, hint: string) =>
+        g ? w.op1('Mul', [w.op1('ReduceSum', [w.op1('Mul', [x.name, g]), w.ints([2, 3])], { keepdims: 0 }), w.scalar(factor)], {}, hint) : batchZeros(hint);
+      w.output(
+        OUT.headRelevanceProbs,
+        stack(t.probs.map((p, l) => (viaMatmul ? sumOf(t.attentions[l]!.mixed, tape.gradOf(t.attentions[l]!.mixed), avProbs, `head_probs_rel_${l}`) : relevance(p, [2, 3], `head_probs_rel_${l}`))), 'head_probs_rel'),
+      );
       // At the softmax input: R(probs) − R(scores) is the softmax rule's leak (methods.md A.3).
-      w.output(OUT.headRelevanceScores, stack(t.scores.map((x, l) => relevance(x, [2, 3], `head_scores_rel_${l}`)), 'head_scores_rel'));
+      w.output(
+        OUT.headRelevanceScores,
+        stack(t.scores.map((x, l) => (viaMatmul ? sumOf(t.attentions[l]!.qT, tape.gradOf(t.attentions[l]!.qT), 1 / qkQ, `head_scores_rel_${l}`) : relevance(x, [2, 3], `head_scores_rel_${l}`))), 'head_scores_rel'),
+      );
     }
     w.output(OUT.mlpRelevance, stack(t.mlpPost.map((p, l) => relevance(p, [1], `mlp_rel_${l}`)), 'mlp_rel'));
 
@@ -767,6 +860,13 @@ class GraphBuilder {
 interface PromptLayerTensors {
   readonly attn: { z: Tensor; out: Tensor; probs: Tensor; qk: Tensor; qT: Tensor; kT: Tensor; oProjection: LinearUse };
   readonly mlpOut: Tensor;
+}
+
+interface LocalEdgeLayer {
+  /** The tape mark before the layer's first norm: its attention VJPs are recorded after it. */
+  readonly start: number;
+  readonly z: Tensor;
+  readonly mlpTap: Tensor;
 }
 
 interface EdgeGates {

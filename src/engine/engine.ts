@@ -31,7 +31,15 @@ import { COMPOSITES, type ExecutionProviderSetting } from '../vocabulary';
 import { reportsProbs } from './rules';
 
 
-/** Edge attribution runs at most this many backward rows per session run. */
+/** A downstream node of the edge graph. */
+interface EdgeTarget {
+  readonly id: string;
+  readonly layer: number;
+  readonly kind: 'head' | 'mlp' | 'logits';
+  readonly head?: number;
+}
+
+/** Gated edge attribution (`edgesGated`) runs at most this many backward rows per session run. */
 const EDGE_ROWS_PER_RUN = 32;
 /** Integrated gradients: default number of midpoint steps, and batch rows per session run. */
 export const IG_STEPS = 16;
@@ -352,22 +360,58 @@ export class Engine {
   }
 
   /**
-   * Edge relevance for each prompt: one batch row per downstream node, each seeded at the
-   * target and gated so that only that node's relevance reaches the residual stream below it
-   * (see build.ts `edges`). Rows of all prompts share one session run.
+   * Edge relevance for each prompt, from one ungated attribution pass per prompt (build.ts
+   * `localEdges`): each downstream node's gated backward row is computed locally from that pass,
+   * so the forward and the backward above the node are not repeated. Equals `edgesGated`.
    */
   async edges(prompts: readonly { ids: readonly number[]; target: Target }[], mode: Composite): Promise<EdgeAttribution[]> {
-    if (prompts.length === 0) throw new InputError('no prompts given');
-    this.checkIds(prompts.map((p) => p.ids));
-    if (!COMPOSITES.includes(mode)) throw new InputError(`unknown mode "${String(mode)}" (use ${COMPOSITES.join(', ')})`);
-    prompts.forEach((p) => this.checkTarget(p.target, p.ids.length));
+    this.checkEdgeRequest(prompts, mode);
+    const { nLayers: L, nHeads: H, vocabSize: V } = this.spec;
+    const N = 1 + L * (H + 2);
+    // One prompt per run; the local backward carries H rows through one layer at a time.
+    const longest = prompts.reduce((a, p) => (p.ids.length > a.length ? p.ids : a), prompts[0]!.ids);
+    this.checkRunMemory([longest, longest], true);
+    const { session } = await this.session({ composite: mode, interventions: false, hooks: false, weightRelevance: [], localEdges: true });
+    const results: EdgeAttribution[] = [];
+    for (const prompt of prompts) {
+      const { feeds, T } = this.inputFeeds([prompt.ids]);
+      const seed = new Float32Array(V);
+      fillSeed(seed, prompt.target);
+      const seedPosition = new Float32Array(T);
+      seedPosition[prompt.target.position] = 1;
+      feeds.seed = new ort.Tensor('float32', seed, [1, V]);
+      feeds.seed_position = new ort.Tensor('float32', seedPosition, [1, T]);
+      const out = await session.run(feeds);
+      const data = (name: string) => out[name]!.data as Float32Array;
+      const heads = data(OUT.edgesHead);
+      const headInflow = data(OUT.edgesHeadInflow);
+      const mlps = data(OUT.edgesMlp);
+      const mlpInflow = data(OUT.edgesMlpInflow);
+      results.push(
+        this.assembleEdges(data(OUT.targetValue)[0]!, (node) => {
+          if (node.kind === 'logits') return { values: data(OUT.edgesLogits), inflow: data(OUT.residFinal)[0]! };
+          if (node.kind === 'head') {
+            const r = node.layer * H + node.head!;
+            return { values: heads.subarray(r * N, (r + 1) * N), inflow: headInflow[r]! };
+          }
+          return { values: mlps.subarray(node.layer * N, (node.layer + 1) * N), inflow: mlpInflow[node.layer]! };
+        }),
+      );
+    }
+    return results;
+  }
+
+  /**
+   * The same edges the way they are defined: one batch row per downstream node, each seeded at
+   * the target and gated so that only that node's relevance reaches the residual stream below it
+   * (build.ts `edges`), every row a full forward and backward pass. Kept as the reference that
+   * `edges` is tested against (test/unit/edges-local.test.ts).
+   */
+  async edgesGated(prompts: readonly { ids: readonly number[]; target: Target }[], mode: Composite): Promise<EdgeAttribution[]> {
+    this.checkEdgeRequest(prompts, mode);
     const { nLayers: L, nHeads: H, vocabSize: V } = this.spec;
     this.checkRunMemory(Array.from({ length: Math.min(EDGE_ROWS_PER_RUN, prompts.length * (1 + L * (H + 1))) }, () => prompts[0]!.ids), true);
-    const downstream: { id: string; layer: number; kind: 'head' | 'mlp' | 'logits'; head?: number }[] = [{ id: 'logits', layer: L, kind: 'logits' }];
-    for (let l = 0; l < L; l++) {
-      for (let h = 0; h < H; h++) downstream.push({ id: `a${l}.h${h}`, layer: l, kind: 'head', head: h });
-      downstream.push({ id: `m${l}`, layer: l, kind: 'mlp' });
-    }
+    const downstream = this.edgeTargets();
     const R = downstream.length;
     const rows = prompts.flatMap((p) => downstream.map((node) => ({ ...p, node })));
     const N = 1 + L * (H + 2);
@@ -379,9 +423,12 @@ export class Engine {
     const residFinal = new Float32Array(rows.length);
     const targetValues = new Float32Array(rows.length);
     const { session } = await this.session({ composite: mode, interventions: false, hooks: false, weightRelevance: [], edges: true });
-    // Rows run in chunks so memory stays bounded on wide models (every row is a full forward and backward pass).
-    for (let first = 0; first < rows.length; first += EDGE_ROWS_PER_RUN) {
-      const chunk = rows.slice(first, first + EDGE_ROWS_PER_RUN);
+    // Rows run in chunks so memory stays bounded on wide models (every row is a full forward and
+    // backward pass). A chunk never mixes prompts: the graph reads every upstream node's output
+    // from the chunk's batch row 0.
+    const starts = prompts.flatMap((_, p) => Array.from({ length: Math.ceil(R / EDGE_ROWS_PER_RUN) }, (_, c) => p * R + c * EDGE_ROWS_PER_RUN));
+    for (const first of starts) {
+      const chunk = rows.slice(first, Math.min(first + EDGE_ROWS_PER_RUN, first - (first % R) + R));
       const { feeds, T } = this.inputFeeds(chunk.map((r) => r.ids));
       const B = chunk.length;
       const seed = new Float32Array(B * V);
@@ -419,6 +466,44 @@ export class Engine {
       copy(residFinal, OUT.residFinal, 1);
       copy(targetValues, OUT.targetValue, 1);
     }
+    return prompts.map((_, p) =>
+      this.assembleEdges(targetValues[p * R]!, (node, r) => {
+        const b = p * R + r;
+        if (node.kind === 'logits') return { values: fin.subarray(b * N, (b + 1) * N), inflow: residFinal[b]! };
+        const at = b * L + node.layer;
+        if (node.kind === 'head') return { values: pre.subarray(at * N, (at + 1) * N), inflow: residPre[at]! };
+        return { values: mid.subarray(at * N, (at + 1) * N), inflow: residMid[at]! };
+      }),
+    );
+  }
+
+  private checkEdgeRequest(prompts: readonly { ids: readonly number[]; target: Target }[], mode: Composite): void {
+    if (prompts.length === 0) throw new InputError('no prompts given');
+    this.checkIds(prompts.map((p) => p.ids));
+    if (!COMPOSITES.includes(mode)) throw new InputError(`unknown mode "${String(mode)}" (use ${COMPOSITES.join(', ')})`);
+    prompts.forEach((p) => this.checkTarget(p.target, p.ids.length));
+  }
+
+  /** Downstream nodes of the edge graph, in output order: the logits, then per layer its heads and its MLP. */
+  private edgeTargets(): EdgeTarget[] {
+    const { nLayers: L, nHeads: H } = this.spec;
+    const downstream: EdgeTarget[] = [{ id: 'logits', layer: L, kind: 'logits' }];
+    for (let l = 0; l < L; l++) {
+      for (let h = 0; h < H; h++) downstream.push({ id: `a${l}.h${h}`, layer: l, kind: 'head', head: h });
+      downstream.push({ id: `m${l}`, layer: l, kind: 'mlp' });
+    }
+    return downstream;
+  }
+
+  /**
+   * One prompt's edges from each downstream node's readout: `values[n]` is upstream node n's
+   * output dotted with the gradient at the residual cut feeding the node, `inflow` the residual
+   * stream there dotted with the same gradient. Upstream nodes: input, then per layer heads,
+   * o-bias, MLP; only those that feed the node give an edge.
+   */
+  private assembleEdges(targetValue: number, readout: (node: EdgeTarget, r: number) => { values: Float32Array; inflow: number }): EdgeAttribution {
+    const { nHeads: H } = this.spec;
+    const N = 1 + this.spec.nLayers * (H + 2);
     const upstreamId = (n: number): string => {
       if (n === 0) return 'input';
       const l = Math.floor((n - 1) / (H + 2));
@@ -427,30 +512,15 @@ export class Engine {
     };
     const upstreamLayer = (n: number) => (n === 0 ? -1 : Math.floor((n - 1) / (H + 2)));
     const isHead = (n: number) => n > 0 && (n - 1) % (H + 2) < H + 1; // heads and their bias
-    return prompts.map((_, p) => {
-      const edges: EdgeRelevance[] = [];
-      const inflow: Record<string, number> = {};
-      downstream.forEach((node, r) => {
-        const b = p * R + r;
-        let values: Float32Array;
-        let feeds: (n: number) => boolean;
-        if (node.kind === 'logits') {
-          values = fin.subarray(b * N, (b + 1) * N);
-          feeds = () => true;
-          inflow[node.id] = residFinal[b]!;
-        } else if (node.kind === 'head') {
-          values = pre.subarray((b * L + node.layer) * N, (b * L + node.layer + 1) * N);
-          feeds = (n) => upstreamLayer(n) < node.layer;
-          inflow[node.id] = residPre[b * L + node.layer]!;
-        } else {
-          values = mid.subarray((b * L + node.layer) * N, (b * L + node.layer + 1) * N);
-          feeds = (n) => upstreamLayer(n) < node.layer || (upstreamLayer(n) === node.layer && isHead(n));
-          inflow[node.id] = residMid[b * L + node.layer]!;
-        }
-        for (let n = 0; n < N; n++) if (feeds(n)) edges.push({ source: upstreamId(n), target: node.id, relevance: values[n]! });
-      });
-      return { targetValue: targetValues[p * R]!, edges, inflow };
+    const edges: EdgeRelevance[] = [];
+    const inflow: Record<string, number> = {};
+    this.edgeTargets().forEach((node, r) => {
+      const { values, inflow: into } = readout(node, r);
+      inflow[node.id] = into;
+      const feeds = node.kind === 'logits' ? () => true : node.kind === 'head' ? (n: number) => upstreamLayer(n) < node.layer : (n: number) => upstreamLayer(n) < node.layer || (upstreamLayer(n) === node.layer && isHead(n));
+      for (let n = 0; n < N; n++) if (feeds(n)) edges.push({ source: upstreamId(n), target: node.id, relevance: values[n]! });
     });
+    return { targetValue, edges, inflow };
   }
 
   /**

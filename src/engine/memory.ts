@@ -31,15 +31,14 @@ export function estimateModelBytes(parameters: number): number {
 /**
  * Activations for one run, per row: per layer about 16 residual-sized and 6 MLP-sized tensors
  * per token, and the attention maps. A forward pass keeps about 6 T×T maps per head per layer
- * alive at its peak; attribution keeps about 9 (scores, probabilities and their gradients, the
- * uniform rule's scaled copies) for the backward pass, which never frees a layer's maps before
- * its own backward step. Fitted to the attribution peaks of bench/scale.ts on the
- * GPT-2-small-sized model at 128…1,024 tokens (a + b·T², a = 1.49 MiB per token, b = 4.9 KB
- * per T²; the estimate with `estimateModelBytes` is within 3 % of each measured peak).
+ * alive at its peak; attribution about 4, since its head readouts no longer sum over the maps
+ * (build.ts `relevanceOutputs`; 9 before). Fitted to attribution peaks on the GPT-2-small-sized
+ * model at 512, 768 and 1,024 tokens (3,016, 4,142 and 5,180 MiB; the estimate with
+ * `estimateModelBytes` is 3–9 % above each).
  */
 export function estimateRunBytes(spec: ArchSpec, rows: number, tokens: number, attribution: boolean): number {
   const T = tokens;
-  const perLayer = T * (16 * spec.dModel + 6 * spec.dMlp) + (attribution ? 9 : 6) * spec.nHeads * T * T;
+  const perLayer = T * (16 * spec.dModel + 6 * spec.dMlp) + (attribution ? 4 : 6) * spec.nHeads * T * T;
   const logits = attribution ? 2 * spec.vocabSize : T * spec.vocabSize;
   return rows * (spec.nLayers * perLayer + logits + 4 * T * spec.dModel) * 4;
 }

@@ -212,7 +212,13 @@ export class Ops {
 
   reshape(x: Tensor, target: readonly number[], shape: Shape, hint = 'reshape'): Tensor {
     const out = this.w.op1('Reshape', [x.name, this.w.ints(target)], {}, hint);
-    return this.tape.record(out, shape, [x], (g) => [[x, this.w.op1('Reshape', [g, this.w.op1('Shape', [x.name])], {}, `g_${hint}`)]]);
+    // The gradient keeps its own batch axis: a local backward (tape.ts `localBackward`) sends
+    // several rows through a block whose forward ran on one.
+    return this.tape.record(out, shape, [x], (g) => {
+      const w = this.w;
+      const rest = w.op1('Slice', [w.op1('Shape', [x.name]), w.ints([1]), w.ints([x.shape.length])]);
+      return [[x, w.op1('Reshape', [g, w.op1('Concat', [w.ints([-1]), rest], { axis: 0 })], {}, `g_${hint}`)]];
+    });
   }
 
   transpose(x: Tensor, perm: readonly number[], hint = 'transpose'): Tensor {

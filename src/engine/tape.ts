@@ -71,6 +71,46 @@ export class Tape {
     }
   }
 
+  /** The tape position now: `localBackward` stops at a mark taken before a block was built. */
+  mark(): number {
+    return this.entries.length;
+  }
+
+  /**
+   * Re-runs the recorded VJPs of one block on another incoming gradient, without touching the
+   * main backward pass: `gradient` enters at `seed`, flows down through the entries recorded
+   * since `from` (a `mark()`), and what reaches `wanted` is returned. The VJPs read the forward
+   * tensors, so the gradient may carry a batch of rows where the forward has one (ONNX
+   * broadcasting): edge attribution sends one row per attention head through its layer this way
+   * instead of repeating the whole forward and backward pass per row (build.ts `localEdgeOutputs`).
+   */
+  localBackward(seed: Tensor, gradient: string, from: number, wanted: Tensor): string | undefined {
+    const grads = new Map<string, string[]>([[seed.name, [gradient]]]);
+    const final = new Map<string, string>();
+    const read = (name: string): string | undefined => {
+      const done = final.get(name);
+      if (done) return done;
+      const parts = grads.get(name);
+      if (!parts || parts.length === 0) return undefined;
+      const sum = parts.length === 1 ? parts[0]! : this.w.op1('Sum', parts, {}, `gl_${name}`);
+      final.set(name, sum);
+      return sum;
+    };
+    for (let i = this.entries.length - 1; i >= from; i--) {
+      const { output, vjp } = this.entries[i]!;
+      const g = read(output.name);
+      if (g === undefined) continue;
+      for (const [input, gi] of vjp(g)) {
+        if (!input.grad) continue;
+        if (final.has(input.name)) throw new Error(`local gradient of ${input.name} was read before all its contributions arrived`);
+        const list = grads.get(input.name);
+        if (list) list.push(gi);
+        else grads.set(input.name, [gi]);
+      }
+    }
+    return read(wanted.name);
+  }
+
   /** The (modified) gradient that reached `tensor`, or undefined if none did. */
   gradOf(tensor: Tensor): string | undefined {
     const done = this.finalGrads.get(tensor.name);
