@@ -133,7 +133,7 @@ export async function openSession(graph: CompiledGraph, options: SessionOptions,
 
 /**
  * A session from a cached optimised model (cache.ts) on the CPU. Optimisation is off: the file
- * already holds ORT's optimised graph, constant-folded weights included.
+ * already holds ORT's optimised graph (fused MatMuls, the weights once).
  */
 export async function openCachedSession(modelPath: string, options: SessionOptions): Promise<OpenedSession> {
   const session = await ort.InferenceSession.create(modelPath, {
