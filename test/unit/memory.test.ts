@@ -58,6 +58,36 @@ describe('one copy of the weights', () => {
     }
   });
 
+  it("a Hugging Face cache layout (snapshot symlink → blob) is still mapped by ORT, with the same numbers", async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'memory-hf-'));
+    try {
+      // snapshots/<rev>/model.safetensors → ../../blobs/<hash>: ORT refuses a location that
+      // resolves outside the folder it is given, so session.ts gives it the blob's real folder.
+      fs.mkdirSync(path.join(root, 'blobs'));
+      const snapshot = path.join(root, 'snapshots', 'rev');
+      fs.mkdirSync(snapshot, { recursive: true });
+      for (const f of fs.readdirSync(EMBEDDED_MODEL)) {
+        if (f === 'model.safetensors') {
+          fs.copyFileSync(path.join(EMBEDDED_MODEL, f), path.join(root, 'blobs', 'abc123'));
+          fs.symlinkSync(path.join('..', '..', 'blobs', 'abc123'), path.join(snapshot, f));
+        } else fs.copyFileSync(path.join(EMBEDDED_MODEL, f), path.join(snapshot, f));
+      }
+      const logs: string[] = [];
+      const linked = await Engine.load(snapshot, { cacheDir: null, log: (m) => logs.push(m) });
+      const [a] = await linked.attribute({ ids, targets, mode: 'attnlrp' });
+      assert.equal((linked.loaded.weights.files[0] as unknown as { data?: Buffer }).data, undefined, 'fell back to a JavaScript buffer');
+      assert.deepEqual(logs, []);
+      await linked.dispose();
+      const plain = await Engine.load(EMBEDDED_MODEL, { cacheDir: null });
+      const [b] = await plain.attribute({ ids, targets, mode: 'attnlrp' });
+      await plain.dispose();
+      assert.deepEqual(Array.from(a!.tokenRelevance), Array.from(b!.tokenRelevance));
+      assert.deepEqual(a!.headRelevance, b!.headRelevance);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it('the model estimate is 4 bytes per parameter plus the runtime', () => {
     assert.equal(estimateModelBytes(0), RUNTIME_BYTES);
     assert.equal(estimateModelBytes(1_000_000) - estimateModelBytes(0), 4_000_000);
