@@ -55,7 +55,7 @@ export const CONFIG = {
 };
 
 /** sfc32 seeded through splitmix32: small, fast, and identical on every platform. */
-function makeUniform(seed: number): () => number {
+export function makeUniform(seed: number): () => number {
   let s = seed >>> 0;
   const splitmix = () => {
     s = (s + 0x9e3779b9) >>> 0;
@@ -80,7 +80,7 @@ function makeUniform(seed: number): () => number {
 }
 
 /** Fills `out` with Normal(0, std) draws (Box-Muller, both outputs used). */
-function fillNormal(out: Float32Array, std: number, uniform: () => number): void {
+export function fillNormal(out: Float32Array, std: number, uniform: () => number): void {
   for (let i = 0; i < out.length; i += 2) {
     const u1 = 1 - uniform(); // (0, 1]: log is finite
     const u2 = uniform();

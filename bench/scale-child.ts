@@ -8,16 +8,23 @@
  *          memory guard's estimates, and the process's peak RSS.
  *   edges  the full head/MLP edge graph of one prompt vs one attribution of it (warm), both
  *          from one pass (Engine.edges) and with a gated row per node (Engine.edgesGated).
+ *   discover  load, one attribution of `tokens` tokens, then head-circuit discovery (AttnLRP,
+ *          signed mean, top 8, no verification) over `prompts` synthetic prompts (random ids,
+ *          `promptTokens` long, random target and foil: a task file as the CLI reads it); the
+ *          time of each phase and the process's peak RSS. The 1 B point of bench/scale.ts.
  * Prints one JSON line on stdout.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
+import { discover } from '../src/pipelines/circuits';
 import { Engine } from '../src/engine/engine';
 import { estimateModelBytes, estimateRunBytes } from '../src/engine/memory';
 import { parameterCount } from '../src/models/load';
 import { maxRssMiB, randomIds } from './common';
 
 interface ChildRequest {
-  readonly kind: 'curve' | 'edges';
+  readonly kind: 'curve' | 'edges' | 'discover';
   readonly folder: string;
   readonly tokens: number;
   readonly runs: number;
@@ -27,6 +34,10 @@ interface ChildRequest {
   readonly limitBytes?: number;
   /** curve: which pass this process times (each in its own process, so each peak is its own). */
   readonly what?: 'forward' | 'attribution';
+  /** discover: the synthetic task's size and the scoring batch. */
+  readonly prompts?: number;
+  readonly promptTokens?: number;
+  readonly batch?: number;
 }
 
 const timed = async (fn: () => Promise<unknown>) => {
@@ -38,6 +49,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 
 async function main(): Promise<void> {
   const req = JSON.parse(process.argv[2]!) as ChildRequest;
+  const loadStart = performance.now();
   const engine = await Engine.load(req.folder, {
     threads: req.threads ?? 0,
     cacheDir: req.cacheDir,
@@ -57,6 +69,42 @@ async function main(): Promise<void> {
     estimateModelBytes: estimateModelBytes(parameters),
     estimateAttributionBytes: estimateRunBytes(engine.spec, 1, req.tokens, true),
   };
+  const loadMs = performance.now() - loadStart;
+  if (req.kind === 'discover') {
+    const firstMs = await timed(attribute);
+    const warmMs = await timed(attribute);
+    const afterAttributionMiB = maxRssMiB();
+    const V = engine.spec.vocabSize;
+    const n = req.prompts ?? 32;
+    const len = req.promptTokens ?? 32;
+    const taskFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'scale-task-')), 'task.jsonl');
+    const lines = Array.from({ length: n }, (_, i) => {
+      const promptIds = randomIds(len, V, 1000 + i);
+      return JSON.stringify({ prompt_ids: promptIds, target_id: (promptIds[0]! * 7 + 11) % V, foil_id: (promptIds[1]! * 13 + 5) % V });
+    });
+    fs.writeFileSync(taskFile, lines.join('\n') + '\n');
+    const t0 = performance.now();
+    const { graph } = await discover(engine, { task: taskFile, method: 'attnlrp', granularity: 'heads', top: 8, verify: false, batchSize: req.batch ?? 4 });
+    const discoverMs = performance.now() - t0;
+    fs.rmSync(path.dirname(taskFile), { recursive: true, force: true });
+    const out = {
+      ...base,
+      loadMs,
+      firstMs,
+      warmMs,
+      afterAttributionMiB,
+      discoverMs,
+      prompts: n,
+      promptTokens: len,
+      batch: req.batch ?? 4,
+      estimateDiscoverBytes: estimateRunBytes(engine.spec, req.batch ?? 4, len, true),
+      circuit: graph.nodes.filter((node) => node.head !== undefined).map((node) => node.id),
+      peakMiB: maxRssMiB(),
+    };
+    await engine.dispose();
+    process.stdout.write(JSON.stringify(out) + '\n');
+    return;
+  }
   if (req.kind === 'curve') {
     const run = req.what === 'forward' ? () => engine.forward({ ids }) : attribute;
     const firstMs = await timed(run);

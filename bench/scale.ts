@@ -6,7 +6,8 @@
  *     node --import tsx bench/make-gpt2-small-random.ts                      # 124M, 1,024 positions
  *     node --import tsx bench/make-gpt2-small-random.ts --positions 2048     # for the 2,048 point
  *     node --import tsx bench/scale.ts [--runs 3] [--tokens 128,256,512,1024,2048]
- *         [--limit-gib 6] [--skip fresh,curve,edges] [--no-json]
+ *     node --import tsx bench/make-llama-1b-random.ts                        # 1.236 B, 4.6 GiB (the 1 B point)
+ *         [--limit-gib 6] [--skip fresh,curve,edges,1b] [--no-json]
  *
  * 1. Fresh-process attribution, 128 tokens, GPT-2-small-sized model: `circuit-lens attribute`
  *    (bundled CLI, new process each time) with an empty graph cache (miss), a filled one (hit)
@@ -18,6 +19,8 @@
  *    guard's estimate; lengths whose estimate exceeds --limit-gib are refused by the guard
  *    (reported, not run), so the benchmark never takes the machine down.
  * 4. The full head/MLP edge graph of one 32-token prompt against one attribution of it.
+ * 5. The 1 B point: a random Llama-3.2-1B-shaped model loads, attributes 128 tokens and
+ *    discovers a head circuit over 32 prompts; time, peak RSS, the memory guard's estimate.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -32,6 +35,7 @@ const ORACLE_DIR = path.resolve(REPO, '..', 'shared', 'reference', 'oracle');
 const GPT2 = path.join(__dirname, 'models', 'gpt2-small-random');
 const GPT2_2K = path.join(__dirname, 'models', 'gpt2-small-random-2k');
 const EMBEDDED = path.join(REPO, 'models', 'tiny-ioi-gpt2');
+const LLAMA_1B = path.join(__dirname, 'models', 'llama-1b-random');
 const GiB = 1024 ** 3;
 
 interface Args {
@@ -124,17 +128,20 @@ async function fresh(args: Args, lines: string[], results: Record<string, unknow
   fs.rmSync(cacheDir, { recursive: true, force: true });
   const oracleS = rows.oracle!.length ? median(rows.oracle!.map((r) => r.wallS)) : null;
   const weightsMiB = fs.statSync(path.join(GPT2, 'model.safetensors')).size / 2 ** 20;
+  // Activations of one 128-token attribution: the memory guard's fitted estimate (memory.ts).
+  const gpt2 = { nLayers: 12, nHeads: 12, dModel: 768, dMlp: 3072, vocabSize: 50257 } as ArchSpec;
+  const activationsMiB = estimateRunBytes(gpt2, 1, T, true) / 2 ** 20;
   const label: Record<string, string> = { miss: 'ours, empty graph cache (compile + save)', hit: 'ours, graph cache hit', off: 'ours, no cache (--cache-dir off)', oracle: 'PyTorch-eager oracle' };
   lines.push(`### Fresh-process attribution, GPT-2-small-sized model (124M, weights ${fmt(weightsMiB, 0)} MiB), ${T} tokens, ${args.threads} threads, median of ${args.runs}\n`);
   lines.push(
     markdownTable(
-      ['process', 'wall s (median)', 'runs s', 'vs PyTorch', 'peak RSS MiB', 'peak RSS / weights'],
+      ['process', 'wall s (median)', 'runs s', 'vs PyTorch', 'peak RSS MiB', 'peak RSS / weights', 'peak RSS / (weights + activations)'],
       Object.entries(rows)
         .filter(([, v]) => v.length > 0)
         .map(([k, v]) => {
           const wall = median(v.map((r) => r.wallS));
           const peak = median(v.map((r) => r.peakMiB ?? NaN));
-          return [label[k]!, fmt(wall, 2), v.map((r) => fmt(r.wallS, 1)).join(', '), oracleS ? fmt(wall / oracleS, 2) : '–', fmt(peak, 0), fmt(peak / weightsMiB, 2)];
+          return [label[k]!, fmt(wall, 2), v.map((r) => fmt(r.wallS, 1)).join(', '), oracleS ? fmt(wall / oracleS, 2) : '–', fmt(peak, 0), fmt(peak / weightsMiB, 2), fmt(peak / (weightsMiB + activationsMiB), 2)];
         }),
     ),
   );
@@ -142,7 +149,7 @@ async function fresh(args: Args, lines: string[], results: Record<string, unknow
     const ph = (k: string) => fmt(median(oraclePhases.map((p) => p[k]!)), 1);
     lines.push(`\nPyTorch phases (median): import ${ph('import_s')} s, load ${ph('load_s')} s, attribution ${ph('attribution_s')} s. Cache entry on disk: ${fmt(cacheBytes / 2 ** 20, 0)} MiB.`);
   } else lines.push('\nPyTorch oracle: skipped (no python with torch; apt-get install python3-torch python3-numpy).');
-  results.fresh = { rows, oraclePhases, weightsMiB, cacheBytes };
+  results.fresh = { rows, oraclePhases, weightsMiB, activationsMiB, cacheBytes };
 }
 
 function child(request: object): Promise<Record<string, number | string>> {
@@ -224,18 +231,51 @@ async function edges(args: Args, lines: string[], results: Record<string, unknow
 
 /**
  * The Llama-3.2-1B shape (16 layers, d 2048, GQA 32/8 heads of 64, d_mlp 8192, vocab 128,256,
- * tied embeddings): the memory guard's estimate only. No such model is generated or run here
- * (README "Speed and memory at scale": the compile path needs more than this machine can spare).
+ * tied embeddings), random weights from bench/make-llama-1b-random.ts: one process loads it,
+ * attributes a 128-token prompt (first and warm) and discovers a head circuit over 32
+ * synthetic prompts (scale-child.ts `discover`); peak RSS against the memory guard's estimate
+ * for the largest run of that process (the discovery batch or the 128-token attribution).
+ * Skipped, with the guard's estimate only, when the model folder is missing or --skip 1b.
  */
-function llama1b(lines: string[], results: Record<string, unknown>): void {
+async function llama1b(args: Args, lines: string[], results: Record<string, unknown>): Promise<void> {
   const [L, D, H, Hkv, dh, F, V] = [16, 2048, 32, 8, 64, 8192, 128256];
   const perLayer = D * H * dh + 2 * D * Hkv * dh + H * dh * D + 3 * D * F + 2 * D;
   const parameters = V * D + L * perLayer + D;
   const spec = { nLayers: L, nHeads: H, dModel: D, dMlp: F, vocabSize: V } as ArchSpec;
   const model = estimateModelBytes(parameters);
   const run = estimateRunBytes(spec, 1, 128, true);
-  lines.push(`\n### Llama-3.2-1B shape (estimate only, not run)\n\n${fmt(parameters / 1e9, 3)} B parameters (${fmt((parameters * 4) / GiB, 1)} GiB in float32). Memory guard, 128-token attribution: model ${fmt(model / GiB, 1)} GiB + activations ${fmt(run / GiB, 2)} GiB = ${fmt((model + run) / GiB, 1)} GiB (compile path; this machine: ${fmt(os.totalmem() / GiB, 0)} GiB).`);
-  results.llama1b = { parameters, modelBytes: model, runBytes: run };
+  const head = `\n### Llama-3.2-1B shape, random weights (${fmt(parameters / 1e9, 3)} B parameters, ${fmt((parameters * 4) / GiB, 2)} GiB in float32)\n`;
+  if (args.skip.has('1b') || !fs.existsSync(path.join(LLAMA_1B, 'model.safetensors'))) {
+    lines.push(`${head}\nNot run (${args.skip.has('1b') ? '--skip 1b' : 'make it with bench/make-llama-1b-random.ts'}). Memory guard, 128-token attribution: model ${fmt(model / GiB, 2)} GiB + activations ${fmt(run / GiB, 2)} GiB = ${fmt((model + run) / GiB, 2)} GiB.`);
+    results.llama1b = { parameters, modelBytes: model, runBytes: run };
+    return;
+  }
+  const r = await child({ kind: 'discover', folder: LLAMA_1B, tokens: 128, runs: 1, threads: args.threads, cacheDir: null, prompts: 32, promptTokens: 32, batch: 4 });
+  if (r.error) {
+    lines.push(`${head}\nFailed: ${String(r.error)}`);
+    results.llama1b = r;
+    return;
+  }
+  const discoverRun = r.estimateDiscoverBytes as number;
+  const estimate = (r.estimateModelBytes as number) + Math.max(r.estimateAttributionBytes as number, discoverRun);
+  const peak = r.processPeakMiB as number;
+  lines.push(head);
+  lines.push(
+    markdownTable(
+      ['phase', 'time s', 'peak RSS MiB so far'],
+      [
+        ['load (headers, tokenizer)', fmt((r.loadMs as number) / 1000, 1), '–'],
+        ['first 128-token attribution (compile, session, run)', fmt((r.firstMs as number) / 1000, 1), '–'],
+        ['warm 128-token attribution', fmt((r.warmMs as number) / 1000, 1), fmt(r.afterAttributionMiB as number, 0)],
+        [`head-circuit discovery, ${r.prompts} prompts × ${r.promptTokens} tokens, batch ${r.batch} (compile + scoring)`, fmt((r.discoverMs as number) / 1000, 1), fmt(peak, 0)],
+      ],
+    ),
+  );
+  lines.push(
+    `\nPeak RSS ${fmt(peak / 1024, 2)} GiB = ${fmt(peak / ((parameters * 4) / 2 ** 20), 2)} × the weights. Memory guard: model ${fmt((r.estimateModelBytes as number) / GiB, 2)} GiB + largest run ${fmt(Math.max(r.estimateAttributionBytes as number, discoverRun) / GiB, 2)} GiB = ${fmt(estimate / GiB, 2)} GiB, ${fmt(estimate / GiB / (peak / 1024), 2)} × the measured peak. Circuit: ${String(r.circuit)}. Load average ${fmt(r.loadavg as number, 1)}.`,
+  );
+  results.llama1b = { parameters, ...r, estimateBytes: estimate };
+  console.error(`[scale] 1B: attribution ${fmt((r.warmMs as number) / 1000, 1)} s warm, discovery ${fmt((r.discoverMs as number) / 1000, 1)} s, peak ${fmt(peak, 0)} MiB`);
 }
 
 async function main(): Promise<void> {
@@ -246,7 +286,7 @@ async function main(): Promise<void> {
   if (!args.skip.has('fresh')) await fresh(args, lines, results);
   if (!args.skip.has('curve')) await curve(args, lines, results);
   if (!args.skip.has('edges')) await edges(args, lines, results);
-  llama1b(lines, results);
+  await llama1b(args, lines, results);
   lines.push(`\nMachine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${fmt(os.totalmem() / GiB, 0)} GiB; ${start} at the start, ${loadavgLine()} at the end.`);
   console.log(lines.join('\n'));
   if (args.json) console.error(`[scale] wrote ${writeResults('scale', results)}`);

@@ -17,6 +17,7 @@
  */
 import { InputError } from '../models/errors';
 import type { ArchSpec, LinearRef, NormRef, RopeScaling } from '../models/spec';
+import type { SafetensorsFile } from '../models/safetensors';
 import type { ModelWeights } from '../models/weights';
 import type { Composite } from './api';
 import { OnnxWriter } from './onnx';
@@ -111,8 +112,11 @@ export const OUT = {
 
 export interface CompiledGraph {
   readonly model: Uint8Array;
-  /** External-data file name → the buffer ONNX Runtime reads it from. */
-  readonly externalData: { path: string; data: Uint8Array }[];
+  /**
+   * External-data file name → its safetensors file. `data` reads the whole file into memory on
+   * first use (a buffer for ORT or the graph export); session.ts instead lets ORT map `source`.
+   */
+  readonly externalData: { path: string; readonly data: Uint8Array; source: SafetensorsFile }[];
   readonly options: GraphOptions;
   readonly nodeCount: number;
 }
@@ -142,7 +146,7 @@ class GraphBuilder {
   private readonly tape = new Tape(this.w);
   private readonly ops: Ops;
   private readonly initializers = new Map<string, string>();
-  private readonly external = new Map<string, Uint8Array>();
+  private readonly external = new Map<string, SafetensorsFile>();
   private readonly linearUses: LinearUse[] = [];
   private readonly normBetas: { beta: string; output: Tensor }[] = [];
   /** Replacement activations and the tensor they enter, for attribution patching's Σ repl ⊙ g̃. */
@@ -344,7 +348,7 @@ class GraphBuilder {
   private finish(): CompiledGraph {
     return {
       model: this.w.encode('circuit-lens'),
-      externalData: [...this.external.entries()].map(([path, data]) => ({ path, data })),
+      externalData: [...this.external.entries()].map(([path, source]) => ({ path, source, get data() { return source.bytes; } })),
       options: this.options,
       nodeCount: this.w.nodeCount,
     };
@@ -385,8 +389,8 @@ class GraphBuilder {
     let name: string;
     if (info.dtype === 'F32' && info.offset % 4 === 0 && !this.weights.isOverridden(hfName)) {
       const file = this.weights.file(hfName);
-      const location = file.path.split(/[\\/]/).pop()!;
-      this.external.set(location, file.bytes);
+      const location = file.realPath.split(/[\\/]/).pop()!;
+      this.external.set(location, file);
       name = this.w.externalInitializer(hint, info.shape, { location, offset: info.offset, length: info.byteLength });
     } else {
       name = this.w.floatInitializer(hint, this.weights.readFloat32(hfName), info.shape);

@@ -4,9 +4,8 @@
  * optimisation.
  *
  * An entry is ORT's own optimised model (`optimizedModelFilePath`) with its initializers in an
- * external file next to it: constant-folded transposes included, so a hit is opened with
- * optimisation disabled. Opening from a file also means the safetensors buffer is never read
- * into JavaScript (one copy of the weights less: see README "Speed and memory").
+ * external file next to it (the weights once: constant folding is off, session.ts), so a hit
+ * is opened with optimisation disabled, and ORT maps that file (README "Speed and memory").
  *
  * Key: the model's content hash (every weight file and config.json, SHA-256), the graph options,
  * the engine's code (hash of the compiler sources, or of the bundle that holds them), the ONNX

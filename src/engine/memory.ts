@@ -18,23 +18,30 @@ const MiB = 1024 * 1024;
 const format = (bytes: number) => (bytes >= 1024 * MiB ? `${(bytes / 1024 / MiB).toFixed(1)} GiB` : `${Math.ceil(bytes / MiB)} MiB`);
 
 /**
- * Weights as float32, times four: the safetensors buffer the graph is compiled from, ONNX
- * Runtime's own copy of the initializers, and the constant-folded transposes the backward pass
- * (g·Wᵀ) and `out_in` layouts add (prepacking is off, session.ts). Fitted to bench/scale.ts:
- * 1.96 GiB at 128 tokens on the GPT-2-small-sized model (124M parameters, 16 B each = 1.85 GiB,
- * plus that length's activations). A graph-cache hit (cache.ts) needs less: no JavaScript copy.
+ * Node, ONNX Runtime, the compiled graph's protobuf and the tokenizer: what a process holds
+ * besides weights and activations. Fitted with `estimateModelBytes` and `estimateRunBytes` to
+ * bench/scale.ts (README "Speed and memory at scale").
+ */
+export const RUNTIME_BYTES = 256 * MiB;
+
+/**
+ * Weights as float32, once: ONNX Runtime maps the safetensors files itself (session.ts) and
+ * constant folding is off, so no transposed copies exist; JavaScript never reads the file. Plus
+ * `RUNTIME_BYTES`. Two cases need more and are not estimated separately: weights ORT cannot
+ * map (files in more than one real folder, or a folder ORT refuses: ORT then gets a buffer and
+ * copies it, 8 bytes per parameter) and F16/BF16 files, converted to float32 in JavaScript.
  */
 export function estimateModelBytes(parameters: number): number {
-  return parameters * 4 * 4;
+  return parameters * 4 + RUNTIME_BYTES;
 }
 
 /**
  * Activations for one run, per row: per layer about 16 residual-sized and 6 MLP-sized tensors
  * per token, and the attention maps. A forward pass keeps about 6 T×T maps per head per layer
  * alive at its peak; attribution about 4, since its head readouts no longer sum over the maps
- * (build.ts `relevanceOutputs`; 9 before). Fitted to attribution peaks on the GPT-2-small-sized
- * model at 512, 768 and 1,024 tokens (3,016, 4,142 and 5,180 MiB; the estimate with
- * `estimateModelBytes` is 3–9 % above each).
+ * (build.ts `relevanceOutputs`; 9 before). Fitted to the attribution peaks of bench/scale.ts on
+ * the GPT-2-small-sized model at 128…1,024 tokens, with ONNX Runtime mapping the weights
+ * (README "Speed and memory at scale" gives the measured peaks and the estimate beside each).
  */
 export function estimateRunBytes(spec: ArchSpec, rows: number, tokens: number, attribution: boolean): number {
   const T = tokens;

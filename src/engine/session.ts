@@ -3,6 +3,7 @@
  * the CPU, and every fallback is logged with its reason: a user who asked for a GPU must be
  * able to see why they did not get one.
  */
+import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ExecutionProviderSetting } from './api';
 import type { CompiledGraph } from './build';
@@ -32,6 +33,42 @@ function sessionConfig(options: SessionOptions): Record<string, string> {
   return options.prepack === false ? { disable_prepacking: '1' } : {};
 }
 
+/**
+ * ORT's constant folding is off for compiled graphs. With it on, every `Transpose` of a weight
+ * (the backward pass's g·Wᵀ, ops.ts `linear`; the forward's x·Wᵀ for nn.Linear layouts,
+ * build.ts `linearParams`) and every fused-projection `Slice` is folded into a new initializer:
+ * a second copy of nearly all weights (the GPT-2-small-sized attribution graph held 1,093 MiB
+ * of initializers for 475 MiB of weights). With it off, ORT's level-2 MatMul–Transpose fusion
+ * turns each MatMul(x, Transpose(W)) into FusedMatMul(x, W, transB=1), which reads W in place,
+ * and the slices run per call (a few MiB). Measured (README "Speed and memory at scale"): the
+ * outputs are bit-identical, and the initializers are the weights once.
+ */
+const OPTIMIZATION = { disable_specified_optimizers: 'ConstantFolding' };
+
+/**
+ * The folder ORT should read the graph's external data from, when every weight file sits in
+ * one real folder: ORT then maps the safetensors files itself and JavaScript never reads them
+ * (one copy of the weights instead of two). null: hand ORT buffers instead.
+ */
+function externalFolder(graph: CompiledGraph): string | null {
+  if (graph.externalData.length === 0) return null;
+  const folders = new Set(graph.externalData.map((e) => path.dirname(e.source.realPath)));
+  return folders.size === 1 ? [...folders][0]! : null;
+}
+
+/**
+ * Where the weights come from: `session.model_external_initializers_file_folder_path` (ORT
+ * resolves each initializer's `location` in that folder and maps the file) or in-memory
+ * buffers, which ORT copies. The finite-weight checks (models/load.ts) run on the file first,
+ * in chunks, since the whole-file read that used to run them is gone.
+ */
+function weightSource(graph: CompiledGraph, useFile: boolean): { externalData?: CompiledGraph['externalData']; session: Record<string, string> } {
+  const folder = useFile ? externalFolder(graph) : null;
+  if (folder === null) return graph.externalData.length > 0 ? { externalData: graph.externalData, session: {} } : { session: {} };
+  for (const e of graph.externalData) e.source.verifyFinite();
+  return { session: { model_external_initializers_file_folder_path: folder } };
+}
+
 const ORDER: Record<ExecutionProviderSetting, string[]> = {
   auto: ['cuda', 'webgpu', 'cpu'],
   cuda: ['cuda', 'cpu'],
@@ -54,17 +91,34 @@ export async function openSession(graph: CompiledGraph, options: SessionOptions,
       continue;
     }
     try {
-      const session = await ort.InferenceSession.create(graph.model, {
-        executionProviders: [provider],
-        graphOptimizationLevel: 'all',
-        externalData: graph.externalData,
-        ...(options.threads > 0 ? { intraOpNumThreads: options.threads } : {}),
-        interOpNumThreads: 1,
-        // Saved only on the CPU: other providers' optimised graphs are not portable (cache.ts).
-        ...(save && provider === 'cpu'
-          ? { optimizedModelFilePath: save.modelPath, extra: { session: { ...sessionConfig(options), ...stripPrefix(save.sessionConfig, 'session.') } }, logSeverityLevel: 3 as const }
-          : { extra: { session: sessionConfig(options) } }),
-      });
+      const create = (useFile: boolean) => {
+        const source = weightSource(graph, useFile);
+        return ort.InferenceSession.create(graph.model, {
+          executionProviders: [provider],
+          graphOptimizationLevel: 'all',
+          ...(source.externalData ? { externalData: source.externalData } : {}),
+          ...(options.threads > 0 ? { intraOpNumThreads: options.threads } : {}),
+          interOpNumThreads: 1,
+          // Saved only on the CPU: other providers' optimised graphs are not portable (cache.ts).
+          ...(save && provider === 'cpu'
+            ? {
+                optimizedModelFilePath: save.modelPath,
+                extra: { session: { ...sessionConfig(options), ...source.session, ...stripPrefix(save.sessionConfig, 'session.') }, optimization: OPTIMIZATION },
+                logSeverityLevel: 3 as const,
+              }
+            : { extra: { session: { ...sessionConfig(options), ...source.session }, optimization: OPTIMIZATION } }),
+        });
+      };
+      let session: ort.InferenceSession;
+      try {
+        session = await create(true);
+      } catch (err) {
+        // ORT refuses some external-data locations (a path it considers outside the folder);
+        // buffers always work, at the price of a second copy of the weights.
+        if (externalFolder(graph) === null || !/external data/i.test((err as Error).message)) throw err;
+        options.log(`weights: ONNX Runtime could not map the safetensors files (${(err as Error).message.split('\n')[0]}); passing them as buffers (one more copy of the weights in memory)`);
+        session = await create(false);
+      }
       if (failures.length > 0 && options.executionProvider !== 'cpu') {
         options.log(`execution provider: using ${provider}; fell back because ${failures.join('; ')}`);
       }
@@ -79,7 +133,7 @@ export async function openSession(graph: CompiledGraph, options: SessionOptions,
 
 /**
  * A session from a cached optimised model (cache.ts) on the CPU. Optimisation is off: the file
- * already holds ORT's optimised graph, constant-folded weights included.
+ * already holds ORT's optimised graph (fused MatMuls, the weights once).
  */
 export async function openCachedSession(modelPath: string, options: SessionOptions): Promise<OpenedSession> {
   const session = await ort.InferenceSession.create(modelPath, {

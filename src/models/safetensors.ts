@@ -32,6 +32,8 @@ export interface TensorInfo {
 export class SafetensorsFile {
   private data: Buffer | undefined;
   private readonly mustBeFinite = new Set<string>();
+  /** Tensors already scanned from disk by `verifyFinite` (no whole-file read). */
+  private readonly scanned = new Set<string>();
 
   private constructor(
     readonly path: string,
@@ -100,10 +102,66 @@ export class SafetensorsFile {
   private checkFinite(name: string, data: Buffer): void {
     const info = this.get(name);
     const bad = firstNonFinite(info, data);
-    if (!bad) return;
+    if (bad) this.reportNonFinite(name, bad);
+  }
+
+  private reportNonFinite(name: string, bad: { index: number; value: number }): never {
+    const info = this.get(name);
     const columns = info.shape.length > 1 ? info.shape[info.shape.length - 1]! : 0;
     const at = columns > 0 ? `element ${bad.index} (row ${Math.floor(bad.index / columns)})` : `element ${bad.index}`;
     throw new InputError(`tensor "${name}" holds ${bad.value} at ${at}; non-finite weights would make every logit NaN (corrupt download or broken conversion?)`, this.path);
+  }
+
+  /**
+   * The file's real location (symlinks resolved: Hugging Face's cache links snapshots to
+   * blobs). ONNX Runtime reads external data only from inside the folder it is given, and it
+   * resolves links before checking, so a graph that lets ORT map this file names the real file.
+   */
+  get realPath(): string {
+    return (this.resolved ??= fs.realpathSync(this.path));
+  }
+
+  private resolved: string | undefined;
+
+  /**
+   * Runs the `requireFinite` checks without reading the whole file into memory: each tensor is
+   * read from disk in 16 MiB chunks. Used when ONNX Runtime maps the file itself (session.ts),
+   * so JavaScript never holds the weights. A no-op for tensors already checked.
+   */
+  verifyFinite(): void {
+    const pending = [...this.mustBeFinite].filter((n) => !this.scanned.has(n));
+    if (pending.length === 0 || this.data) return;
+    const CHUNK = 16 * 1024 * 1024;
+    const chunk = Buffer.allocUnsafeSlow(CHUNK);
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path, 'r');
+    } catch (err) {
+      throw new InputError(`cannot read safetensors file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, this.path);
+    }
+    try {
+      if (fs.fstatSync(fd).size !== this.size) throw new InputError(`the file changed size while open (${this.size} → ${fs.fstatSync(fd).size} bytes)`, this.path);
+      for (const name of pending) {
+        const info = this.get(name);
+        const width = DTYPE_BYTES[info.dtype];
+        for (let done = 0; done < info.byteLength; done += CHUNK) {
+          const length = Math.min(CHUNK, info.byteLength - done);
+          const got = fs.readSync(fd, chunk, 0, length, info.offset + done);
+          if (got !== length) throw new InputError(`short read of tensor "${name}" (file truncated while open?)`, this.path);
+          const bad = firstNonFinite({ ...info, offset: 0, byteLength: length }, chunk);
+          if (bad) this.reportNonFinite(name, { index: bad.index + done / width, value: bad.value });
+        }
+        this.scanned.add(name);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Drops the in-memory copy of the file (if any); it is read again on the next use of `bytes`. */
+  release(): void {
+    if (this.data) for (const name of this.mustBeFinite) this.scanned.add(name);
+    this.data = undefined;
   }
 
   get(name: string): TensorInfo {
