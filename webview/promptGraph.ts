@@ -54,6 +54,7 @@ legend.append(
   legendItem('pg-key mlp', 'MLP'),
   legendItem('pg-key input', 'embedding'),
   legendItem('pg-key error', 'error (not conserved)'),
+  legendItem('pg-key outlined', 'negative relevance'),
 );
 const main = el('main', { class: 'main' });
 const graphBox = el('div', { class: 'pg-graph', 'data-testid': 'pg-graph' });
@@ -329,14 +330,16 @@ function ablationBox(graph: PromptGraphWire, n: Node): HTMLElement {
 
 function ablationResult(graph: PromptGraphWire, n: Node, r: PromptAblationResult): HTMLElement {
   const what = graph.target.foil !== undefined ? `logit(${visible(graph.target.text)}) − logit(${visible(graph.target.foilText)})` : `logit(${visible(graph.target.text)})`;
-  const dl = el('dl', { class: 'pg-result', 'data-testid': 'pg-ablation-result', 'data-ablation': r.ablation });
+  const box = el('div', { class: 'pg-result', 'data-testid': 'pg-ablation-result', 'data-ablation': r.ablation });
+  box.append(el('p', { class: 'muted' }, `${what} with ${n.id} ${r.ablation}-ablated`));
+  const dl = el('dl');
   const row = (k: string, v: string, testId?: string) => dl.append(el('dt', {}, k), el('dd', testId ? { 'data-testid': testId } : {}, v));
-  row(`${what}, ${r.ablation}-ablated`, '');
   row('before', fmt(r.full), 'pg-before');
   row('after', fmt(r.ablated), 'pg-after');
   row('measured drop', signed(r.full - r.ablated));
-  row('predicted (relevance)', signed(n.relevance));
-  return dl;
+  row('predicted', `${signed(n.relevance)} (relevance)`);
+  box.append(dl);
+  return box;
 }
 
 function renderCard(graph: PromptGraphWire): void {
