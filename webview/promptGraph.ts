@@ -33,7 +33,8 @@ type Node = PromptGraphWire['nodes'][number];
 type Edge = PromptGraphWire['edges'][number];
 const SVG = 'http://www.w3.org/2000/svg';
 
-let state: PromptPanelState = { graph: null, title: '', selected: null, ablations: [] };
+let state: PromptPanelState = { graph: null, title: '', selected: null, ablations: [], lens: null, steers: [] };
+let scale = -3;
 let busy = false;
 let ablation: 'zero' | 'mean' = 'zero';
 
@@ -45,7 +46,8 @@ const title = el('h2', { class: 'title', 'data-testid': 'pg-title' }, 'Prompt Gr
 const summary = el('div', { class: 'summary', 'data-testid': 'pg-summary', 'aria-live': 'polite' });
 const ring = progressRing();
 ring.hidden = true;
-header.append(title, summary, el('span', { class: 'spacer' }), ring);
+const lensBtn = button('Logit lens', () => send(FromPromptPanel.lens, undefined), { secondary: true, testId: 'pg-lens-button', title: 'Top token read from the residual stream after each layer, per position (circuit-lens lens)' });
+header.append(title, summary, el('span', { class: 'spacer' }), ring, lensBtn.element);
 const legend = el('div', { class: 'pg-legend muted' });
 legend.append(
   legendItem('pg-swatch pos', 'raises the target'),
@@ -60,9 +62,10 @@ const main = el('main', { class: 'main' });
 const graphBox = el('div', { class: 'pg-graph', 'data-testid': 'pg-graph' });
 const card = el('aside', { class: 'inspector pg-card', 'data-testid': 'pg-card', 'aria-label': 'Selected node' });
 main.append(graphBox, card);
+const lensBox = el('section', { class: 'pg-lens', 'data-testid': 'pg-lens', 'aria-label': 'Logit lens' });
 const status = el('div', { class: 'status', role: 'status', 'aria-live': 'polite', 'data-testid': 'pg-status' });
 const empty = el('p', { class: 'empty', 'data-testid': 'pg-empty' }, 'No prompt graph yet. Select a prompt and run “Circuit Lens: Open Prompt Graph”.');
-app.append(header, legend, empty, main, status);
+app.append(header, legend, empty, main, lensBox, status);
 
 function legendItem(cls: string, text: string): HTMLElement {
   const item = el('span', { class: 'pg-legend-item' });
@@ -342,6 +345,53 @@ function ablationResult(graph: PromptGraphWire, n: Node, r: PromptAblationResult
   return box;
 }
 
+function steerBox(n: Node): HTMLElement {
+  const box = el('section', { class: 'pg-steer' });
+  box.append(el('h4', {}, 'Steer and continue'));
+  const input = el('input', { type: 'number', step: '0.5', value: String(scale), 'aria-label': 'Scale', 'data-testid': 'pg-scale', class: 'pg-scale' });
+  input.addEventListener('change', () => {
+    const v = Number(input.value);
+    if (Number.isFinite(v)) scale = v;
+  });
+  const run = button('Scale & continue', () => send(FromPromptPanel.steer, { node: n.id, scale }), { secondary: true, testId: 'pg-steer', title: `Multiply ${n.id} by the scale (0 ablates) and continue the prompt greedily` });
+  run.setDisabled(busy);
+  const actions = el('div', { class: 'actions' });
+  actions.append(el('span', { class: 'muted' }, '×'), input, run.element);
+  box.append(actions);
+  for (const r of (state.steers ?? []).filter((x) => `${x.node}@${x.position}` === n.id)) {
+    const dl = el('dl', { class: 'pg-result', 'data-testid': 'pg-steer-result' });
+    dl.append(el('dt', {}, 'clean'), el('dd', { 'data-testid': 'pg-clean' }, visible(r.clean.text ?? r.clean.ids.join(','))));
+    dl.append(el('dt', {}, `× ${r.scale}`), el('dd', { 'data-testid': 'pg-steered' }, visible(r.steered.text ?? r.steered.ids.join(','))));
+    box.append(dl);
+  }
+  return box;
+}
+
+function renderLens(graph: PromptGraphWire): void {
+  const lens = state.lens;
+  lensBox.hidden = !lens;
+  if (!lens) return;
+  const tokens = graph.prompt.tokens ?? graph.prompt.ids.map(String);
+  const table = el('table', { class: 'nodes pg-lens-table' });
+  const head = el('tr');
+  head.append(el('th', {}, 'logit lens'));
+  for (const t of lens.positions) head.append(el('th', {}, visible(tokens[t])));
+  table.append(head);
+  // The last layer on top, as in the graph.
+  for (let l = lens.layers.length - 1; l >= 0; l--) {
+    const tr = el('tr', { 'data-testid': 'pg-lens-row', 'data-layer': lens.layers[l]! });
+    tr.append(el('th', {}, lens.layers[l]!));
+    lens.positions.forEach((t, i) => {
+      const top = lens.top[l]![i]!;
+      const cell = el('td', { 'data-position': String(t), title: top.map((x) => `${JSON.stringify(x.token ?? x.id)} ${(100 * x.probability).toFixed(1)} %`).join('\n') }, visible(top[0]?.token ?? String(top[0]?.id)));
+      cell.style.opacity = String(0.45 + 0.55 * (top[0]?.probability ?? 0));
+      tr.append(cell);
+    });
+    table.append(tr);
+  }
+  lensBox.replaceChildren(table);
+}
+
 function renderCard(graph: PromptGraphWire): void {
   const id = state.selected;
   const n = id ? graph.nodes.find((x) => x.id === id) : undefined;
@@ -362,7 +412,7 @@ function renderCard(graph: PromptGraphWire): void {
   children.push(el('h4', {}, 'Inputs (strongest kept edges in)'), edgeList('pg-inputs', graph.edges.filter((e) => e.target === n.id), (e) => e.source));
   children.push(el('h4', {}, 'Outputs (strongest kept edges out)'), edgeList('pg-outputs', graph.edges.filter((e) => e.source === n.id), (e) => e.target));
   if (n.kind === 'head') children.push(attentionTable(graph, n.id));
-  if (n.kind === 'head' || n.kind === 'mlp') children.push(ablationBox(graph, n));
+  if (n.kind === 'head' || n.kind === 'mlp') children.push(ablationBox(graph, n), steerBox(n));
   card.replaceChildren(...children);
 }
 
@@ -371,7 +421,9 @@ function render(): void {
   empty.hidden = graph !== null;
   main.hidden = graph === null;
   legend.hidden = graph === null;
+  lensBox.hidden = graph === null || !state.lens;
   ring.hidden = !busy;
+  lensBtn.setDisabled(graph === null);
   if (!graph) {
     title.textContent = 'Prompt Graph';
     summary.textContent = '';
@@ -384,6 +436,7 @@ function render(): void {
   summary.textContent = `${graph.method.name} · target ${target} at ${t.position} = ${fmt(t.value)} · ${s.keptNodes} of ${s.candidates} nodes · ${s.keptEdges} edges · completeness ${graph.metrics.completeness.toFixed(2)} · conservation error ${graph.conservation.relativeError.toExponential(1)}`;
   renderGraph(graph);
   renderCard(graph);
+  renderLens(graph);
 }
 
 // ── messages ──

@@ -33,7 +33,7 @@ export class PromptGraphPanel implements vscode.Disposable {
 
   /** Opens (or reveals) the panel showing `graph`; a new graph clears the selection and ablations. */
   static show(ctx: Ctx, graph: PromptGraphWire, title: string): PromptGraphPanel {
-    const state: PromptPanelState = { graph, title, selected: null, ablations: [] };
+    const state: PromptPanelState = { graph, title, selected: null, ablations: [], lens: null, steers: [] };
     let current = PromptGraphPanel.current;
     if (current) {
       current.panel.reveal(current.panel.viewColumn ?? vscode.ViewColumn.Beside);
@@ -70,12 +70,7 @@ export class PromptGraphPanel implements vscode.Disposable {
   async ablate(node: string, ablation: 'zero' | 'mean'): Promise<PromptAblationResult | undefined> {
     const graph = this.state.graph;
     if (!graph) return undefined;
-    const model = await this.ctx.ensureModel();
-    if (!model) return undefined;
-    if (model.info.layers !== graph.model.nLayers || model.info.heads !== graph.model.nHeads || model.info.vocab <= Math.max(...graph.prompt.ids)) {
-      void this.ctx.showError(`Circuit Lens: the prompt graph was built on ${graph.model.name}; load that model to re-run it.`);
-      return undefined;
-    }
+    if (!(await this.sameModel(graph))) return undefined;
     this.post(ToPromptPanel.busy, { busy: true });
     try {
       const t = graph.target;
@@ -90,6 +85,40 @@ export class PromptGraphPanel implements vscode.Disposable {
       const ablations = [...this.state.ablations.filter((a) => a.node !== node || a.ablation !== ablation), result];
       this.setState({ ...this.state, ablations });
       return result;
+    } finally {
+      this.post(ToPromptPanel.busy, { busy: false });
+    }
+  }
+
+  /** The model the graph was built on, or undefined (reported) when another one is loaded. */
+  private async sameModel(graph: PromptGraphWire): Promise<boolean> {
+    const model = await this.ctx.ensureModel();
+    if (!model) return false;
+    if (model.info.layers !== graph.model.nLayers || model.info.heads !== graph.model.nHeads || model.info.vocab <= Math.max(...graph.prompt.ids)) {
+      void this.ctx.showError(`Circuit Lens: the prompt graph was built on ${graph.model.name}; load that model to re-run it.`);
+      return false;
+    }
+    return true;
+  }
+
+  /** The logit lens of the graph's prompt (as `circuit-lens lens`), shown under the graph. */
+  async lens(): Promise<void> {
+    const graph = this.state.graph;
+    if (!graph || !(await this.sameModel(graph))) return;
+    const lens = await this.ctx.runJob('Logit lens', (opts) => this.ctx.client.logitLens({ ids: graph.prompt.ids, top: 3 }, opts));
+    if (lens && this.state.graph === graph) this.setState({ ...this.state, lens });
+  }
+
+  /** Scales a node at its position and continues the prompt greedily (as `circuit-lens steer`). */
+  async steer(node: string, scale: number): Promise<void> {
+    const graph = this.state.graph;
+    if (!graph || !(await this.sameModel(graph))) return;
+    this.post(ToPromptPanel.busy, { busy: true });
+    try {
+      const result = await this.ctx.runJob(`Steering ${node} × ${scale}`, (opts) => this.ctx.client.steer({ ids: graph.prompt.ids, node, scale }, opts));
+      if (!result || this.state.graph !== graph) return;
+      this.ctx.log.info(`prompt graph: ${node} × ${scale}: ${JSON.stringify(result.clean.text)} → ${JSON.stringify(result.steered.text)}`);
+      this.setState({ ...this.state, steers: [...(this.state.steers ?? []).filter((x) => x.node !== node || x.scale !== scale), result] });
     } finally {
       this.post(ToPromptPanel.busy, { busy: false });
     }
@@ -112,6 +141,10 @@ export class PromptGraphPanel implements vscode.Disposable {
       this.state = { ...this.state, selected: msg.params.id };
     } else if (FromPromptPanel.ablate.is(msg)) {
       await this.ablate(msg.params.node, msg.params.ablation);
+    } else if (FromPromptPanel.lens.is(msg)) {
+      await this.lens();
+    } else if (FromPromptPanel.steer.is(msg)) {
+      await this.steer(msg.params.node, msg.params.scale);
     }
   }
 

@@ -86,3 +86,23 @@ export const promptAblationSchema = s.object({
   ablated: num,
 });
 export type PromptAblationResult = Infer<typeof promptAblationSchema>;
+
+/** The logit lens of a prompt (src/circuits/prompt/promptViews.ts `logitLens`, as `circuit-lens lens`). */
+export const logitLensSchema = s.object({
+  /** `embed`, then `after l0` … (the last is the model's own next-token distribution). */
+  layers: s.array(s.string({ max: 32 }), { max: 1 << 12 }),
+  positions: s.array(position, { max: 1 << 16 }),
+  /** [layer][position] → top tokens. */
+  top: s.array(s.array(s.array(s.object({ id: token, token: tokenText, logit: num, probability: num }), { max: 64 }), { max: 1 << 16 }), { max: 1 << 12 }),
+});
+export type LogitLensResult = Infer<typeof logitLensSchema>;
+
+/** Steer-and-generate (`steerAndGenerate`, as `circuit-lens steer`): the continuation with a node scaled beside the clean one. */
+export const steerSchema = s.object({
+  node: s.string({ max: 32 }),
+  position,
+  scale: num,
+  clean: s.object({ ids: s.array(token, { max: 4096 }), text: tokenText }),
+  steered: s.object({ ids: s.array(token, { max: 4096 }), text: tokenText }),
+});
+export type SteerResultWire = Infer<typeof steerSchema>;

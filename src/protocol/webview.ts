@@ -1,7 +1,7 @@
 /** The host ↔ webview channel: a `ready` handshake, state updates from the host, commands from the webview. */
 import { MessageSet, MessageType, s, type Infer } from './schema';
 import { circuitGraphSchema, componentIdSchema, runSchema, verificationSchema } from './shapes';
-import { promptAblationSchema, promptGraphSchema, promptNodeIdSchema } from './promptGraph';
+import { logitLensSchema, promptAblationSchema, promptGraphSchema, promptNodeIdSchema, steerSchema } from './promptGraph';
 
 /** The panel state the host sends (and the webview persists with `setState`). */
 export const panelStateSchema = s.object({
@@ -66,6 +66,10 @@ export const promptPanelStateSchema = s.object({
   selected: s.nullable(s.string({ max: 64 })),
   /** Nodes ablated at their position and re-run in this panel, newest last. */
   ablations: s.array(promptAblationSchema, { max: 4096 }),
+  /** The logit lens of the prompt, once asked for (optional: states saved before it existed). */
+  lens: s.optional(s.nullable(logitLensSchema)),
+  /** Steered continuations run in this panel, newest last. */
+  steers: s.optional(s.array(steerSchema, { max: 256 })),
 });
 export type PromptPanelState = Infer<typeof promptPanelStateSchema>;
 
@@ -85,6 +89,8 @@ export const FromPromptPanel = {
   select: new MessageType('promptGraph/select', s.object({ id: s.nullable(s.string({ max: 64 })) })),
   /** Ablate a head/MLP node at its position and re-run the prompt (resample needs a corrupted prompt, so not offered). */
   ablate: new MessageType('promptGraph/ablate', s.object({ node: promptNodeIdSchema, ablation: s.literal('zero', 'mean') })),
+  lens: new MessageType('promptGraph/lens', s.void()),
+  steer: new MessageType('promptGraph/steer', s.object({ node: promptNodeIdSchema, scale: s.number({ min: -1000, max: 1000 }) })),
 } as const;
 export type FromPromptPanelType = (typeof FromPromptPanel)[keyof typeof FromPromptPanel];
 export const fromPromptPanelMessages = new MessageSet<FromPromptPanelType>('prompt graph panel', Object.values(FromPromptPanel), 64 * 1024);

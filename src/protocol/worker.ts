@@ -18,7 +18,7 @@ import {
   tokenIdSchema,
   verificationSchema,
 } from './shapes';
-import { promptAblationSchema, promptGraphSchema, promptNodeIdSchema } from './promptGraph';
+import { logitLensSchema, promptAblationSchema, promptGraphSchema, promptNodeIdSchema, steerSchema } from './promptGraph';
 
 const WORKER_MAX = 512 * 1024 * 1024;
 
@@ -168,6 +168,14 @@ export const Engine = {
       ablation: s.literal('zero', 'mean'),
     }),
     promptAblationSchema,
+  ),
+  /** Logit lens of a prompt (as `circuit-lens lens`): the prompt graph panel's lens view. */
+  logitLens: new RequestType('engine/logitLens', s.object({ ids: s.array(tokenIdSchema, { max: 1 << 16 }), top: s.optional(s.number({ int: true, min: 1, max: 20 })) }), logitLensSchema),
+  /** Steer-and-generate (as `circuit-lens steer`): scale a head/MLP at a position and continue greedily. */
+  steer: new RequestType(
+    'engine/steer',
+    s.object({ ids: s.array(tokenIdSchema, { max: 1 << 16 }), node: promptNodeIdSchema, scale: s.number({ min: -1000, max: 1000 }), maxNewTokens: s.optional(s.number({ int: true, min: 1, max: 64 })) }),
+    steerSchema,
   ),
   /** Test hook: a job that runs for `ms` milliseconds, reporting progress, honouring cancel only if `cooperative`. */
   sleep: new RequestType('engine/sleep', s.object({ ms: s.number({ int: true, min: 0, max: 600000 }), cooperative: s.boolean() }), s.void()),

@@ -127,6 +127,12 @@ export class EngineClient {
   ablatePromptNode(params: EngineParams<'ablatePromptNode'>, opts?: JobOptions) {
     return this.call('ablatePromptNode', params, opts);
   }
+  logitLens(params: EngineParams<'logitLens'>, opts?: JobOptions) {
+    return this.call('logitLens', params, opts);
+  }
+  steer(params: EngineParams<'steer'>, opts?: JobOptions) {
+    return this.call('steer', params, opts);
+  }
   /** Test hook (needs `testHooks`). */
   sleep(params: EngineParams<'sleep'>, opts?: JobOptions) {
     return this.call('sleep', params, opts);

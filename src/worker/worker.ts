@@ -17,6 +17,7 @@ import { discover as discoverPipeline, verify as verifyPipeline } from '../pipel
 import { CancelledError, checkCancelled, type JobContext, type Progress } from '../pipelines/context';
 import { correct as correctPipeline, prune as prunePipeline } from '../pipelines/pruning';
 import { ablatePromptGraphNodes, promptGraph as promptGraphPipeline } from '../pipelines/promptGraph';
+import { logitLens, steerAndGenerate } from '../circuits/prompt/promptViews';
 import type { CorrectRun, LoadedModel, PromptAttribution, PruneRun, VerificationSummary } from '../protocol/shapes';
 import { Engine as Req, type EngineParams, type EngineRequestType, type ErrorCode, type WireError, type WorkerToHost, validateWorkerRequest } from '../protocol/worker';
 
@@ -134,6 +135,13 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
     const { node, ablation, ...of } = params;
     const r = await ablatePromptGraphNodes(requireEngine(), of, [node], ablation, ctx);
     return { node, ablation, full: r.full, ablated: r.ablated[0]! };
+  },
+  // The panel's lens and steer views: the functions `circuit-lens lens` and `steer` call.
+  logitLens: async (params) => logitLens(requireEngine(), params.ids, { top: params.top ?? 3 }),
+  async steer(params, ctx) {
+    const [node, at] = params.node.split('@');
+    ctx.progress({ message: `Continuing the prompt with ${params.node} × ${params.scale}…` });
+    return { ...(await steerAndGenerate(requireEngine(), params.ids, node!, Number(at), params.scale, params.maxNewTokens ?? 8)), position: Number(at) };
   },
   async sleep(params, ctx) {
     if (!options.testHooks) throw new JobError('unavailable', 'engine/sleep is a test hook and is disabled');

@@ -8,7 +8,8 @@
  * "Ablate at this position & rerun" re-runs the prompt in the engine worker and shows the new
  * logit difference beside the old one. The graph is the CLI's: `circuit-lens graph` on the
  * same prompt gives the same explained value and the same kept nodes. Screenshots in light and
- * dark for the README. Every wait is on a state (an element, a notification), never a sleep.
+ * dark for the README. Steering the head (× −3) turns the continuation from the indirect object
+ * to the subject, and the logit lens reads the indirect object after the last layer. Every wait is on a state (an element, a notification), never a sleep.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -160,6 +161,23 @@ describe('prompt graph panel', { timeout: 15 * 60_000 }, () => {
     assert.ok(Math.abs(before - explained) < 2e-3, `before ${before} = the graph's ${explained}`);
     assert.ok(afterAblation < before - 0.5, `zeroing a2.h2@19 lowers the logit difference: ${before} → ${afterAblation}`);
     process.stderr.write(`[e2e] prompt graph: explained ${explained}; a2.h2@19 zero-ablated ${before} → ${afterAblation}\n`);
+
+    // Steer: a2.h2 scaled by −3 at the last position turns the continuation from IO to S.
+    await f.locator('[data-testid="pg-steer"]').click();
+    const steered = f.locator('[data-testid="pg-steer-result"]');
+    await until('the steered continuation', async () => (await steered.count()) > 0, 120_000, 500);
+    const clean = await steered.locator('[data-testid="pg-clean"]').innerText();
+    const changed = await steered.locator('[data-testid="pg-steered"]').innerText();
+    assert.ok(clean.startsWith('␣Hugo'), `clean continuation: ${clean}`);
+    assert.ok(changed.startsWith('␣Sean'), `a2.h2@19 × −3: ${changed}`);
+
+    // Logit lens: embeddings and four layers; after the last layer the last position reads IO.
+    await f.locator('[data-testid="pg-lens-button"]').click();
+    const lensRows = f.locator('[data-testid="pg-lens-row"]');
+    await until('the logit lens', async () => (await lensRows.count()) === 5, 60_000, 500);
+    const final = await f.locator(`[data-testid="pg-lens-row"][data-layer="after l3"] td[data-position="${LAST}"]`).innerText();
+    assert.equal(final, '␣Hugo');
+    process.stderr.write(`[e2e] steer a2.h2@19 × -3: ${clean} → ${changed}; lens after l3 at 19: ${final}\n`);
 
     // Screenshots: the panel's editor group maximized (the panel is the active editor after the click).
     await f.locator('[data-testid="pg-card-title"]').click();

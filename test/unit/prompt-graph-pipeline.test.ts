@@ -65,7 +65,11 @@ describe('prompt graph pipeline (CLI and editor)', () => {
     assert.ok(!engineRequests.validate({ method: 'engine/promptGraph', params: { text: PROMPT, mode: 'attnlrp', target: 'top1', nodeThreshold: 2 } }).ok);
     assert.ok(engineRequests.validate({ method: 'engine/ablatePromptNode', params: { ids: [1, 2], metric: 'logit', position: 1, token: 3, node: 'm0@1', ablation: 'mean' } }).ok);
     assert.ok(!engineRequests.validate({ method: 'engine/ablatePromptNode', params: { ids: [1, 2], metric: 'logit', position: 1, token: 3, node: 'input@1', ablation: 'zero' } }).ok);
+    assert.ok(engineRequests.validate({ method: 'engine/logitLens', params: { ids: [1, 2], top: 3 } }).ok);
+    assert.ok(engineRequests.validate({ method: 'engine/steer', params: { ids: [1, 2], node: 'a2.h2@1', scale: -3 } }).ok);
+    assert.ok(!engineRequests.validate({ method: 'engine/steer', params: { ids: [1, 2], node: 'a2.h2', scale: -3 } }).ok, 'a steered node names its position');
     assert.ok(fromPromptPanelMessages.validate({ method: 'promptGraph/ablate', params: { node: 'a2.h2@19', ablation: 'zero' } }).ok);
+    assert.ok(fromPromptPanelMessages.validate({ method: 'promptGraph/lens' }).ok);
     assert.ok(!fromPromptPanelMessages.validate({ method: 'promptGraph/ablate', params: { node: 'a2.h2@19', ablation: 'resample' } }).ok);
   });
 });
