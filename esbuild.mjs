@@ -53,7 +53,8 @@ const builds = [
     minify: production,
     logLevel: 'warning',
     plugins: [problemMatcher],
-    entryPoints: { webview: 'webview/main.ts' },
+    // The prompt graph panel is a second app with its own bundle (dist/promptGraph.js, .css).
+    entryPoints: { webview: 'webview/main.ts', promptGraph: 'webview/promptGraph.ts' },
     outdir: 'dist',
     // The panel's CSS (webview/main.css, imported from main.ts) lands in dist/webview.css.
     loader: { '.css': 'css', '.ttf': 'file', '.woff': 'file', '.woff2': 'file' },

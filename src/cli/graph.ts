@@ -6,10 +6,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../models/errors';
-import type { Composite, Target } from '../engine/api';
+import type { Composite } from '../engine/api';
 import { COMPOSITES } from '../vocabulary';
 import type { Engine } from '../engine/engine';
-import { buildPromptGraph, PROMPT_ABLATIONS, PROMPT_GRAPH_DEFAULTS, verifyPromptGraph, type PromptGraph } from '../circuits/prompt/promptGraph';
+import { PROMPT_ABLATIONS, PROMPT_GRAPH_DEFAULTS, type PromptGraph } from '../circuits/prompt/promptGraph';
+import { promptGraph } from '../pipelines/promptGraph';
 import { promptGraphToNeuronpedia } from '../circuits/exporters/promptExport';
 import { logitLens, steerAndGenerate } from '../circuits/prompt/promptViews';
 import { validateNeuronpediaJson } from '../circuits/exporters/export';
@@ -25,20 +26,6 @@ function prompt(engine: Engine, flags: { prompt?: string; ids?: string }): { ids
   if (flags.prompt === undefined) throw new InputError('give the prompt with --prompt TEXT or --ids 1,2,3');
   return { ids: engine.encode(flags.prompt).ids, text: flags.prompt };
 }
-
-function token(engine: Engine, text: string | undefined, id: string | undefined, what: string): number | undefined {
-  if (text !== undefined && id !== undefined) throw new InputError(`give --${what} or --${what}-id, not both`);
-  if (id !== undefined) {
-    const n = intFlag(id, `${what}-id`, 0);
-    if (n >= engine.spec.vocabSize) throw new InputError(`--${what}-id ${n} is outside the vocabulary (0..${engine.spec.vocabSize - 1})`);
-    return n;
-  }
-  if (text === undefined) return undefined;
-  if (!engine.tokenizer) throw new InputError(`this model has no tokenizer: use --${what}-id`);
-  return engine.tokenizer.singleTokenId(text);
-}
-
-const argmax = (v: Float32Array) => v.reduce((best, x, i) => (x > v[best]! ? i : best), 0);
 
 /** Whether a --circuit file is a prompt graph (so `export` hands it here). */
 export function isPromptGraphFile(file: string | undefined): boolean {
@@ -99,18 +86,26 @@ export const graphCommands: Record<string, Command> = {
       const qkThreshold = floatFlag(flags['qk-threshold'], 'qk-threshold', edgeThreshold, 1e-9, 1);
       const ablation = flags.verify === undefined ? undefined : oneOf(flags.verify, PROMPT_ABLATIONS, 'verify', 'zero');
       const count = intFlag(flags.top, 'top', 20, 2);
+      if (flags.target !== undefined && flags['target-id'] !== undefined) throw new InputError('give --target or --target-id, not both');
+      if (flags.foil !== undefined && flags['foil-id'] !== undefined) throw new InputError('give --foil or --foil-id, not both');
+      if (ablation === 'resample' && flags.corrupted === undefined) throw new InputError('--verify resample needs --corrupted TEXT (a counterfactual prompt of the same token length)');
       const engine = await ctx.openEngine(flags.model, flags);
       const { ids, text } = prompt(engine, flags);
-      const position = ids.length - 1;
-      const foil = token(engine, flags.foil, flags['foil-id'], 'foil');
-      let targetToken = token(engine, flags.target, flags['target-id'], 'target');
-      if (targetToken === undefined) targetToken = argmax((await engine.forward({ ids: [ids] }))[0]!.logitsLast);
-      const target: Target = foil === undefined ? { kind: 'logit', position, token: targetToken } : { kind: 'logit_diff', position, token: targetToken, foil };
-      let corruptedIds: number[] | undefined;
-      if (flags.corrupted !== undefined) corruptedIds = engine.encode(flags.corrupted).ids;
-      if (ablation === 'resample' && !corruptedIds) throw new InputError('--verify resample needs --corrupted TEXT (a counterfactual prompt of the same token length)');
-      const graph = await buildPromptGraph(engine, ids, target, { mode, nodeThreshold, edgeThreshold, qkThreshold, text });
-      if (ablation) graph.metrics.verification = await verifyPromptGraph(engine, graph, { ablation, count, ...(corruptedIds ? { corruptedIds } : {}) });
+      const ref = (t: string | undefined, id: string | undefined, what: string) => (id !== undefined ? { id: intFlag(id, `${what}-id`, 0) } : t !== undefined ? { text: t } : undefined);
+      const target = ref(flags.target, flags['target-id'], 'target');
+      const foil = ref(flags.foil, flags['foil-id'], 'foil');
+      // The same use case as the editor's prompt graph panel (src/pipelines/promptGraph.ts).
+      const graph = await promptGraph(engine, {
+        prompt: text !== null ? { text } : { ids },
+        ...(target ? { target } : {}),
+        ...(foil ? { foil } : {}),
+        mode,
+        nodeThreshold,
+        edgeThreshold,
+        qkThreshold,
+        ...(ablation ? { verify: { ablation, count, ...(flags.corrupted !== undefined ? { corrupted: { text: flags.corrupted } } : {}) } } : {}),
+      });
+      const position = graph.target.position;
       if (flags.out) writeFileAtomic(flags.out, JSON.stringify(graph) + '\n');
       const s = graph.selection;
       const show = (x: number) => x.toFixed(3);

@@ -38,6 +38,7 @@ import type { Ctx, ShownCircuit } from './ctx';
 import { exportCircuit, type ExportFormat, parseCircuitFile } from './exporters';
 import type { Heatmap } from './heatmap';
 import { CircuitPanel, type PanelHandlers } from './panel';
+import { PromptGraphPanel } from './promptGraphPanel';
 import { type CircuitStore, describeRun, fmt, type SavedCircuit } from './views';
 import { DISCOVER_DEFAULTS } from '../pipelines/defaults';
 
@@ -50,6 +51,7 @@ export const enum CommandId {
   ClearHeatmap = 'circuitLens.clearHeatmap',
   DiscoverCircuit = 'circuitLens.discoverCircuit',
   OpenGraph = 'circuitLens.openGraph',
+  OpenPromptGraph = 'circuitLens.openPromptGraph',
   VerifyCircuit = 'circuitLens.verifyCircuit',
   PruneModel = 'circuitLens.pruneModel',
   CorrectModel = 'circuitLens.correctModel',
@@ -597,6 +599,24 @@ async function askTarget(ctx: Ctx, choice: TargetChoice): Promise<{ token?: stri
   return { token, foil };
 }
 
+// ── prompt graphs ──
+
+const OPEN_PROMPT_GRAPH = 'Open Prompt Graph';
+
+/** Builds the prompt graph in the worker (the pipeline `circuit-lens graph` runs) and shows it. */
+async function openPromptGraph(ctx: Ctx, params: EngineParams<'promptGraph'>): Promise<EngineResult<'promptGraph'> | undefined> {
+  if (!(await ctx.ensureModel())) return undefined;
+  const graph = await ctx.runJob('Building the prompt graph', (opts) => ctx.client.promptGraph(params, opts));
+  if (!graph) return undefined;
+  const s = graph.selection;
+  ctx.log.info(
+    `prompt graph: target ${JSON.stringify(graph.target.text)} = ${graph.target.value}; ${s.keptNodes} of ${s.candidates} nodes, ${s.keptEdges} of ${s.computedEdges} edges; conservation error ${graph.conservation.relativeError}`,
+  );
+  const text = params.text.length > 40 ? `…${params.text.slice(-39)}` : params.text;
+  PromptGraphPanel.show(ctx, graph, text);
+  return graph;
+}
+
 // ── circuits: open, pick ──
 
 /** Reads a circuit file (any the CLI wrote); reports the problem and returns undefined when it is not one. */
@@ -661,6 +681,12 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
     ctx.log.info(`attributed ${result.tokens.length} tokens; target ${JSON.stringify(result.target.text)} = ${result.target.value}; token sum ${result.sums.token}`);
     const shown = vscode.window.visibleTextEditors.find((e) => e.document === doc) ?? editor;
     services.heatmap.show(shown, prompt.base, result);
+    // The next step from one prompt's heatmap: its position-resolved graph (issue 15).
+    void vscode.window
+      .showInformationMessage(`Attributed ${JSON.stringify(result.target.text)} (${fmt(result.target.value)}) to ${result.tokens.length} tokens.`, OPEN_PROMPT_GRAPH)
+      .then((action) => {
+        if (action === OPEN_PROMPT_GRAPH) void openPromptGraph(ctx, { text: prompt.text, mode, target: choice, ...tokens });
+      });
     // Returned for callers of the command (the in-host suite): what the heatmap shows.
     return result;
   };
@@ -764,6 +790,33 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
       const circuit = await pickCircuit(arg, false);
       if (!circuit) return;
       CircuitPanel.show(ctx, circuit, panelHandlers(ctx));
+    },
+    /**
+     * Open Prompt Graph: the position-resolved attribution graph of the selection (or current
+     * line), or — run programmatically with the request's options (`{ text, target: 'top1' }`,
+     * checked by the worker protocol's schema) — of that prompt. Returns the graph.
+     */
+    [CommandId.OpenPromptGraph]: async (args?: unknown) => {
+      if (isObject(args)) {
+        let params: EngineParams<'promptGraph'>;
+        try {
+          params = parseWith(Engine.promptGraph.params, { mode: ctx.config.mode ?? COMPOSITES[0]!, target: 'top1', ...args }, 1 << 20, 'options');
+        } catch (err) {
+          void ctx.reportError('Open Prompt Graph', err);
+          return undefined;
+        }
+        return openPromptGraph(ctx, params);
+      }
+      const editor = vscode.window.activeTextEditor;
+      const prompt = editor && promptOf(editor);
+      if (!prompt) {
+        void vscode.window.showInformationMessage('Circuit Lens: select a prompt (or put the cursor on its line) to open its prompt graph.');
+        return undefined;
+      }
+      const choice = ctx.config.target;
+      const tokens = await askTarget(ctx, choice);
+      if (!tokens) return undefined;
+      return openPromptGraph(ctx, { text: prompt.text, mode: ctx.config.mode ?? COMPOSITES[0]!, target: choice, ...tokens });
     },
     [CommandId.VerifyCircuit]: async (arg) => {
       const panel = CircuitPanel.current;

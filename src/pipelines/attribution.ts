@@ -40,7 +40,7 @@ export interface PromptAttributionResult {
   readonly attribution: Attribution;
 }
 
-function tokenIdOf(engine: Engine, ref: TokenRef, what: string): number {
+export function tokenIdOf(engine: Engine, ref: TokenRef, what: string): number {
   if ('id' in ref) {
     if (!Number.isInteger(ref.id) || ref.id < 0 || ref.id >= engine.spec.vocabSize) throw new InputError(`the ${what} id ${ref.id} is outside the vocabulary (0..${engine.spec.vocabSize - 1})`);
     return ref.id;

@@ -1,6 +1,7 @@
 /** The host ↔ webview channel: a `ready` handshake, state updates from the host, commands from the webview. */
 import { MessageSet, MessageType, s, type Infer } from './schema';
 import { circuitGraphSchema, componentIdSchema, runSchema, verificationSchema } from './shapes';
+import { logitLensSchema, promptAblationSchema, promptGraphSchema, promptNodeIdSchema, steerSchema } from './promptGraph';
 
 /** The panel state the host sends (and the webview persists with `setState`). */
 export const panelStateSchema = s.object({
@@ -53,3 +54,43 @@ export const FromWebview = {
 export type FromWebviewType = (typeof FromWebview)[keyof typeof FromWebview];
 /** Webview commands are small except a PNG export. */
 export const fromWebviewMessages = new MessageSet<FromWebviewType>('panel', Object.values(FromWebview), 40 * 1024 * 1024);
+
+// ── the prompt graph panel (its own webview: dist/promptGraph.js) ──
+
+/** What the prompt graph panel shows (and persists with `setState`). */
+export const promptPanelStateSchema = s.object({
+  /** Exactly the graph `circuit-lens graph --out` writes for the same prompt and settings. */
+  graph: s.nullable(promptGraphSchema),
+  title: s.string({ max: 512 }),
+  /** The selected node (its side card). */
+  selected: s.nullable(s.string({ max: 64 })),
+  /** Nodes ablated at their position and re-run in this panel, newest last. */
+  ablations: s.array(promptAblationSchema, { max: 4096 }),
+  /** The logit lens of the prompt, once asked for (optional: states saved before it existed). */
+  lens: s.optional(s.nullable(logitLensSchema)),
+  /** Steered continuations run in this panel, newest last. */
+  steers: s.optional(s.array(steerSchema, { max: 256 })),
+});
+export type PromptPanelState = Infer<typeof promptPanelStateSchema>;
+
+/** Host → prompt graph panel. */
+export const ToPromptPanel = {
+  state: new MessageType('promptGraph/state', promptPanelStateSchema),
+  busy: new MessageType('promptGraph/busy', s.object({ busy: s.boolean() })),
+  error: new MessageType('promptGraph/error', s.object({ message: s.string({ max: 4096 }) })),
+  rejected: new MessageType('promptGraph/rejected', s.object({ reason: s.string({ max: 1024 }) })),
+} as const;
+export type ToPromptPanelType = (typeof ToPromptPanel)[keyof typeof ToPromptPanel];
+export const toPromptPanelMessages = new MessageSet<ToPromptPanelType>('prompt graph', Object.values(ToPromptPanel), 64 * 1024 * 1024);
+
+/** Prompt graph panel → host. */
+export const FromPromptPanel = {
+  ready: new MessageType('promptGraph/ready', s.void()),
+  select: new MessageType('promptGraph/select', s.object({ id: s.nullable(s.string({ max: 64 })) })),
+  /** Ablate a head/MLP node at its position and re-run the prompt (resample needs a corrupted prompt, so not offered). */
+  ablate: new MessageType('promptGraph/ablate', s.object({ node: promptNodeIdSchema, ablation: s.literal('zero', 'mean') })),
+  lens: new MessageType('promptGraph/lens', s.void()),
+  steer: new MessageType('promptGraph/steer', s.object({ node: promptNodeIdSchema, scale: s.number({ min: -1000, max: 1000 }) })),
+} as const;
+export type FromPromptPanelType = (typeof FromPromptPanel)[keyof typeof FromPromptPanel];
+export const fromPromptPanelMessages = new MessageSet<FromPromptPanelType>('prompt graph panel', Object.values(FromPromptPanel), 64 * 1024);

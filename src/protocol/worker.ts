@@ -18,6 +18,7 @@ import {
   tokenIdSchema,
   verificationSchema,
 } from './shapes';
+import { logitLensSchema, promptAblationSchema, promptGraphSchema, promptNodeIdSchema, steerSchema } from './promptGraph';
 
 const WORKER_MAX = 512 * 1024 * 1024;
 
@@ -135,6 +136,46 @@ export const Engine = {
       kind: s.literal('prune', 'correct'),
       zeroedWeights: s.number({ int: true, min: 0 }),
     }),
+  ),
+  /**
+   * The prompt graph of one prompt at its last position (src/pipelines/promptGraph.ts
+   * `promptGraph`, as `circuit-lens graph`): what the editor's prompt graph panel draws.
+   */
+  promptGraph: new RequestType(
+    'engine/promptGraph',
+    s.object({
+      text: s.string({ min: 1, max: 1 << 16 }),
+      mode: modeSchema,
+      target: s.literal(...TARGET_CHOICES),
+      /** Target token text for `token` / `logit-diff` (must be one token). */
+      token: s.optional(s.string({ max: 256 })),
+      foil: s.optional(s.string({ max: 256 })),
+      nodeThreshold: s.optional(s.number({ min: 1e-9, max: 1 })),
+      edgeThreshold: s.optional(s.number({ min: 1e-9, max: 1 })),
+    }),
+    promptGraphSchema,
+  ),
+  /** Re-runs a prompt graph's prompt with one head/MLP node ablated at its position (`ablatePromptGraphNodes`). */
+  ablatePromptNode: new RequestType(
+    'engine/ablatePromptNode',
+    s.object({
+      ids: s.array(tokenIdSchema, { max: 1 << 16 }),
+      metric: s.literal('logit', 'logit_diff', 'contrastive'),
+      position: s.number({ int: true, min: 0, max: 1 << 16 }),
+      token: tokenIdSchema,
+      foil: s.optional(tokenIdSchema),
+      node: promptNodeIdSchema,
+      ablation: s.literal('zero', 'mean'),
+    }),
+    promptAblationSchema,
+  ),
+  /** Logit lens of a prompt (as `circuit-lens lens`): the prompt graph panel's lens view. */
+  logitLens: new RequestType('engine/logitLens', s.object({ ids: s.array(tokenIdSchema, { max: 1 << 16 }), top: s.optional(s.number({ int: true, min: 1, max: 20 })) }), logitLensSchema),
+  /** Steer-and-generate (as `circuit-lens steer`): scale a head/MLP at a position and continue greedily. */
+  steer: new RequestType(
+    'engine/steer',
+    s.object({ ids: s.array(tokenIdSchema, { max: 1 << 16 }), node: promptNodeIdSchema, scale: s.number({ min: -1000, max: 1000 }), maxNewTokens: s.optional(s.number({ int: true, min: 1, max: 64 })) }),
+    steerSchema,
   ),
   /** Test hook: a job that runs for `ms` milliseconds, reporting progress, honouring cancel only if `cooperative`. */
   sleep: new RequestType('engine/sleep', s.object({ ms: s.number({ int: true, min: 0, max: 600000 }), cooperative: s.boolean() }), s.void()),

@@ -121,6 +121,18 @@ export class EngineClient {
   exportModel(params: EngineParams<'exportModel'>, opts?: JobOptions) {
     return this.call('exportModel', params, opts);
   }
+  promptGraph(params: EngineParams<'promptGraph'>, opts?: JobOptions) {
+    return this.call('promptGraph', params, opts);
+  }
+  ablatePromptNode(params: EngineParams<'ablatePromptNode'>, opts?: JobOptions) {
+    return this.call('ablatePromptNode', params, opts);
+  }
+  logitLens(params: EngineParams<'logitLens'>, opts?: JobOptions) {
+    return this.call('logitLens', params, opts);
+  }
+  steer(params: EngineParams<'steer'>, opts?: JobOptions) {
+    return this.call('steer', params, opts);
+  }
   /** Test hook (needs `testHooks`). */
   sleep(params: EngineParams<'sleep'>, opts?: JobOptions) {
     return this.call('sleep', params, opts);

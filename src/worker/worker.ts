@@ -16,6 +16,8 @@ import { attributePrompt as attributePromptPipeline, topTokens } from '../pipeli
 import { discover as discoverPipeline, verify as verifyPipeline } from '../pipelines/circuits';
 import { CancelledError, checkCancelled, type JobContext, type Progress } from '../pipelines/context';
 import { correct as correctPipeline, prune as prunePipeline } from '../pipelines/pruning';
+import { ablatePromptGraphNodes, promptGraph as promptGraphPipeline } from '../pipelines/promptGraph';
+import { logitLens, steerAndGenerate } from '../circuits/prompt/promptViews';
 import type { CorrectRun, LoadedModel, PromptAttribution, PruneRun, VerificationSummary } from '../protocol/shapes';
 import { Engine as Req, type EngineParams, type EngineRequestType, type ErrorCode, type WireError, type WorkerToHost, validateWorkerRequest } from '../protocol/worker';
 
@@ -115,6 +117,32 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
   prune,
   correct,
   exportModel,
+  // The prompt graph panel: the same pipeline as `circuit-lens graph` (src/pipelines/promptGraph.ts).
+  promptGraph: (params, ctx) =>
+    promptGraphPipeline(
+      requireEngine(),
+      {
+        prompt: { text: params.text },
+        mode: params.mode,
+        ...(params.target !== 'top1' && params.token ? { target: { text: params.token } } : {}),
+        ...(params.target === 'logit-diff' && params.foil ? { foil: { text: params.foil } } : {}),
+        ...(params.nodeThreshold !== undefined ? { nodeThreshold: params.nodeThreshold } : {}),
+        ...(params.edgeThreshold !== undefined ? { edgeThreshold: params.edgeThreshold } : {}),
+      },
+      ctx,
+    ),
+  async ablatePromptNode(params, ctx) {
+    const { node, ablation, ...of } = params;
+    const r = await ablatePromptGraphNodes(requireEngine(), of, [node], ablation, ctx);
+    return { node, ablation, full: r.full, ablated: r.ablated[0]! };
+  },
+  // The panel's lens and steer views: the functions `circuit-lens lens` and `steer` call.
+  logitLens: async (params) => logitLens(requireEngine(), params.ids, { top: params.top ?? 3 }),
+  async steer(params, ctx) {
+    const [node, at] = params.node.split('@');
+    ctx.progress({ message: `Continuing the prompt with ${params.node} × ${params.scale}…` });
+    return { ...(await steerAndGenerate(requireEngine(), params.ids, node!, Number(at), params.scale, params.maxNewTokens ?? 8)), position: Number(at) };
+  },
   async sleep(params, ctx) {
     if (!options.testHooks) throw new JobError('unavailable', 'engine/sleep is a test hook and is disabled');
     const end = Date.now() + params.ms;

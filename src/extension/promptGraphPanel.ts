@@ -1,0 +1,156 @@
+/**
+ * The prompt graph panel, host side: one prompt's position-resolved attribution graph (the
+ * graph `circuit-lens graph` writes, from the same pipeline) drawn by webview/promptGraph.ts.
+ * The host keeps the authoritative state, replays it when the app (re)loads, validates every
+ * message from the app, and runs "Ablate at this position & rerun" in the engine worker.
+ */
+import * as vscode from 'vscode';
+import type { PromptAblationResult, PromptGraphWire } from '../protocol/promptGraph';
+import { FromPromptPanel, fromPromptPanelMessages, type PromptPanelState, ToPromptPanel, type ToPromptPanelType } from '../protocol/webview';
+import type { Ctx } from './ctx';
+import { html, webviewOptions } from './panel';
+
+export const PROMPT_PANEL_VIEW_TYPE = 'circuitLens.promptGraph';
+
+export class PromptGraphPanel implements vscode.Disposable {
+  static current: PromptGraphPanel | undefined;
+  private ready = false;
+  private readonly queue: { method: string; params: unknown }[] = [];
+  private readonly disposables: vscode.Disposable[] = [];
+
+  private constructor(
+    private readonly ctx: Ctx,
+    readonly panel: vscode.WebviewPanel,
+    private state: PromptPanelState,
+  ) {
+    panel.iconPath = vscode.Uri.joinPath(ctx.extension.extensionUri, 'media', 'circuit-lens.svg');
+    panel.webview.html = html(panel.webview, ctx.extension.extensionUri, 'promptGraph', 'Prompt Graph');
+    this.disposables.push(
+      panel.onDidDispose(() => this.dispose()),
+      panel.webview.onDidReceiveMessage((raw: unknown) => void this.onMessage(raw)),
+    );
+  }
+
+  /** Opens (or reveals) the panel showing `graph`; a new graph clears the selection and ablations. */
+  static show(ctx: Ctx, graph: PromptGraphWire, title: string): PromptGraphPanel {
+    const state: PromptPanelState = { graph, title, selected: null, ablations: [], lens: null, steers: [] };
+    let current = PromptGraphPanel.current;
+    if (current) {
+      current.panel.reveal(current.panel.viewColumn ?? vscode.ViewColumn.Beside);
+      current.panel.title = `Prompt Graph: ${title}`;
+    } else {
+      const panel = vscode.window.createWebviewPanel(PROMPT_PANEL_VIEW_TYPE, `Prompt Graph: ${title}`, vscode.ViewColumn.Beside, webviewOptions(ctx.extension.extensionUri));
+      current = PromptGraphPanel.current = new PromptGraphPanel(ctx, panel, state);
+    }
+    current.setState(state);
+    return current;
+  }
+
+  get graph(): PromptGraphWire | null {
+    return this.state.graph;
+  }
+
+  private setState(state: PromptPanelState): void {
+    this.state = state;
+    this.post(ToPromptPanel.state, state);
+  }
+
+  private post<P>(type: ToPromptPanelType & { create(p: P): { method: string; params: P } }, params: P): void {
+    const message = type.create(params);
+    if (!this.ready) {
+      const i = this.queue.findIndex((m) => m.method === message.method);
+      if (i >= 0) this.queue.splice(i, 1);
+      this.queue.push(message);
+      return;
+    }
+    void this.panel.webview.postMessage(message);
+  }
+
+  /** Ablates a head/MLP node at its position, re-runs the prompt and adds the result to the panel. */
+  async ablate(node: string, ablation: 'zero' | 'mean'): Promise<PromptAblationResult | undefined> {
+    const graph = this.state.graph;
+    if (!graph) return undefined;
+    if (!(await this.sameModel(graph))) return undefined;
+    this.post(ToPromptPanel.busy, { busy: true });
+    try {
+      const t = graph.target;
+      const result = await this.ctx.runJob(`Ablating ${node} (${ablation}) and re-running the prompt`, (opts) =>
+        this.ctx.client.ablatePromptNode(
+          { ids: graph.prompt.ids, metric: graph.task.metric, position: t.position, token: t.token, ...(t.foil !== undefined ? { foil: t.foil } : {}), node, ablation },
+          opts,
+        ),
+      );
+      if (!result || this.state.graph !== graph) return result;
+      this.ctx.log.info(`prompt graph: ${node} ablated (${ablation}): ${result.full} → ${result.ablated}`);
+      const ablations = [...this.state.ablations.filter((a) => a.node !== node || a.ablation !== ablation), result];
+      this.setState({ ...this.state, ablations });
+      return result;
+    } finally {
+      this.post(ToPromptPanel.busy, { busy: false });
+    }
+  }
+
+  /** The model the graph was built on, or undefined (reported) when another one is loaded. */
+  private async sameModel(graph: PromptGraphWire): Promise<boolean> {
+    const model = await this.ctx.ensureModel();
+    if (!model) return false;
+    if (model.info.layers !== graph.model.nLayers || model.info.heads !== graph.model.nHeads || model.info.vocab <= Math.max(...graph.prompt.ids)) {
+      void this.ctx.showError(`Circuit Lens: the prompt graph was built on ${graph.model.name}; load that model to re-run it.`);
+      return false;
+    }
+    return true;
+  }
+
+  /** The logit lens of the graph's prompt (as `circuit-lens lens`), shown under the graph. */
+  async lens(): Promise<void> {
+    const graph = this.state.graph;
+    if (!graph || !(await this.sameModel(graph))) return;
+    const lens = await this.ctx.runJob('Logit lens', (opts) => this.ctx.client.logitLens({ ids: graph.prompt.ids, top: 3 }, opts));
+    if (lens && this.state.graph === graph) this.setState({ ...this.state, lens });
+  }
+
+  /** Scales a node at its position and continues the prompt greedily (as `circuit-lens steer`). */
+  async steer(node: string, scale: number): Promise<void> {
+    const graph = this.state.graph;
+    if (!graph || !(await this.sameModel(graph))) return;
+    this.post(ToPromptPanel.busy, { busy: true });
+    try {
+      const result = await this.ctx.runJob(`Steering ${node} × ${scale}`, (opts) => this.ctx.client.steer({ ids: graph.prompt.ids, node, scale }, opts));
+      if (!result || this.state.graph !== graph) return;
+      this.ctx.log.info(`prompt graph: ${node} × ${scale}: ${JSON.stringify(result.clean.text)} → ${JSON.stringify(result.steered.text)}`);
+      this.setState({ ...this.state, steers: [...(this.state.steers ?? []).filter((x) => x.node !== node || x.scale !== scale), result] });
+    } finally {
+      this.post(ToPromptPanel.busy, { busy: false });
+    }
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    const checked = fromPromptPanelMessages.validate(raw);
+    if (!checked.ok) {
+      this.ctx.log.warn(`prompt graph panel: rejected a message: ${checked.reason}`);
+      void this.panel.webview.postMessage(ToPromptPanel.rejected.create({ reason: checked.reason.slice(0, 1024) }));
+      return;
+    }
+    const msg = checked.message;
+    if (FromPromptPanel.ready.is(msg)) {
+      this.ready = true;
+      const queued = this.queue.splice(0).filter((m) => m.method !== ToPromptPanel.state.method);
+      void this.panel.webview.postMessage(ToPromptPanel.state.create(this.state));
+      for (const m of queued) void this.panel.webview.postMessage(m);
+    } else if (FromPromptPanel.select.is(msg)) {
+      this.state = { ...this.state, selected: msg.params.id };
+    } else if (FromPromptPanel.ablate.is(msg)) {
+      await this.ablate(msg.params.node, msg.params.ablation);
+    } else if (FromPromptPanel.lens.is(msg)) {
+      await this.lens();
+    } else if (FromPromptPanel.steer.is(msg)) {
+      await this.steer(msg.params.node, msg.params.scale);
+    }
+  }
+
+  dispose(): void {
+    if (PromptGraphPanel.current === this) PromptGraphPanel.current = undefined;
+    this.panel.dispose();
+    while (this.disposables.length) this.disposables.pop()?.dispose();
+  }
+}

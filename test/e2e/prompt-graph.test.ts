@@ -1,0 +1,191 @@
+/// <reference lib="dom" />
+// page.evaluate callbacks run in the browser: DOM types for them only (tsconfig.json has none).
+/**
+ * The prompt graph panel end to end (issue 15): Attribute Prompt on an IOI prompt of the
+ * embedded model offers "Open Prompt Graph"; the panel lays the graph out by token position
+ * (the tokens are the x axis) and layer (embeddings at the bottom, the logit on top); clicking
+ * the name mover a2.h2 at the last position shows its inputs and its attention pattern, and
+ * "Ablate at this position & rerun" re-runs the prompt in the engine worker and shows the new
+ * logit difference beside the old one. The graph is the CLI's: `circuit-lens graph` on the
+ * same prompt gives the same explained value and the same kept nodes. Screenshots in light and
+ * dark for the README. Steering the head (× −3) turns the continuation from the indirect object
+ * to the subject, and the logit lens reads the indirect object after the last layer. Every wait is on a state (an element, a notification), never a sleep.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Frame, Page } from 'playwright-core';
+import { cli, type CodeServer, e2eDir, ensureInstalled, goTo, launchBrowser, notificationTexts, openFile, openWorkbench, packageVsix, runCommand, screenshot, startCodeServer, until, webviewFrame } from './harness';
+
+const PROMPT = 'Then, Sean and Hugo were thinking about going to the farm. Sean wanted to give a cake to';
+/** Position of the second " Sean" (S2), where the name mover a2.h2 looks from the last position. */
+const S2 = 13;
+const LAST = 19;
+
+let server: CodeServer;
+let browser: Browser;
+let page: Page;
+let workspace = '';
+
+const inputTitle = async () => (await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '';
+
+async function answerInput(titlePart: string, value: string): Promise<void> {
+  await until(`the "${titlePart}" input`, async () => (await inputTitle()).includes(titlePart), 30_000);
+  await page.locator('.quick-input-widget input.input').fill(value);
+  await page.keyboard.press('Enter');
+}
+
+const isDark = async () => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes('vs-dark');
+
+async function themedScreenshot(f: Frame, name: string, dark: boolean): Promise<void> {
+  for (let attempt = 0; attempt < 4 && (await isDark()) !== dark; attempt++) {
+    await runCommand(page, 'Preferences: Toggle between Light/Dark Themes');
+    await until('the theme', async () => (await isDark()) === dark, 5000).catch(() => undefined);
+  }
+  assert.equal(await isDark(), dark, 'could not switch the theme');
+  await until('the panel in the theme', async () => (await f.evaluate(() => document.body.className)).includes(dark ? 'vscode-dark' : 'vscode-light'));
+  await until('no toasts', async () => (await page.locator('.notifications-toasts .notification-toast').count()) === 0, 20_000).catch(() => undefined);
+  await screenshot(page, `${name}-${dark ? 'dark' : 'light'}`);
+}
+
+/** Centre of an element of the panel, in the panel's coordinates. */
+async function centre(f: Frame, selector: string): Promise<{ x: number; y: number }> {
+  return f.locator(selector).first().evaluate((e) => {
+    const r = e.getBoundingClientRect();
+    return { x: r.left + r.width / 2, y: r.top + r.height / 2 };
+  });
+}
+
+describe('prompt graph panel', { timeout: 15 * 60_000 }, () => {
+  before(async () => {
+    ensureInstalled();
+    const vsix = packageVsix();
+    workspace = path.join(e2eDir, `workspace-prompt-graph-${process.pid}`);
+    fs.rmSync(workspace, { recursive: true, force: true });
+    fs.mkdirSync(workspace, { recursive: true });
+    fs.writeFileSync(path.join(workspace, 'ioi.txt'), `${PROMPT}\n`);
+    server = await startCodeServer(vsix, workspace, {
+      'workbench.colorTheme': 'Default Dark Modern',
+      'workbench.preferredDarkColorTheme': 'Default Dark Modern',
+      'workbench.preferredLightColorTheme': 'Default Light Modern',
+      // Explain logit(IO) − logit(S), as the task circuit does.
+      'circuitLens.attribution.target': 'logit-diff',
+      'git.enabled': false,
+    });
+    browser = await launchBrowser();
+    page = await openWorkbench(browser, server);
+    await runCommand(page, 'View: Close Primary Side Bar');
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    if (workspace) fs.rmSync(workspace, { recursive: true, force: true });
+  });
+
+  it('opens the prompt graph from Attribute Prompt, shows a head’s attention, ablates it and re-runs', async () => {
+    await runCommand(page, 'Circuit Lens: Use Embedded Demo Model');
+    await until('the model in the status bar', async () => (await page.locator('.statusbar-item', { hasText: 'tiny-ioi-gpt2' }).count()) > 0, 60_000);
+    await openFile(page, 'ioi.txt');
+    await goTo(page, 1, 1);
+    await runCommand(page, 'Circuit Lens: Attribute Prompt');
+    await answerInput('target token', ' Hugo');
+    await answerInput('foil token', ' Sean');
+
+    // Attribute Prompt offers the prompt graph.
+    const offer = page.locator('.notifications-toasts .notification-toast', { hasText: 'Attributed' }).first();
+    await until('the "Open Prompt Graph" offer', async () => {
+      const notes = await notificationTexts(page);
+      const failed = notes.find((n) => /failed/.test(n));
+      if (failed) throw new Error(failed);
+      return offer.isVisible();
+    }, 120_000, 500);
+    await offer.locator('.monaco-button', { hasText: 'Open Prompt Graph' }).click();
+
+    const f = await webviewFrame(page, '[data-testid="pg-graph"] svg');
+    // The x axis: the prompt's 20 tokens in order.
+    const tokens = await until('the token axis', async () => {
+      // The label's own text (its <title> tooltip is a child element).
+      const t = await f.locator('[data-testid="pg-token"]').evaluateAll((els) => els.map((e) => e.firstChild?.textContent ?? ''));
+      return t.length === 20 ? t : undefined;
+    }, 60_000);
+    assert.equal(tokens[4], '␣Hugo');
+    assert.equal(tokens[S2], '␣Sean');
+    assert.equal(tokens[LAST], '␣to');
+    const summary = await f.locator('[data-testid="pg-summary"]').innerText();
+    assert.match(summary, /target ␣Hugo − ␣Sean at 19 = (-?\d+\.\d{3})/);
+    const explained = Number(/= (-?\d+\.\d{3})/.exec(summary)![1]);
+
+    // Layout: the name mover sits in the last token's column, between the embeddings and the logit.
+    const head = `[data-node="a2.h2@${LAST}"]`;
+    await f.locator(head).waitFor({ state: 'attached', timeout: 10_000 });
+    const [h, logit, embed, mlp0, label, firstLabel] = await Promise.all([
+      centre(f, head),
+      centre(f, `[data-node="logits@${LAST}"]`),
+      centre(f, `[data-node="input@${LAST}"]`),
+      centre(f, `[data-node="input@0"]`),
+      centre(f, `[data-testid="pg-token"][data-position="${LAST}"]`),
+      centre(f, '[data-testid="pg-token"][data-position="0"]'),
+    ]);
+    assert.ok(logit.y < h.y && h.y < embed.y, `logit above a2.h2 above the embedding: ${logit.y} < ${h.y} < ${embed.y}`);
+    assert.ok(mlp0.x < embed.x && firstLabel.x < label.x, 'positions run left to right');
+    const colW = (embed.x - mlp0.x) / LAST;
+    assert.ok(Math.abs(h.x - embed.x) < colW, `a2.h2@19 at x ${h.x}, its column centred at ${embed.x} (width ${colW})`);
+
+    // The same graph as the CLI: the explained value and the kept head/MLP nodes.
+    const file = path.join(workspace, 'cli-graph.json');
+    await cli(['graph', '--prompt', PROMPT, '--target', ' Hugo', '--foil', ' Sean', '--out', file]);
+    const ref = JSON.parse(fs.readFileSync(file, 'utf8')) as { target: { value: number }; nodes: { id: string; kind: string }[] };
+    assert.equal(explained.toFixed(3), ref.target.value.toFixed(3));
+    const shown = (await f.locator('[data-testid="pg-node"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-node')!))).sort();
+    assert.deepEqual(shown, ref.nodes.map((n) => n.id).sort());
+
+    // Click the head: its card, its inputs and its attention pattern (strongest key: S2).
+    await f.locator(head).click();
+    await until('the head’s card', async () => (await f.locator('[data-testid="pg-card-title"]').textContent().catch(() => '')) === `a2.h2@${LAST}`);
+    assert.ok((await f.locator('[data-testid="pg-inputs"] li a').count()) > 0, 'the head has kept inputs');
+    const rows = f.locator('[data-testid="pg-attention-row"]');
+    await rows.first().waitFor({ state: 'visible' });
+    assert.equal(await rows.first().getAttribute('data-key'), String(S2), 'a2.h2 at the last position attends to the second subject');
+    const attention = await f.locator('[data-testid="pg-attention"]').innerText();
+    assert.match(attention, /OV/);
+    assert.match(attention, /QK/);
+
+    // Ablate it at this position and re-run: the new logit difference beside the old one.
+    await f.locator('[data-testid="pg-ablate"]').click();
+    const result = f.locator('[data-testid="pg-ablation-result"]');
+    await until('the ablation result', async () => (await result.count()) > 0, 120_000, 500);
+    const before = Number(await result.locator('[data-testid="pg-before"]').innerText());
+    const afterAblation = Number(await result.locator('[data-testid="pg-after"]').innerText());
+    assert.ok(Math.abs(before - explained) < 2e-3, `before ${before} = the graph's ${explained}`);
+    assert.ok(afterAblation < before - 0.5, `zeroing a2.h2@19 lowers the logit difference: ${before} → ${afterAblation}`);
+    process.stderr.write(`[e2e] prompt graph: explained ${explained}; a2.h2@19 zero-ablated ${before} → ${afterAblation}\n`);
+
+    // Steer: a2.h2 scaled by −3 at the last position turns the continuation from IO to S.
+    await f.locator('[data-testid="pg-steer"]').click();
+    const steered = f.locator('[data-testid="pg-steer-result"]');
+    await until('the steered continuation', async () => (await steered.count()) > 0, 120_000, 500);
+    const clean = await steered.locator('[data-testid="pg-clean"]').innerText();
+    const changed = await steered.locator('[data-testid="pg-steered"]').innerText();
+    assert.ok(clean.startsWith('␣Hugo'), `clean continuation: ${clean}`);
+    assert.ok(changed.startsWith('␣Sean'), `a2.h2@19 × −3: ${changed}`);
+
+    // Logit lens: embeddings and four layers; after the last layer the last position reads IO.
+    await f.locator('[data-testid="pg-lens-button"]').click();
+    const lensRows = f.locator('[data-testid="pg-lens-row"]');
+    await until('the logit lens', async () => (await lensRows.count()) === 5, 60_000, 500);
+    const final = await f.locator(`[data-testid="pg-lens-row"][data-layer="after l3"] td[data-position="${LAST}"]`).innerText();
+    assert.equal(final, '␣Hugo');
+    process.stderr.write(`[e2e] steer a2.h2@19 × -3: ${clean} → ${changed}; lens after l3 at 19: ${final}\n`);
+
+    // Screenshots: the panel's editor group maximized (the panel is the active editor after the click).
+    await f.locator('[data-testid="pg-card-title"]').click();
+    await runCommand(page, 'View: Toggle Maximize Editor Group');
+    const g = await webviewFrame(page, '[data-testid="pg-graph"] svg');
+    await until('the panel maximized', async () => (await g.evaluate(() => window.innerWidth)) > 1000, 15_000).catch(() => process.stderr.write('[e2e] the panel was not maximized; screenshots of the split view\n'));
+    await until('the card still shown', async () => (await g.locator('[data-testid="pg-card-title"]').textContent().catch(() => '')) === `a2.h2@${LAST}`, 10_000);
+    await themedScreenshot(g, 'prompt-graph', true);
+    await themedScreenshot(g, 'prompt-graph', false);
+  });
+});
