@@ -36,18 +36,23 @@ export function estimateModelBytes(parameters: number): number {
 }
 
 /**
- * Activations for one run, per row: per layer about 16 residual-sized and 6 MLP-sized tensors
- * per token, and the attention maps. A forward pass keeps about 6 T×T maps per head per layer
- * alive at its peak; attribution about 4, since its head readouts no longer sum over the maps
- * (build.ts `relevanceOutputs`; 9 before). Fitted to the attribution peaks of bench/scale.ts on
- * the GPT-2-small-sized model at 128…1,024 tokens, with ONNX Runtime mapping the weights
- * (README "Speed and memory at scale" gives the measured peaks and the estimate beside each).
+ * Activations for one run, per row, as float32 (T tokens):
+ * - attribution keeps, per layer, about 20 residual-sized and 7 MLP-sized tensors per token for
+ *   the backward pass and about 3 T×T maps per head (its head readouts no longer sum over the
+ *   maps: build.ts `relevanceOutputs`);
+ * - a forward pass frees each layer's tensors once the next layer has them: about 5 residual-
+ *   and 2 MLP-sized tensors per token per layer stay live, the maps of one layer (about 5 per
+ *   head), and the logits at every position.
+ * Fitted to the peaks of bench/scale.ts on the GPT-2-small-sized model at 128…2,048 tokens
+ * (attribution) and 128…1,024 (forward), with ONNX Runtime mapping the weights; README "Speed
+ * and memory at scale" gives each measured peak with this estimate beside it.
  */
 export function estimateRunBytes(spec: ArchSpec, rows: number, tokens: number, attribution: boolean): number {
   const T = tokens;
-  const perLayer = T * (16 * spec.dModel + 6 * spec.dMlp) + (attribution ? 4 : 6) * spec.nHeads * T * T;
-  const logits = attribution ? 2 * spec.vocabSize : T * spec.vocabSize;
-  return rows * (spec.nLayers * perLayer + logits + 4 * T * spec.dModel) * 4;
+  const floats = attribution
+    ? spec.nLayers * (T * (20 * spec.dModel + 7 * spec.dMlp) + 3 * spec.nHeads * T * T) + 2 * spec.vocabSize + 4 * T * spec.dModel
+    : spec.nLayers * T * (5 * spec.dModel + 2 * spec.dMlp) + 5 * spec.nHeads * T * T + T * spec.vocabSize;
+  return rows * floats * 4;
 }
 
 export function checkMemory(bytes: number, what: string, policy: MemoryPolicy, suggestion: string): void {
