@@ -10,6 +10,7 @@ import { parseWith } from '../protocol/schema';
 import type { Run, VerificationSummary } from '../protocol/shapes';
 import { FromWebview, fromWebviewMessages, type PanelState, panelStateSchema, ToWebview, type ToWebviewType } from '../protocol/webview';
 import type { Ctx, ShownCircuit } from './ctx';
+import { Outbox } from './outbox';
 
 export const PANEL_VIEW_TYPE = 'circuitLens.circuitGraph';
 
@@ -42,8 +43,7 @@ export function defaultState(circuit: ShownCircuit | null, ctx: Ctx, runs: reado
 
 export class CircuitPanel implements vscode.Disposable {
   static current: CircuitPanel | undefined;
-  private ready = false;
-  private readonly queue: { method: string; params: unknown }[] = [];
+  private readonly outbox: Outbox;
   private readonly disposables: vscode.Disposable[] = [];
   /** The circuit shown, with the file it came from (the state holds only what the app needs). */
   private shown: ShownCircuit | null;
@@ -56,6 +56,7 @@ export class CircuitPanel implements vscode.Disposable {
     shown: ShownCircuit | null,
   ) {
     this.shown = shown;
+    this.outbox = new Outbox(panel.webview);
     panel.webview.options = webviewOptions(ctx.extension.extensionUri);
     panel.iconPath = vscode.Uri.joinPath(ctx.extension.extensionUri, 'media', 'circuit-lens.svg');
     panel.webview.html = html(panel.webview, ctx.extension.extensionUri);
@@ -157,15 +158,7 @@ export class CircuitPanel implements vscode.Disposable {
   }
 
   private post<P>(type: ToWebviewType & { create(p: P): { method: string; params: P } }, params: P): void {
-    const message = type.create(params);
-    if (!this.ready) {
-      // Only the latest state matters; keep one per method.
-      const i = this.queue.findIndex((m) => m.method === message.method);
-      if (i >= 0) this.queue.splice(i, 1);
-      this.queue.push(message);
-      return;
-    }
-    void this.panel.webview.postMessage(message);
+    this.outbox.post(type.create(params));
   }
 
   private async onMessage(raw: unknown): Promise<void> {
@@ -177,11 +170,7 @@ export class CircuitPanel implements vscode.Disposable {
     }
     const msg = checked.message;
     if (FromWebview.ready.is(msg)) {
-      // A (re)loaded app: replay the full state, then anything queued.
-      this.ready = true;
-      const queued = this.queue.splice(0).filter((m) => m.method !== ToWebview.state.method);
-      void this.panel.webview.postMessage(ToWebview.state.create(this.state));
-      for (const m of queued) void this.panel.webview.postMessage(m);
+      this.outbox.open(ToWebview.state.create(this.state));
       return;
     }
     if (FromWebview.selectNode.is(msg)) {

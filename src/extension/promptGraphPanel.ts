@@ -8,14 +8,14 @@ import * as vscode from 'vscode';
 import type { PromptAblationResult, PromptGraphWire } from '../protocol/promptGraph';
 import { FromPromptPanel, fromPromptPanelMessages, type PromptPanelState, ToPromptPanel, type ToPromptPanelType } from '../protocol/webview';
 import type { Ctx } from './ctx';
+import { Outbox } from './outbox';
 import { html, webviewOptions } from './panel';
 
 export const PROMPT_PANEL_VIEW_TYPE = 'circuitLens.promptGraph';
 
 export class PromptGraphPanel implements vscode.Disposable {
   static current: PromptGraphPanel | undefined;
-  private ready = false;
-  private readonly queue: { method: string; params: unknown }[] = [];
+  private readonly outbox: Outbox;
   private readonly disposables: vscode.Disposable[] = [];
 
   private constructor(
@@ -23,6 +23,7 @@ export class PromptGraphPanel implements vscode.Disposable {
     readonly panel: vscode.WebviewPanel,
     private state: PromptPanelState,
   ) {
+    this.outbox = new Outbox(panel.webview);
     panel.iconPath = vscode.Uri.joinPath(ctx.extension.extensionUri, 'media', 'circuit-lens.svg');
     panel.webview.html = html(panel.webview, ctx.extension.extensionUri, 'promptGraph', 'Prompt Graph');
     this.disposables.push(
@@ -56,14 +57,7 @@ export class PromptGraphPanel implements vscode.Disposable {
   }
 
   private post<P>(type: ToPromptPanelType & { create(p: P): { method: string; params: P } }, params: P): void {
-    const message = type.create(params);
-    if (!this.ready) {
-      const i = this.queue.findIndex((m) => m.method === message.method);
-      if (i >= 0) this.queue.splice(i, 1);
-      this.queue.push(message);
-      return;
-    }
-    void this.panel.webview.postMessage(message);
+    this.outbox.post(type.create(params));
   }
 
   /** Ablates a head/MLP node at its position, re-runs the prompt and adds the result to the panel. */
@@ -133,10 +127,7 @@ export class PromptGraphPanel implements vscode.Disposable {
     }
     const msg = checked.message;
     if (FromPromptPanel.ready.is(msg)) {
-      this.ready = true;
-      const queued = this.queue.splice(0).filter((m) => m.method !== ToPromptPanel.state.method);
-      void this.panel.webview.postMessage(ToPromptPanel.state.create(this.state));
-      for (const m of queued) void this.panel.webview.postMessage(m);
+      this.outbox.open(ToPromptPanel.state.create(this.state));
     } else if (FromPromptPanel.select.is(msg)) {
       this.state = { ...this.state, selected: msg.params.id };
     } else if (FromPromptPanel.ablate.is(msg)) {
