@@ -80,3 +80,23 @@ export async function buildTestWorker(name: string): Promise<string> {
   });
   return outfile;
 }
+
+/**
+ * Runs the CLI in this process with its stdout and stderr captured (restored afterwards, also
+ * on a throw): `calls` get the CLI's `main`; returns their result and everything printed.
+ */
+export async function captureCli<T>(calls: (main: (argv: string[]) => Promise<number>) => Promise<T>): Promise<{ result: T; printed: string[] }> {
+  const { main } = await import('../src/cli/main');
+  const printed: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  const errWrite = process.stderr.write.bind(process.stderr);
+  const capture = (s: string | Uint8Array) => (printed.push(String(s)), true);
+  process.stdout.write = capture as typeof process.stdout.write;
+  process.stderr.write = capture as typeof process.stderr.write;
+  try {
+    return { result: await calls(main), printed };
+  } finally {
+    process.stdout.write = write;
+    process.stderr.write = errWrite;
+  }
+}

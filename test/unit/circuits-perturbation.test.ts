@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import { areaBetweenCurves, morfOrder, perturbationCurves, perturbedPrompts, tokenScores } from '../../src/circuits/discovery/perturbation';
 import { loadTaskFile } from '../../src/circuits/tasks/tasks';
-import { EMBEDDED_MODEL } from '../helpers';
+import { captureCli, EMBEDDED_MODEL } from '../helpers';
 
 test('MoRF order, nested replacements and the area between the curves', () => {
   assert.deepEqual(morfOrder([0.1, 3, -2, 3]), [1, 3, 0, 2]);
@@ -44,22 +44,11 @@ function close(a: number, b: number, tol = 1e-12): void {
 }
 
 test('CLI perturb: ABC with CIs per method; bad input exits 2', async () => {
-  const { main } = await import('../../src/cli/main');
-  const out: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  const errWrite = process.stderr.write.bind(process.stderr);
-  (process.stdout as any).write = (s: string) => (out.push(String(s)), true);
-  (process.stderr as any).write = (s: string) => (out.push(String(s)), true);
-  let code: number;
-  try {
+  await captureCli(async (main) => {
     assert.equal(await main(['perturb', '--task', path.join(EMBEDDED_MODEL, 'ioi.jsonl'), '--methods', 'shap']), 2);
     assert.equal(await main(['perturb']), 2);
-    out.length = 0;
-    code = await main(['perturb', '--task', path.join(EMBEDDED_MODEL, 'ioi.jsonl'), '--n', '6', '--methods', 'attnlrp,random', '--json']);
-  } finally {
-    (process.stdout as any).write = write;
-    (process.stderr as any).write = errWrite;
-  }
+  });
+  const { result: code, printed: out } = await captureCli((main) => main(['perturb', '--task', path.join(EMBEDDED_MODEL, 'ioi.jsonl'), '--n', '6', '--methods', 'attnlrp,random', '--json']));
   assert.equal(code, 0, out.join(''));
   const json = JSON.parse(out.filter((s) => s.startsWith('{"prompts"')).pop()!);
   assert.equal(json.prompts, 6);

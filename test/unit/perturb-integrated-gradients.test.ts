@@ -13,7 +13,7 @@ import { Engine } from '../../src/engine/engine';
 import type { Target } from '../../src/engine/api';
 import { baselinePrompts, meanCurves, tokenScores, type IgBaseline } from '../../src/circuits/discovery/perturbation';
 import { loadTaskFile } from '../../src/circuits/tasks/tasks';
-import { EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
+import { captureCli, EMBEDDED_MODEL, missingShared, sharedModel } from '../helpers';
 
 test('mean curves over prompts of different lengths: read at common fractions, then averaged', () => {
   // T = 2 (fractions 0, ½, 1) and T = 4 (0, ¼, ½, ¾, 1), read at 0, ½, 1 and at ¼ (interpolated for T = 2).
@@ -142,23 +142,12 @@ test('integrated gradients as a perturbation method: scores per token, completen
 });
 
 test('CLI perturb --methods integrated-gradients: ABC with a CI and the completeness gap; bad --ig-steps exits 2', async () => {
-  const { main } = await import('../../src/cli/main');
-  const out: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  const errWrite = process.stderr.write.bind(process.stderr);
-  (process.stdout as any).write = (s: string) => (out.push(String(s)), true);
-  (process.stderr as any).write = (s: string) => (out.push(String(s)), true);
-  let code: number;
-  try {
+  await captureCli(async (main) => {
     assert.equal(await main(['perturb', '--task', path.join(EMBEDDED_MODEL, 'ioi.jsonl'), '--methods', 'integrated-gradients', '--ig-steps', '0']), 2);
     assert.equal(await main(['perturb', '--task', path.join(EMBEDDED_MODEL, 'ioi.jsonl'), '--methods', 'integrated-gradients', '--ig-steps', '5000']), 2);
     assert.equal(await main(['perturb', '--task', path.join(EMBEDDED_MODEL, 'ioi.jsonl'), '--methods', 'integrated-gradients', '--ig-baseline', 'blur']), 2);
-    out.length = 0;
-    code = await main(['perturb', '--task', path.join(EMBEDDED_MODEL, 'ioi.jsonl'), '--n', '6', '--methods', 'integrated-gradients,random', '--ig-steps', '8', '--json']);
-  } finally {
-    (process.stdout as any).write = write;
-    (process.stderr as any).write = errWrite;
-  }
+  });
+  const { result: code, printed: out } = await captureCli((main) => main(['perturb', '--task', path.join(EMBEDDED_MODEL, 'ioi.jsonl'), '--n', '6', '--methods', 'integrated-gradients,random', '--ig-steps', '8', '--json']));
   assert.equal(code, 0, out.join(''));
   const json = JSON.parse(out.filter((s) => s.startsWith('{"prompts"')).pop()!);
   const ig = json.results[0];
