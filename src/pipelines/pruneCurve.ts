@@ -10,9 +10,15 @@ import { InputError } from '../models/errors';
 import { generateIoiTask, heldOutIoiTask } from '../circuits/tasks/generators';
 import { loadTask } from '../circuits/pruning/pruneEval';
 import { CURVE_METHODS, pruneCurves, type CurveMethod, type CurveMode, type PruneCurveResult } from '../circuits/pruning/pruneCurve';
+import type { CURVE_METHOD_NAMES, CURVE_MODE_NAMES } from '../protocol/shapes';
 import { cancellable, type JobContext } from './context';
 
 export const CURVE_MODES: readonly CurveMode[] = ['structured', 'unstructured'];
+
+// Compile-time check: the wire's method/mode names (src/protocol/shapes.ts) are src/circuits' names.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const sameNames: [Same<(typeof CURVE_METHOD_NAMES)[number], CurveMethod>, Same<(typeof CURVE_MODE_NAMES)[number], CurveMode>] = [true, true];
+void sameNames;
 
 export const PRUNE_CURVE_DEFAULTS = {
   seeds: 3,
@@ -46,6 +52,9 @@ export async function pruneCurve(engine: Engine, options: PruneCurveOptions, ctx
   const size = options.reference ?? PRUNE_CURVE_DEFAULTS.reference;
   if (!(Number.isInteger(seeds) && seeds >= 1)) throw new InputError(`seeds must be an integer ≥ 1, got ${seeds}`);
   if (!(Number.isInteger(size) && size >= 2)) throw new InputError(`reference must be an integer ≥ 2, got ${size}`);
+  for (const [name, list] of [['methods', options.methods], ['modes', options.modes], ['rates', options.rates]] as const) {
+    if (list !== undefined && list.length === 0) throw new InputError(`prune curve: ${name} is empty`);
+  }
   const run = cancellable(engine, ctx);
   ctx.progress?.({ message: 'Building the IOI reference and evaluation sets…', fraction: 0 });
   const tokenizer = engine.tokenizer;
