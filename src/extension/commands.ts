@@ -556,6 +556,7 @@ async function pruneCurveCommand(ctx: Ctx, args: PruneCurveArgs): Promise<Run | 
   ctx.log.info(`prune-curve: ${describeRun(r)}`);
   ctx.addRun(r);
   showRuns(ctx, [r.id]);
+  void vscode.window.showInformationMessage(`SparC³ prune curves: ${describeRun(r)}`);
   return r;
 }
 
