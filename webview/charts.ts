@@ -308,7 +308,7 @@ export class ChartsView {
         },
         plugins: {
           // Bands have no legend entry of their own: the line's entry stands for both.
-          legend: { labels: { filter: (item) => datasets[item.datasetIndex ?? 0]?.role !== 'band-low' && datasets[item.datasetIndex ?? 0]?.role !== 'band-high' } },
+          legend: { labels: { usePointStyle: true, filter: (item) => datasets[item.datasetIndex ?? 0]?.role !== 'band-low' && datasets[item.datasetIndex ?? 0]?.role !== 'band-high' } },
         },
       },
     });
