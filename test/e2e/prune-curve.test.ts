@@ -37,6 +37,31 @@ async function themedScreenshot(f: Frame, dark: boolean): Promise<void> {
   fs.copyFileSync(file, path.join(root, 'docs', 'images', path.basename(file)));
 }
 
+/** Runs SparC³ Prune Curve… with the preselected modes and methods and `seeds` seeds; returns its notification. */
+async function pruneCurve(seeds: number): Promise<string> {
+  const before = new Set(await notificationTexts(page));
+  await runCommand(page, 'Circuit Lens: SparC³ Prune Curve…');
+  // Multi-select pickers: Enter accepts the preselected items (structured; attnlrp, wanda, random).
+  await until('the mode picker', async () => (await title()).includes('SparC³ Prune Curve (1/3)'), 30_000);
+  await page.keyboard.press('Enter');
+  await until('the method picker', async () => (await title()).includes('SparC³ Prune Curve (2/3)'), 30_000);
+  await page.keyboard.press('Enter');
+  await until('the seed box', async () => (await title()).includes('SparC³ Prune Curve (3/3)'), 30_000);
+  await page.locator('.quick-input-widget input.input').fill(String(seeds));
+  await page.keyboard.press('Enter');
+  return until(
+    'the prune-curve result',
+    async () => {
+      const notes = await notificationTexts(page);
+      const failed = notes.find((n) => /prune curves.*failed/i.test(n));
+      if (failed) throw new Error(failed);
+      return notes.find((n) => n.startsWith('SparC³ prune curves: ') && !before.has(n));
+    },
+    5 * 60_000,
+    1000,
+  );
+}
+
 describe('SparC³ prune curves in the Charts view', { timeout: 10 * 60_000 }, () => {
   before(async () => {
     ensureInstalled();
@@ -60,26 +85,7 @@ describe('SparC³ prune curves in the Charts view', { timeout: 10 * 60_000 }, ()
   it('runs the command with the small defaults and charts one line per method with its circuit', async () => {
     await runCommand(page, 'Circuit Lens: Use Embedded Demo Model');
     await until('the model in the status bar', async () => (await page.locator('.statusbar-item', { hasText: 'tiny-ioi-gpt2' }).count()) > 0, 60_000);
-    await runCommand(page, 'Circuit Lens: SparC³ Prune Curve…');
-    // Multi-select pickers: Enter accepts the preselected items (structured; attnlrp, wanda, random).
-    await until('the mode picker', async () => (await title()).includes('SparC³ Prune Curve (1/3)'), 30_000);
-    await page.keyboard.press('Enter');
-    await until('the method picker', async () => (await title()).includes('SparC³ Prune Curve (2/3)'), 30_000);
-    await page.keyboard.press('Enter');
-    await until('the seed box', async () => (await title()).includes('SparC³ Prune Curve (3/3)'), 30_000);
-    await page.locator('.quick-input-widget input.input').fill('2');
-    await page.keyboard.press('Enter');
-    const note = await until(
-      'the prune-curve result',
-      async () => {
-        const notes = await notificationTexts(page);
-        const failed = notes.find((n) => /prune curves.*failed/i.test(n));
-        if (failed) throw new Error(failed);
-        return notes.find((n) => n.startsWith('SparC³ prune curves: '));
-      },
-      5 * 60_000,
-      1000,
-    );
+    const note = await pruneCurve(2);
     const methods = ['attnlrp', 'wanda', 'random'];
     const f = await webviewFrame(page, '[data-testid="chart-prune-curve"]');
     const canvas = f.locator('[data-testid="chart-prune-curve"] canvas[data-lines]');
@@ -100,5 +106,20 @@ describe('SparC³ prune curves in the Charts view', { timeout: 10 * 60_000 }, ()
     process.stderr.write(`[e2e] ${note}\n`);
     await themedScreenshot(f, true);
     await themedScreenshot(f, false);
+
+    // A second run (1 seed) overlaid on the first: both ticked, one chart, one line per method and run.
+    await until('no toasts', async () => (await page.locator('.notifications-toasts .notification-toast').count()) === 0, 20_000).catch(() => undefined);
+    await pruneCurve(1);
+    const g = await webviewFrame(page, '[data-testid="run-toggle"]');
+    await until('two runs listed', async () => (await g.locator('[data-testid="run-toggle"]').count()) === 2, 30_000);
+    for (const cb of await g.locator('[data-testid="run-toggle"]').all()) if (!(await cb.isChecked())) await cb.check();
+    const overlaid = await until('both runs in one chart', async () => {
+      const c = g.locator('[data-testid="chart-prune-curve"] canvas[data-lines]');
+      if ((await c.count()) !== 1) return undefined;
+      const drawn = JSON.parse((await c.getAttribute('data-lines')) ?? '[]') as string[];
+      return drawn.length === 2 * methods.length ? drawn : undefined;
+    }, 30_000);
+    for (const m of methods) assert.equal(overlaid.filter((l) => l.startsWith(`${m} · `)).length, 2, `${m} once per run: ${overlaid.join(' | ')}`);
+    assert.equal(await g.locator('[data-testid="prune-curve-table"]').count(), 2, 'a table per run');
   });
 });
