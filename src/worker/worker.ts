@@ -16,9 +16,10 @@ import { attributePrompt as attributePromptPipeline, topTokens } from '../pipeli
 import { discover as discoverPipeline, verify as verifyPipeline } from '../pipelines/circuits';
 import { CancelledError, checkCancelled, type JobContext, type Progress } from '../pipelines/context';
 import { correct as correctPipeline, prune as prunePipeline } from '../pipelines/pruning';
-import { pruneCurve as pruneCurvePipeline } from '../pipelines/pruneCurve';
-import type { CorrectRun, LoadedModel, PromptAttribution, PruneCurveRun, PruneRun, VerificationSummary } from '../protocol/shapes';
+import type { CorrectRun, LoadedModel, PromptAttribution, PruneRun, VerificationSummary } from '../protocol/shapes';
 import { Engine as Req, type EngineParams, type EngineRequestType, type ErrorCode, type WireError, type WorkerToHost, validateWorkerRequest } from '../protocol/worker';
+import { pruneCurve as pruneCurvePipeline } from '../pipelines/pruneCurve';
+import type { PruneCurveRun } from '../protocol/shapes';
 
 /** An error with a protocol error code, for failures the user should see as such. */
 class JobError extends Error {
