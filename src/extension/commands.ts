@@ -483,11 +483,11 @@ async function pruneModel(ctx: Ctx, args: PruneArgs): Promise<Run | undefined> {
 // ── SparC³ prune curves (src/pipelines/pruneCurve.ts, as `circuit-lens prune-curve`) ──
 
 /**
- * Small editor defaults so a run on the embedded model finishes in well under a minute (measured:
- * structured, 4 methods, 2 seeds × 16 prompts, 7 rates ≈ 12 s on one core); the CLI's defaults
- * are the paper's (3 seeds × 128 prompts, 9 rates).
+ * Small editor defaults so a run on the embedded model finishes in well under a minute: 3 seeds
+ * (the fewest SparC³-style curves should have) but 16 prompts per reference set instead of the CLI's
+ * 128, and 7 rates instead of 9; structured pruning with all five methods preselected.
  */
-const EDITOR_CURVE = { seeds: 2, reference: 16, rates: [0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95] } as const;
+const EDITOR_CURVE = { seeds: 3, reference: 16, rates: [0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95] } as const;
 const CURVE_METHOD_DOCS: Record<(typeof CURVE_METHOD_NAMES)[number], string> = {
   attnlrp: 'AttnLRP relevance of the IO logit (SparC³)',
   gradient: 'gradient × activation / × weight',
@@ -523,7 +523,7 @@ async function pruneCurveCommand(ctx: Ctx, args: PruneCurveArgs): Promise<Run | 
   let methods = args.methods;
   if (!methods) {
     const pick = await vscode.window.showQuickPick(
-      CURVE_METHOD_NAMES.map((m) => ({ label: m, description: CURVE_METHOD_DOCS[m], picked: m !== 'activation' && m !== 'gradient', m })),
+      CURVE_METHOD_NAMES.map((m) => ({ label: m, description: CURVE_METHOD_DOCS[m], picked: true, m })),
       { title: 'Circuit Lens: SparC³ Prune Curve (2/3)', placeHolder: 'How to score the components (one curve each)', canPickMany: true },
     );
     if (!pick?.length) return undefined;

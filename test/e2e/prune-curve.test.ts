@@ -2,7 +2,8 @@
 // page.evaluate callbacks run in the browser: DOM types for them only (tsconfig.json has none).
 /**
  * SparC³'s circuit protocol in the editor (issues 11 + 14): "Circuit Lens: SparC³ Prune Curve…" on
- * the embedded model with the small editor defaults (structured; AttnLRP, Wanda, random; 2 seeds),
+ * the embedded model with the small editor defaults (structured; AttnLRP, gradient, activation, Wanda, random;
+ * 3 seeds × 16 prompts),
  * then the Charts view must hold one accuracy-vs-sparsity line per method — read back from the
  * Chart.js datasets the view drew (canvas data-lines) and from the table of numbers — and one
  * circuit marker per method. Screenshots in light and dark go to docs/images for the README.
@@ -41,7 +42,7 @@ async function themedScreenshot(f: Frame, dark: boolean): Promise<void> {
 async function pruneCurve(seeds: number): Promise<string> {
   const before = new Set(await notificationTexts(page));
   await runCommand(page, 'Circuit Lens: SparC³ Prune Curve…');
-  // Multi-select pickers: Enter accepts the preselected items (structured; attnlrp, wanda, random).
+  // Multi-select pickers: Enter accepts the preselected items (structured; all five methods).
   await until('the mode picker', async () => (await title()).includes('SparC³ Prune Curve (1/3)'), 30_000);
   await page.keyboard.press('Enter');
   await until('the method picker', async () => (await title()).includes('SparC³ Prune Curve (2/3)'), 30_000);
@@ -85,8 +86,8 @@ describe('SparC³ prune curves in the Charts view', { timeout: 10 * 60_000 }, ()
   it('runs the command with the small defaults and charts one line per method with its circuit', async () => {
     await runCommand(page, 'Circuit Lens: Use Embedded Demo Model');
     await until('the model in the status bar', async () => (await page.locator('.statusbar-item', { hasText: 'tiny-ioi-gpt2' }).count()) > 0, 60_000);
-    const note = await pruneCurve(2);
-    const methods = ['attnlrp', 'wanda', 'random'];
+    const note = await pruneCurve(3);
+    const methods = ['attnlrp', 'gradient', 'activation', 'wanda', 'random'];
     const f = await webviewFrame(page, '[data-testid="chart-prune-curve"]');
     const canvas = f.locator('[data-testid="chart-prune-curve"] canvas[data-lines]');
     await canvas.waitFor({ state: 'visible', timeout: 30_000 });
