@@ -6,6 +6,7 @@
  * Chart.js with only the parts we register; colours from the theme's `--vscode-charts-*`.
  */
 import {
+  Filler,
   BarController,
   BarElement,
   CategoryScale,
@@ -20,11 +21,11 @@ import {
   Tooltip,
 } from 'chart.js';
 import type { CircuitCurvePoint, CircuitGraph } from '../src/circuits/discovery/graph';
-import type { CorrectRun, PruneRun, Run, VerificationSummary } from '../src/protocol/shapes';
+import type { CorrectRun, PruneCurveRun, PruneRun, Run, VerificationSummary } from '../src/protocol/shapes';
 import { el } from './controls';
 import { candidateScores } from './graph';
 
-Chart.register(BarController, BarElement, CategoryScale, LinearScale, LogarithmicScale, LineController, LineElement, PointElement, ScatterController, Tooltip, Legend);
+Chart.register(Filler, BarController, BarElement, CategoryScale, LinearScale, LogarithmicScale, LineController, LineElement, PointElement, ScatterController, Tooltip, Legend);
 
 const css = (name: string, fallback: string) => getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
 const PALETTE = ['--vscode-charts-orange', '--vscode-charts-blue', '--vscode-charts-green', '--vscode-charts-purple', '--vscode-charts-red', '--vscode-charts-yellow'];
@@ -197,6 +198,10 @@ export class ChartsView {
     const prunes = selected.filter((r): r is PruneRun => r.kind === 'prune');
     const corrects = selected.filter((r): r is CorrectRun => r.kind === 'correct');
     if (prunes.length > 0) this.sparsity(prunes);
+    const curves = selected.filter((r): r is PruneCurveRun => r.kind === 'prune-curve');
+    for (const mode of ['structured', 'unstructured'] as const) {
+      if (curves.some((r) => r.series.some((x) => x.mode === mode))) this.pruneCurves(curves, mode);
+    }
     for (const run of corrects) this.beforeAfter(run);
     if (selected.length === 0) section.append(el('p', { class: 'muted' }, 'Tick runs to overlay them.'));
   }
@@ -248,6 +253,86 @@ export class ChartsView {
         ['sparsity', r.curve.map((p) => `${Math.round(p.sparsity * 100)} %`)],
         ['perplexity', r.curve.map((p) => num(p.perplexity))],
       ]);
+    }
+  }
+
+  /**
+   * SparC³'s circuit protocol (Hatefi et al. 2025, Fig. 2, 11, 12): IOI accuracy against the
+   * fraction pruned on a true numeric axis, one line per method (colour = method, dash = run when
+   * runs are overlaid), the mean ± SEM over reference seeds as a band, the dense accuracy × keep as
+   * a dashed threshold, and per method the circuit — the sparsest model keeping that share — as a
+   * marker. The same numbers are in a table below.
+   */
+  private pruneCurves(runs: readonly PruneCurveRun[], mode: 'structured' | 'unstructured'): void {
+    const sec = this.section(`SparC³ prune curves (${mode})`, 'chart-prune-curve');
+    sec.dataset['mode'] = mode;
+    const what = mode === 'structured' ? 'fraction of heads and neurons pruned' : 'fraction of MLP weights pruned';
+    const methods = [...new Set(runs.flatMap((r) => r.series.filter((x) => x.mode === mode).map((x) => x.method)))];
+    const colorOf = (m: (typeof methods)[number]) => css(PALETTE[methods.indexOf(m) % PALETTE.length]!, '#d18616');
+    const named = (r: PruneCurveRun, method: string) => (runs.length > 1 ? `${method} · ${r.title}` : method);
+    // Chart.js datasets: per series a lower bound (hidden), an upper bound filled down to it (the
+    // band), the mean line and the circuit marker; `role` tells them apart for the legend and tests.
+    type Role = 'band-low' | 'band-high' | 'line' | 'circuit' | 'threshold';
+    const datasets: ({ role: Role } & Record<string, unknown>)[] = [];
+    runs.forEach((r, ri) => {
+      for (const x of r.series.filter((s) => s.mode === mode)) {
+        const color = colorOf(x.method);
+        const points = x.rates.map((rate, i) => ({ x: rate, y: x.mean[i]!, sem: x.sem[i] ?? 0 }));
+        datasets.push({ role: 'band-low', label: `${named(r, x.method)} − SEM`, data: points.map((p) => ({ x: p.x, y: p.y - p.sem })), borderWidth: 0, pointRadius: 0, showLine: true, fill: false });
+        datasets.push({ role: 'band-high', label: `${named(r, x.method)} + SEM`, data: points.map((p) => ({ x: p.x, y: p.y + p.sem })), borderWidth: 0, pointRadius: 0, showLine: true, fill: '-1', backgroundColor: translucent(color, 0.18) });
+        datasets.push({ role: 'line', label: named(r, x.method), data: points.map((p) => ({ x: p.x, y: p.y })), borderColor: color, backgroundColor: color, showLine: true, borderDash: ri === 0 ? [] : [6, 3], pointRadius: 2 });
+        const at = x.rates.indexOf(x.circuitRate);
+        datasets.push({
+          role: 'circuit',
+          label: `circuit: ${named(r, x.method)} (${Math.round(x.circuitRate * 100)} %)`,
+          data: [{ x: x.circuitRate, y: at >= 0 ? x.mean[at]! : r.dense }],
+          borderColor: color,
+          backgroundColor: color,
+          pointStyle: 'triangle',
+          pointRadius: 8,
+          showLine: false,
+        });
+      }
+      datasets.push({ role: 'threshold', label: `${Math.round(r.settings.keep * 100)} % of dense${runs.length > 1 ? ` · ${r.title}` : ''}`, data: [{ x: 0, y: r.settings.keep * r.dense }, { x: 1, y: r.settings.keep * r.dense }], borderColor: css('--vscode-descriptionForeground', '#888'), borderDash: [2, 4], borderWidth: 1, pointRadius: 0, showLine: true, fill: false });
+    });
+    const canvas = this.canvas(sec, `IOI accuracy against the ${what}, mean ± SEM over reference seeds, one line per method`);
+    const chart = new Chart(canvas, {
+      type: 'scatter',
+      data: { datasets: datasets.map(({ role: _role, ...d }) => d) as never },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        scales: {
+          x: { type: 'linear', min: 0, max: 1, title: { display: true, text: what } },
+          y: { type: 'linear', min: 0, max: 1, title: { display: true, text: 'IOI accuracy (logit IO > logit S)' } },
+        },
+        plugins: {
+          // Bands have no legend entry of their own: the line's entry stands for both.
+          legend: { labels: { usePointStyle: true, filter: (item) => datasets[item.datasetIndex ?? 0]?.role !== 'band-low' && datasets[item.datasetIndex ?? 0]?.role !== 'band-high' } },
+        },
+      },
+    });
+    this.charts.push(chart);
+    // What was drawn, read back from the chart itself (the e2e test checks one line per method).
+    canvas.dataset['lines'] = JSON.stringify(chart.data.datasets.filter((_, i) => datasets[i]!.role === 'line').map((d) => d.label));
+    canvas.dataset['circuits'] = String(datasets.filter((d) => d.role === 'circuit').length);
+    canvas.dataset['testid'] = 'prune-curve-canvas';
+    for (const r of runs) {
+      const series = r.series.filter((x) => x.mode === mode);
+      if (series.length === 0) continue;
+      const table = el('table', { class: 'curve', 'data-testid': 'prune-curve-table', 'aria-label': `${r.title}: IOI accuracy (mean ± SEM) at each sparsity, ${mode}` });
+      table.append(el('caption', {}, `${r.title}: dense accuracy ${num(r.dense)}; ${r.settings.seeds} seed(s) × ${r.settings.reference} reference prompts, ${r.settings.evaluation} evaluation prompts`));
+      const head = el('tr');
+      for (const h of ['method', ...series[0]!.rates.map((x) => `${Math.round(x * 100)} %`), `circuit (≥ ${Math.round(r.settings.keep * 100)} % of dense)`]) head.append(el('th', { scope: 'col' }, h));
+      table.append(head);
+      for (const x of series) {
+        const tr = el('tr', { 'data-testid': 'prune-curve-row', 'data-method': x.method });
+        tr.append(el('th', { scope: 'row' }, `${x.method}${x.scope === 'rowwise' ? ' (row-wise)' : ''}`));
+        x.mean.forEach((m, i) => tr.append(el('td', { class: 'num' }, `${num(m)} ± ${num(x.sem[i])}`)));
+        tr.append(el('td', { class: 'num', 'data-testid': 'prune-curve-circuit' }, `${Math.round(x.circuitRate * 100)} % pruned (${x.circuitSize.toLocaleString('en-US')} of ${x.total.toLocaleString('en-US')} left)`));
+        table.append(tr);
+      }
+      sec.append(table);
     }
   }
 
@@ -307,6 +392,22 @@ export class ChartsView {
     parent.append(box);
     return c;
   }
+}
+
+/** A theme colour with transparency, for a canvas fill (hex or rgb() from the theme). */
+export function translucent(color: string, alpha: number): string {
+  const hex = /^#([0-9a-f]{3}|[0-9a-f]{6})([0-9a-f]{2})?$/i.exec(color.trim());
+  if (hex) {
+    const h = hex[1]!.length === 3 ? [...hex[1]!].map((c) => c + c).join('') : hex[1]!;
+    const [r, g, b] = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16));
+    return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+  }
+  const rgb = /^rgba?\(([^)]+)\)$/i.exec(color.trim());
+  if (rgb) {
+    const [r, g, b] = rgb[1]!.split(/[\s,/]+/).filter(Boolean);
+    return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+  }
+  return color;
 }
 
 function metric(label: string, value: string, testId: string): HTMLElement {

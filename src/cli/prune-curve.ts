@@ -2,12 +2,12 @@
  * `circuit-lens prune-curve`: SparC³'s circuit protocol (src/circuits/pruning/pruneCurve.ts) — IOI accuracy
  * vs sparsity for structured and unstructured pruning, several methods, several reference-set
  * seeds, mean ± SEM, and the circuit = the sparsest model keeping `--keep` of dense accuracy.
+ * Flags in, JSON out: the run itself is src/pipelines/pruneCurve.ts (shared with the editor).
  */
 import * as fs from 'node:fs';
 import { InputError } from '../models/errors';
-import { generateIoiTask, heldOutIoiTask } from '../circuits/tasks/generators';
-import { loadTask } from '../circuits/pruning/pruneEval';
-import { CURVE_METHODS, pruneCurves, type CurveMethod, type CurveMode } from '../circuits/pruning/pruneCurve';
+import { CURVE_METHODS, type CurveMethod, type CurveMode } from '../circuits/pruning/pruneCurve';
+import { CURVE_MODES, PRUNE_CURVE_DEFAULTS, pruneCurve } from '../pipelines/pruneCurve';
 import { floatFlag, intFlag, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
 
@@ -29,9 +29,9 @@ export const pruneCurveCommands: Record<string, Command> = {
       });
       if (flags.eval === undefined) throw new InputError('--eval ioi|FILE.jsonl (IOI prompts with io and s) is required');
       if (flags.eval !== 'ioi' && !fs.existsSync(flags.eval)) throw new InputError('--eval: file not found', flags.eval);
-      const seeds = intFlag(flags.seeds, 'seeds', 3, 1);
-      const size = intFlag(flags.reference, 'reference', 128, 2);
-      const keep = floatFlag(flags.keep, 'keep', 0.9, 0, 1);
+      const seeds = intFlag(flags.seeds, 'seeds', PRUNE_CURVE_DEFAULTS.seeds, 1);
+      const reference = intFlag(flags.reference, 'reference', PRUNE_CURVE_DEFAULTS.reference, 2);
+      const keep = floatFlag(flags.keep, 'keep', PRUNE_CURVE_DEFAULTS.keep, 0, 1);
       const list = <T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T[] | undefined => {
         if (value === undefined) return undefined;
         const items = value.split(',').map((s) => s.trim());
@@ -39,15 +39,10 @@ export const pruneCurveCommands: Record<string, Command> = {
         return items as T[];
       };
       const methods = list<CurveMethod>(flags.methods, CURVE_METHODS, 'methods');
-      const modes = list<CurveMode>(flags.modes, ['structured', 'unstructured'], 'modes');
+      const modes = list<CurveMode>(flags.modes, CURVE_MODES, 'modes');
       const rates = flags.rates?.split(',').map((s) => floatFlag(s.trim(), 'rates', 0, 0, 0.999999));
       const engine = await ctx.openEngine(flags.model, flags);
-      if (!engine.tokenizer) throw new InputError('prune-curve generates IOI reference sets from text: the model needs a tokenizer.json', engine.folder);
-      // `ioi`: the held-out IOI split (ACDC templates, its own seed), 200 prompts.
-      const evaluation = flags.eval === 'ioi' ? heldOutIoiTask(engine.tokenizer, 200).examples : loadTask(engine, flags.eval).examples;
-      const encode = (t: string) => engine.tokenizer!.encodeIds(t);
-      const references = Array.from({ length: seeds }, (_, s) => generateIoiTask({ count: size, seed: s + 1, encode }).examples);
-      const result = await pruneCurves(engine, { references, evaluation, keep, ...(methods && { methods }), ...(modes && { modes }), ...(rates && { rates }) });
+      const result = await pruneCurve(engine, { eval: flags.eval, seeds, reference, keep, ...(methods && { methods }), ...(modes && { modes }), ...(rates && { rates }) }, ctx.job);
       const text = [
         `dense IOI accuracy ${result.dense.toFixed(3)}`,
         ...result.series.map((s) => `${s.mode} ${s.method} (${s.scope}): ${s.mean.map((m, i) => `${s.rates[i]}:${m.toFixed(3)}±${s.sem[i]!.toFixed(3)}`).join(' ')} → circuit ${Math.round(s.circuitRate * 100)} % pruned (${s.circuitSize} of ${s.total} left)`),

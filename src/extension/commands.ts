@@ -12,7 +12,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { CircuitGraph } from '../circuits/discovery/graph';
-import type { Run, VerificationSummary } from '../protocol/shapes';
+import { CURVE_METHOD_NAMES, CURVE_MODE_NAMES, type Run, type VerificationSummary } from '../protocol/shapes';
 import { parseWith } from '../protocol/schema';
 import { Engine, type EngineParams, type EngineResult } from '../protocol/worker';
 import {
@@ -55,6 +55,7 @@ export const enum CommandId {
   VerifyCircuit = 'circuitLens.verifyCircuit',
   PruneModel = 'circuitLens.pruneModel',
   CorrectModel = 'circuitLens.correctModel',
+  PruneCurve = 'circuitLens.pruneCurve',
   ShowRun = 'circuitLens.showRun',
   ExportCircuit = 'circuitLens.exportCircuit',
   ExportModel = 'circuitLens.exportModel',
@@ -481,6 +482,86 @@ async function pruneModel(ctx: Ctx, args: PruneArgs): Promise<Run | undefined> {
   return r;
 }
 
+// ── SparC³ prune curves (src/pipelines/pruneCurve.ts, as `circuit-lens prune-curve`) ──
+
+/**
+ * Small editor defaults so a run on the embedded model finishes in well under a minute: 3 seeds
+ * (the fewest SparC³-style curves should have) but 16 prompts per reference set instead of the CLI's
+ * 128, and 7 rates instead of 9; structured pruning with all five methods preselected.
+ */
+const EDITOR_CURVE = { seeds: 3, reference: 16, rates: [0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95] } as const;
+const CURVE_METHOD_DOCS: Record<(typeof CURVE_METHOD_NAMES)[number], string> = {
+  attnlrp: 'AttnLRP relevance of the IO logit (SparC³)',
+  gradient: 'gradient × activation / × weight',
+  activation: 'activation norms (structured only)',
+  wanda: '|W| · ‖X‖₂ (no head scores: prunes neurons only)',
+  random: 'seeded random scores (baseline)',
+};
+
+/** Arguments of SparC³ Prune Curve… when run programmatically (each one skips its prompt). */
+interface PruneCurveArgs {
+  modes?: (typeof CURVE_MODE_NAMES)[number][];
+  methods?: (typeof CURVE_METHOD_NAMES)[number][];
+  seeds?: number;
+  reference?: number;
+  rates?: number[];
+  eval?: string;
+}
+
+async function pruneCurveCommand(ctx: Ctx, args: PruneCurveArgs): Promise<Run | undefined> {
+  if (!(await ctx.ensureModel())) return undefined;
+  let modes = args.modes;
+  if (!modes) {
+    const pick = await vscode.window.showQuickPick(
+      [
+        { label: 'structured', description: 'attention heads and MLP neurons, ranked together', picked: true, m: 'structured' as const },
+        { label: 'unstructured', description: 'single weights of the MLP up/down projections', picked: false, m: 'unstructured' as const },
+      ],
+      { title: 'Circuit Lens: SparC³ Prune Curve (1/3)', placeHolder: 'What to prune', canPickMany: true },
+    );
+    if (!pick?.length) return undefined;
+    modes = pick.map((p) => p.m);
+  }
+  let methods = args.methods;
+  if (!methods) {
+    const pick = await vscode.window.showQuickPick(
+      CURVE_METHOD_NAMES.map((m) => ({ label: m, description: CURVE_METHOD_DOCS[m], picked: true, m })),
+      { title: 'Circuit Lens: SparC³ Prune Curve (2/3)', placeHolder: 'How to score the components (one curve each)', canPickMany: true },
+    );
+    if (!pick?.length) return undefined;
+    methods = pick.map((p) => p.m);
+  }
+  let seeds = args.seeds;
+  if (seeds === undefined) {
+    const value = await vscode.window.showInputBox({
+      title: 'Circuit Lens: SparC³ Prune Curve (3/3)',
+      prompt: `Reference sets (seeds) of ${args.reference ?? EDITOR_CURVE.reference} IOI prompts each: the band is the SEM over them (the paper uses 6 × 128; the CLI's default is 3 × 128)`,
+      value: String(EDITOR_CURVE.seeds),
+      validateInput: (v) => (/^[1-9]\d?$/.test(v.trim()) ? undefined : 'A whole number from 1 to 99'),
+    });
+    if (value === undefined) return undefined;
+    seeds = Number(value.trim());
+  }
+  const model = ctx.model;
+  const ioiFile = model ? path.join(model.info.folder, 'ioi.jsonl') : '';
+  const params: EngineParams<'pruneCurve'> = {
+    // The model folder's IOI prompts when it has them, else the generated held-out split.
+    eval: args.eval ?? (ioiFile && fsSync.existsSync(ioiFile) ? ioiFile : 'ioi'),
+    seeds,
+    reference: args.reference ?? EDITOR_CURVE.reference,
+    methods,
+    modes,
+    rates: args.rates ?? [...EDITOR_CURVE.rates],
+  };
+  const r = await ctx.runJob(`SparC³ prune curves (${modes.join(' + ')}; ${methods.join(', ')})`, (opts) => ctx.client.pruneCurve(params, opts));
+  if (!r) return undefined;
+  ctx.log.info(`prune-curve: ${describeRun(r)}`);
+  ctx.addRun(r);
+  showRuns(ctx, [r.id]);
+  void vscode.window.showInformationMessage(`SparC³ prune curves: ${describeRun(r)}`);
+  return r;
+}
+
 /** Arguments of Correct Model… when run programmatically. */
 interface CorrectArgs {
   undesired?: string;
@@ -839,6 +920,7 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
     },
     [CommandId.PruneModel]: (args?: unknown) => pruneModel(ctx, isObject(args) ? (args as PruneArgs) : {}),
     [CommandId.CorrectModel]: (args?: unknown) => correctModel(ctx, isObject(args) ? (args as CorrectArgs) : {}),
+    [CommandId.PruneCurve]: (args?: unknown) => pruneCurveCommand(ctx, isObject(args) ? (args as PruneCurveArgs) : {}),
     [CommandId.ShowRun]: async (id?: unknown) => {
       if (typeof id === 'string') return showRuns(ctx, [id]);
       if (ctx.runs.length === 0) {

@@ -147,6 +147,10 @@ export function describeRun(run: Run): string {
     const ppl = run.perplexityBefore !== null && run.perplexityAfter !== null ? ` · perplexity ${fmt(run.perplexityBefore)} → ${fmt(run.perplexityAfter)}` : '';
     return `${(run.achievedSparsity * 100).toFixed(1)} % pruned${ppl}`;
   }
+  if (run.kind === 'prune-curve') {
+    const circuits = run.series.map((x) => `${x.mode === 'structured' ? 'S' : 'U'} ${x.method} ${Math.round(x.circuitRate * 100)} %`);
+    return `dense IOI accuracy ${fmt(run.dense)} · circuits (${Math.round(run.settings.keep * 100)} % kept): ${circuits.join(', ')}`;
+  }
   const changes = Object.keys(run.before).map((k) => `${k.replace(/_/g, ' ')} ${fmt(run.before[k]!)} → ${fmt(run.after[k] ?? Number.NaN)}`);
   return `${run.removed.length} of ${run.totalComponents} ${run.settings.unit} removed${changes.length ? ` · ${changes.join(', ')}` : ''}`;
 }
@@ -168,7 +172,7 @@ export class RunsTree implements vscode.TreeDataProvider<Run> {
     const t = new vscode.TreeItem(run.title);
     t.description = describeRun(run);
     t.tooltip = `${run.title}\n${describeRun(run)}\n${run.model}\n${run.created}`;
-    t.iconPath = new vscode.ThemeIcon(run.kind === 'prune' ? 'scissors' : 'wrench');
+    t.iconPath = new vscode.ThemeIcon(run.kind === 'prune' ? 'scissors' : run.kind === 'prune-curve' ? 'graph-line' : 'wrench');
     t.contextValue = `run.${run.kind}`;
     t.command = { command: 'circuitLens.showRun', title: 'Show Run', arguments: [run.id] };
     return t;

@@ -227,5 +227,46 @@ export const correctRunSchema = s.object({
 });
 export type CorrectRun = Infer<typeof correctRunSchema>;
 
-export const runSchema = s.tagged('kind', { prune: pruneRunSchema, correct: correctRunSchema });
-export type Run = PruneRun | CorrectRun;
+/**
+ * SparC³'s circuit protocol (src/pipelines/pruneCurve.ts): IOI accuracy vs sparsity per mode and
+ * method, mean ± SEM over reference-set seeds, and each method's circuit (the sparsest model
+ * keeping `keep` × dense accuracy). The names are listed here, not imported, so the webview bundle
+ * does not pull in the engine; src/pipelines/pruneCurve.ts checks at compile time that they equal src/circuits'.
+ */
+export const CURVE_METHOD_NAMES = ['attnlrp', 'gradient', 'activation', 'wanda', 'random'] as const;
+export const CURVE_MODE_NAMES = ['structured', 'unstructured'] as const;
+const unitNumber = s.number({ min: 0, max: 1 });
+export const pruneCurveRunSchema = s.object({
+  ...runHeader,
+  kind: s.literal('prune-curve'),
+  settings: s.object({
+    eval: s.string({ max: 4096 }),
+    seeds: s.number({ int: true, min: 1 }),
+    reference: s.number({ int: true, min: 2 }),
+    evaluation: s.number({ int: true, min: 0 }),
+    keep: unitNumber,
+    rates: s.array(unitNumber, { max: 64 }),
+  }),
+  /** Dense-model IOI accuracy. */
+  dense: unitNumber,
+  series: s.array(
+    s.object({
+      mode: s.literal(...CURVE_MODE_NAMES),
+      method: s.literal(...CURVE_METHOD_NAMES),
+      scope: s.literal('global', 'rowwise'),
+      rates: s.array(unitNumber, { max: 64 }),
+      /** `[seed][rate]` accuracy. */
+      accuracy: s.array(s.array(unitNumber, { max: 64 }), { max: 64 }),
+      mean: s.array(unitNumber, { max: 64 }),
+      sem: s.array(s.anyNumber(), { max: 64 }),
+      circuitRate: unitNumber,
+      circuitSize: s.number({ int: true, min: 0 }),
+      total: s.number({ int: true, min: 0 }),
+    }),
+    { max: 16 },
+  ),
+});
+export type PruneCurveRun = Infer<typeof pruneCurveRunSchema>;
+
+export const runSchema = s.tagged('kind', { prune: pruneRunSchema, correct: correctRunSchema, 'prune-curve': pruneCurveRunSchema });
+export type Run = PruneRun | CorrectRun | PruneCurveRun;

@@ -6,6 +6,9 @@ import {
   circuitGraphSchema,
   componentIdSchema,
   correctRunSchema,
+  CURVE_METHOD_NAMES,
+  CURVE_MODE_NAMES,
+  pruneCurveRunSchema,
   forwardRowSchema,
   idsSchema,
   interventionsSchema,
@@ -113,6 +116,24 @@ export const Engine = {
       curve: s.optional(s.array(s.number({ min: 0, max: 1 }), { max: 32 })),
     }),
     pruneRunSchema,
+  ),
+  /**
+   * SparC³'s circuit protocol (src/pipelines/pruneCurve.ts `pruneCurve`, as `circuit-lens prune-curve`):
+   * scores only, the model's weights are left as they are.
+   */
+  pruneCurve: new RequestType(
+    'engine/pruneCurve',
+    s.object({
+      /** `ioi` (the held-out IOI split) or a JSONL file of IOI prompts with io and s. */
+      eval: s.string({ min: 1, max: 4096 }),
+      seeds: s.optional(s.number({ int: true, min: 1, max: 64 })),
+      reference: s.optional(s.number({ int: true, min: 2, max: 4096 })),
+      methods: s.optional(s.array(s.literal(...CURVE_METHOD_NAMES), { max: 8 })),
+      modes: s.optional(s.array(s.literal(...CURVE_MODE_NAMES), { max: 2 })),
+      rates: s.optional(s.array(s.number({ min: 0, max: 0.999999 }), { max: 64 })),
+      keep: s.optional(s.number({ min: 0, max: 1 })),
+    }),
+    pruneCurveRunSchema,
   ),
   /** Model correction (src/pipelines/pruning.ts `correct`); the corrected weights stay in the worker for `exportModel`. */
   correct: new RequestType(

@@ -115,6 +115,9 @@ export class EngineClient {
   prune(params: EngineParams<'prune'>, opts?: JobOptions) {
     return this.call('prune', params, opts);
   }
+  pruneCurve(params: EngineParams<'pruneCurve'>, opts?: JobOptions) {
+    return this.call('pruneCurve', params, opts);
+  }
   correct(params: EngineParams<'correct'>, opts?: JobOptions) {
     return this.call('correct', params, opts);
   }

@@ -20,6 +20,8 @@ import { ablatePromptGraphNodes, promptGraph as promptGraphPipeline } from '../p
 import { logitLens, steerAndGenerate } from '../circuits/prompt/promptViews';
 import type { CorrectRun, LoadedModel, PromptAttribution, PruneRun, VerificationSummary } from '../protocol/shapes';
 import { Engine as Req, type EngineParams, type EngineRequestType, type ErrorCode, type WireError, type WorkerToHost, validateWorkerRequest } from '../protocol/worker';
+import { pruneCurve as pruneCurvePipeline } from '../pipelines/pruneCurve';
+import type { PruneCurveRun } from '../protocol/shapes';
 
 /** An error with a protocol error code, for failures the user should see as such. */
 class JobError extends Error {
@@ -115,6 +117,7 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
   discover: async (params, ctx) => (await discoverPipeline(requireEngine(), params, ctx)).graph,
   verify,
   prune,
+  pruneCurve,
   correct,
   exportModel,
   // The prompt graph panel: the same pipeline as `circuit-lens graph` (src/pipelines/promptGraph.ts).
@@ -263,6 +266,24 @@ async function prune(params: EngineParams<'prune'>, ctx: JobContext): Promise<Pr
     perplexityBefore: r.perplexityBefore,
     perplexityAfter: r.perplexityAfter,
     curve: [...r.curve],
+  };
+}
+
+/** SparC³ prune curves: transport only, the run is src/pipelines/pruneCurve.ts (as the CLI's). */
+async function pruneCurve(params: EngineParams<'pruneCurve'>, ctx: JobContext): Promise<PruneCurveRun> {
+  const eng = requireEngine();
+  const r = await pruneCurvePipeline(eng, params, ctx);
+  const methods = [...new Set(r.series.map((x) => x.method))].join(', ');
+  const modes = [...new Set(r.series.map((x) => x.mode))].join(' + ');
+  return {
+    id: runId('prune-curve'),
+    kind: 'prune-curve',
+    title: `SparC³ ${modes}: ${methods} (${r.settings.references} seed${r.settings.references === 1 ? '' : 's'})`,
+    created: new Date().toISOString(),
+    model: eng.folder,
+    settings: { eval: params.eval, seeds: r.settings.references, reference: r.settings.referenceSize, evaluation: r.settings.evaluation, keep: r.keep, rates: [...r.settings.rates] },
+    dense: r.dense,
+    series: r.series.map((x) => ({ mode: x.mode, method: x.method, scope: x.scope, rates: [...x.rates], accuracy: x.accuracy.map((row) => [...row]), mean: [...x.mean], sem: [...x.sem], circuitRate: x.circuitRate, circuitSize: x.circuitSize, total: x.total })),
   };
 }
 
