@@ -182,7 +182,7 @@ describe('resource limits', () => {
   });
 
   it('a batch whose activations would not fit is refused with a suggestion, and a smaller one runs', async () => {
-    const engine = await Engine.load(EMBEDDED_MODEL, { memory: { share: 0.8, limitBytes: 256 * 1024 * 1024 } });
+    const engine = await Engine.load(EMBEDDED_MODEL, { memory: { share: 0.8, limitBytes: 512 * 1024 * 1024 } });
     try {
       const ids = Array.from({ length: 4000 }, () => Array.from({ length: 128 }, (_, t) => (t * 13) % 2000));
       const targets = ids.map(() => ({ kind: 'logit' as const, position: 127, token: 5 }));
