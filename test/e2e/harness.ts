@@ -246,6 +246,30 @@ export async function pickQuickItem(page: Page, filter: string, rowText: string,
   );
 }
 
+/**
+ * Accepts the open quick pick or input box whose title contains `stepTitle` (a multi-select's
+ * preselected items, an input's typed value) and waits until it is gone. Enter goes to the
+ * quick input only when it has focus, and a toast can take focus just as it opens; so the input
+ * is focused and Enter pressed again while the same step is still showing (never after it
+ * changed, so the next step is never accepted by mistake).
+ */
+export async function acceptQuickInput(page: Page, stepTitle: string, timeoutMs = 30_000): Promise<void> {
+  // A closed quick input stays in the DOM, hidden, with its last title.
+  const title = async () => ((await page.locator('.quick-input-widget').isVisible().catch(() => false)) ? (await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '' : '');
+  await until(`the quick input "${stepTitle}"`, async () => (await title()).includes(stepTitle), timeoutMs);
+  await until(
+    `the quick input "${stepTitle}" to be accepted`,
+    async () => {
+      if (!(await title()).includes(stepTitle)) return true;
+      await page.locator('.quick-input-widget input.input').focus().catch(() => undefined);
+      await page.keyboard.press('Enter');
+      return until('the next step', async () => !(await title()).includes(stepTitle), 3000).catch(() => false);
+    },
+    timeoutMs,
+    250,
+  );
+}
+
 /** Opens a workspace file by name through Quick Open. */
 export async function openFile(page: Page, name: string): Promise<void> {
   await page.keyboard.press('Escape');

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Frame, Page } from 'playwright-core';
-import { type CodeServer, e2eDir, ensureInstalled, launchBrowser, notificationTexts, openWorkbench, packageVsix, root, runCommand, screenshot, startCodeServer, until, webviewFrame } from './harness';
+import { acceptQuickInput, type CodeServer, e2eDir, ensureInstalled, launchBrowser, notificationTexts, openWorkbench, packageVsix, root, runCommand, screenshot, startCodeServer, until, webviewFrame } from './harness';
 
 let server: CodeServer;
 let browser: Browser;
@@ -43,13 +43,11 @@ async function pruneCurve(seeds: number): Promise<string> {
   const before = new Set(await notificationTexts(page));
   await runCommand(page, 'Circuit Lens: SparC³ Prune Curve…');
   // Multi-select pickers: Enter accepts the preselected items (structured; all five methods).
-  await until('the mode picker', async () => (await title()).includes('SparC³ Prune Curve (1/3)'), 30_000);
-  await page.keyboard.press('Enter');
-  await until('the method picker', async () => (await title()).includes('SparC³ Prune Curve (2/3)'), 30_000);
-  await page.keyboard.press('Enter');
+  await acceptQuickInput(page, 'SparC³ Prune Curve (1/3)');
+  await acceptQuickInput(page, 'SparC³ Prune Curve (2/3)');
   await until('the seed box', async () => (await title()).includes('SparC³ Prune Curve (3/3)'), 30_000);
   await page.locator('.quick-input-widget input.input').fill(String(seeds));
-  await page.keyboard.press('Enter');
+  await acceptQuickInput(page, 'SparC³ Prune Curve (3/3)');
   return until(
     'the prune-curve result',
     async () => {
