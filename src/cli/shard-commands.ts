@@ -10,6 +10,7 @@ import { InputError } from '../models/errors';
 import { scoreSamples } from '../circuits/discovery/discover';
 import { AGGREGATIONS, GRANULARITIES, type Aggregation, type DiscoveryMethod, type Granularity } from '../vocabulary';
 import { checkOutputFile, writeFileAtomic } from '../circuits/files';
+import { mergePruneCurves, PARTIAL_CURVE_FORMAT, type PartialPruneCurve } from '../pipelines/pruneCurve';
 import { decodePartialWeights, encodeWeightScores, mergePartialWeights, PARTIAL_WEIGHT_FORMAT, sniffFormat } from '../circuits/pruning/shard';
 import { buildCircuitGraph, circuitComponentIds, selectNodes } from '../circuits/discovery/graph';
 import type { ModelRunner } from '../circuits/runner';
@@ -45,6 +46,7 @@ export const shardCommands: Record<string, Command> = {
     usage:
       'circuit-lens merge PART.json… --out circuit.json [--granularity heads|heads+mlps|heads+neurons|neurons] [--aggregation signed-mean|mean-abs|abs-mean] [--top K] [--json]   (discover --shard parts)\n' +
       'circuit-lens merge PART.bin… --out MERGED.bin [--json]   (prune --shard parts: the merged weight scores, for prune --from-scores)\n' +
+      'circuit-lens merge PART.json… [--out curves.json] [--json]   (prune-curve --shard parts: the prune-curve result)\n' +
       'The parts are told apart by their format field; every shard 1…n of one run must be given once.',
     async run(ctx) {
       let values: Record<string, string | boolean | undefined>;
@@ -102,6 +104,7 @@ async function mergeOtherFormats(files: string[], values: Record<string, string 
     }
   });
   const formats = data.map((d) => sniffFormat(d));
+  if (formats.includes(PARTIAL_CURVE_FORMAT)) return mergeCurves(files, data, formats, values);
   if (!formats.includes(PARTIAL_WEIGHT_FORMAT)) return null;
   const odd = formats.findIndex((f) => f !== PARTIAL_WEIGHT_FORMAT);
   if (odd >= 0) throw new InputError(`cannot merge parts of different kinds: ${files[odd]} is not a prune --shard output (format "${PARTIAL_WEIGHT_FORMAT}")`, files[odd]);
@@ -124,6 +127,28 @@ async function mergeOtherFormats(files: string[], values: Record<string, string 
   writeFileAtomic(values.out as string, out);
   const json = { shards: files.length, samples: merged.run.rows, model: merged.run.model, method: merged.run.method, aggregation: merged.run.aggregation, weights: merged.tensors.reduce((n, t) => n + t.length, 0), bytes: out.length, out: path.resolve(values.out as string) };
   return { json, text: `merged ${files.length} prune shards (${json.samples} reference samples, ${json.method}, ${json.aggregation}, ${json.weights} weights) → ${json.out} (prune --from-scores)` };
+}
+
+/** prune-curve --shard parts: the merged JSON is the unsharded prune-curve's. */
+function mergeCurves(files: string[], data: Buffer[], formats: (string | null)[], values: Record<string, string | boolean | undefined>): { json: unknown; text: string } {
+  const odd = formats.findIndex((f) => f !== PARTIAL_CURVE_FORMAT);
+  if (odd >= 0) throw new InputError(`cannot merge parts of different kinds: ${files[odd]} is not a prune-curve --shard output (format "${PARTIAL_CURVE_FORMAT}")`, files[odd]);
+  for (const flag of ['granularity', 'aggregation', 'top']) if (values[flag] !== undefined) throw new InputError(`--${flag} is for discover parts`);
+  if (values.out) checkOutputFile(values.out as string);
+  let merged;
+  try {
+    merged = mergePruneCurves(data.map((d, i) => {
+      try {
+        return JSON.parse(d.toString('utf8')) as PartialPruneCurve;
+      } catch (err) {
+        throw new Error(`${files[i]}: ${(err as Error).message}`);
+      }
+    }));
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+  if (values.out) writeFileAtomic(values.out as string, JSON.stringify(merged, null, 1) + '\n');
+  return { json: merged, text: `merged ${files.length} prune-curve shards (${merged.settings.references} seeds, ${merged.series.length} series; dense IOI accuracy ${merged.dense.toFixed(3)})${values.out ? ` → ${path.resolve(values.out as string)}` : ''}` };
 }
 
 function readPartial(file: string): PartialRelevance {
