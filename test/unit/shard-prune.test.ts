@@ -67,14 +67,25 @@ describe('sharded pruning on the real engine', () => {
         codes.push(await main(['merge', file('p1.bin'), file('p2.bin'), '--out', file('bad.bin')]));
         codes.push(await main(['prune', ...flags.slice(0, -4), '--windows', '6', '--sparsity', '0.5', '--from-scores', file('merged.bin')]));
         codes.push(await main(['prune', ...flags, '--method', 'magnitude', '--shard', '1/2', '--partial', file('m.bin')]));
+        const p1 = fs.readFileSync(file('p1.bin'));
+        fs.writeFileSync(file('cut.bin'), p1.subarray(0, p1.length - 8));
+        codes.push(await main(['merge', file('cut.bin'), file('p2.bin'), file('p3.bin'), '--out', file('bad.bin')]));
+        fs.writeFileSync(file('discover.json'), JSON.stringify({ format: 'circuit-lens-partial-relevance' }));
+        codes.push(await main(['merge', file('discover.json'), file('p2.bin'), '--out', file('bad.bin')]));
+        fs.rmSync(file('cut.bin'));
+        fs.rmSync(file('discover.json'));
         return codes;
       });
-      assert.deepEqual(result, [0, 0, 0, 0, 0, 0, 2, 2, 2], printed.join(''));
+      assert.deepEqual(result, [0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2], printed.join(''));
       const jsons = printed.filter((s) => s.trimStart().startsWith('{')).map((s) => JSON.parse(s));
       const [fromShards, unsharded] = jsons.filter((j) => 'perplexity' in j);
       assert.equal(fromShards.perplexity, unsharded.perplexity);
       assert.ok(Number.isFinite(fromShards.perplexity));
       assert.match(printed.join(''), /shard 3\/3 missing/);
+      assert.match(printed.join(''), /truncated prune --shard output/);
+      assert.match(printed.join(''), /parts of different kinds/);
+      assert.match(printed.join(''), /other settings or another calibration text/);
+      assert.match(printed.join(''), /not an attribution method/);
       assert.ok(!fs.existsSync(file('bad.bin')) && !fs.existsSync(file('m.bin')), 'no partial files on failure');
       assert.deepEqual(fs.readdirSync(dir).sort(), ['merged.bin', 'p1.bin', 'p2.bin', 'p3.bin']);
     } finally {
