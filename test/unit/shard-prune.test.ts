@@ -33,6 +33,12 @@ describe('sharded pruning on the real engine', () => {
       for (let k = 0; k < 3; k++) parts.push(decodePartialWeights((await pruneShard(engine, { ...options, shard: { index: k, count: 3 } })).data));
       assert.deepEqual(parts.map((p) => p.header.count), [41, 32, 32], 'whole batches of 16, strided');
       const whole = decodePartialWeights((await pruneShard(engine, { ...options, shard: { index: 0, count: 1 } })).data);
+      // The exact sums themselves (not only their float32 means) add up to the whole run's.
+      const extra = (h: string | undefined) => (h === undefined ? 0n : h.startsWith('-') ? -BigInt(`0x${h.slice(1)}`) : BigInt(`0x${h}`));
+      const exact = (p: (typeof parts)[number], k: number) => exactInteger(p.hi[k]!) + exactInteger(p.lo[k]!) + extra(p.header.extras[String(k)]);
+      let differing = 0;
+      for (let k = 0; k < whole.hi.length; k++) if (parts.reduce((s, p) => s + exact(p, k), 0n) !== exact(whole, k)) differing++;
+      assert.equal(differing, 0, 'per-weight exact sums of the shards equal the whole run’s');
       const merged = encodeWeightScores(mergePartialWeights([parts[1]!, parts[2]!, parts[0]!]));
       assert.ok(merged.equals(encodeWeightScores(mergePartialWeights([whole]))), 'merged scores are bit-identical to one shard of everything');
 
