@@ -131,6 +131,7 @@ export async function prune(engine: Engine, options: PruneOptions, ctx: JobConte
   const { calibIds, evalIds, calibText, evalText } = pruneTexts(engine, options, needsCalib, ctx);
   let given: WeightScores | undefined;
   if (options.scores) {
+    if (!needsCalib) throw new InputError(`--from-scores holds attribution scores; method ${method} scores weights itself`);
     try {
       given = decodeWeightScores(engine, options.scores);
     } catch (err) {

@@ -54,6 +54,7 @@ describe('sharded pruning on the real engine', () => {
       const other = decodePartialWeights((await pruneShard(engine, { ...options, windows: 6, shard: { index: 2, count: 3 } })).data);
       assert.throws(() => mergePartialWeights([parts[0]!, parts[1]!, other]), /different runs/);
       await assert.rejects(prune(engine, { ...options, aggregation: 'signed-mean', sparsity: 0.5, scores: merged }), /other settings/);
+      await assert.rejects(prune(engine, { ...options, method: 'magnitude', sparsity: 0.5, scores: merged }), /scores weights itself/);
     } finally {
       await engine.dispose();
     }
