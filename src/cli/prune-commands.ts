@@ -6,12 +6,59 @@ import { InputError } from '../models/errors';
 import { checkExportDestination, exportModel } from '../circuits/pruning/modelExport';
 import { evaluate, loadTask, readTextIds, textPerplexity } from '../circuits/pruning/pruneEval';
 import { evalSetPath, requireFile } from '../pipelines/inputs';
-import { correct, CORRECT_DEFAULTS, prune, PRUNE_DEFAULTS, pxpTune, tune } from '../pipelines/pruning';
+import { correct, CORRECT_DEFAULTS, prune, PRUNE_DEFAULTS, pruneShard, pxpTune, tune } from '../pipelines/pruning';
 import { formatRuleSpec, parseRuleSpec } from '../circuits/pruning/pxpRules';
 import type { PxpTrial } from '../circuits/pruning/tune';
 import { AGGREGATIONS, COMPOSITES, PRUNE_METHOD_DOCS, PRUNE_METHODS, PRUNE_SCOPES, SAMPLE_UNITS, describeVocabulary } from '../vocabulary';
 import { floatFlag, intFlag, oneOf, parseFlags } from './args';
-import { MODEL_FLAGS, type Command } from './command';
+import { MODEL_FLAGS, type Command, type CommandContext } from './command';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseShard } from '../circuits/discovery/shard';
+import { checkOutputFile, writeFileAtomic } from '../circuits/files';
+import type { PruneMethod } from '../vocabulary';
+
+/** `prune --shard k/n --partial PART.bin`: this shard's exact weight-relevance sums (src/circuits/pruning/shard.ts). */
+async function pruneShardCommand(ctx: CommandContext, flags: Record<string, string | boolean | undefined>, method: PruneMethod): Promise<{ json: unknown; text: string }> {
+  const str = (name: string) => flags[name] as string | undefined;
+  if (str('shard') === undefined || str('partial') === undefined) throw new InputError('--shard k/n and --partial PART.bin go together (the shard writes its exact sums to PART.bin)');
+  for (const f of ['sparsity', 'out', 'from-scores', 'eval']) if (flags[f] !== undefined) throw new InputError(`--${f} does not apply to a shard: shards only score; prune with --from-scores after circuit-lens merge`);
+  let shard;
+  try {
+    shard = parseShard(str('shard')!);
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+  checkOutputFile(str('partial')!);
+  const engine = await ctx.openEngine(str('model'), flags as Parameters<CommandContext['openEngine']>[1]);
+  const started = Date.now();
+  const r = await pruneShard(
+    engine,
+    {
+      method,
+      shard,
+      aggregation: oneOf(str('aggregation'), AGGREGATIONS, 'aggregation', PRUNE_DEFAULTS.aggregation),
+      target: oneOf(str('target'), ['logit', 'contrastive'] as const, 'target', PRUNE_DEFAULTS.target),
+      samples: oneOf(str('samples'), SAMPLE_UNITS, 'samples', PRUNE_DEFAULTS.samples),
+      windows: intFlag(str('windows'), 'windows', PRUNE_DEFAULTS.windows, 1),
+      windowLength: intFlag(str('window-length'), 'window-length', PRUNE_DEFAULTS.windowLength, 2),
+      ...(str('text') !== undefined ? { text: str('text')! } : {}),
+      ...(str('calib') !== undefined ? { calib: str('calib')! } : {}),
+    },
+    ctx.job,
+  );
+  writeFileAtomic(str('partial')!, r.data);
+  const json = { shard: `${shard.index + 1}/${shard.count}`, samples: r.rows, of: r.of, batches: r.batches, bytes: r.data.length, seconds: (Date.now() - started) / 1000, partial: path.resolve(str('partial')!) };
+  return { json, text: `shard ${json.shard}: ${r.rows} of ${r.of} reference samples (${r.batches} batches) scored in ${json.seconds.toFixed(1)} s → ${json.partial} (combine with circuit-lens merge)` };
+}
+
+function readScoresFile(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new InputError(`cannot read the merged scores (${(err as Error).message})`, file);
+  }
+}
 
 const CALIB_FLAGS = { windows: { type: 'string' }, 'window-length': { type: 'string' } } as const;
 
@@ -19,7 +66,8 @@ export const pruneCommands: Record<string, Command> = {
   prune: {
     summary: 'prune decoder-block linear weights by AttnLRP/CP-LRP relevance, Wanda, magnitude or gradient',
     usage:
-      `circuit-lens prune [--model DIR] --sparsity S [--method M] [--scope ${PRUNE_SCOPES.join('|')}] [--aggregation ${AGGREGATIONS.join('|')}] [--target logit|contrastive] [--samples ${SAMPLE_UNITS.join('|')}] [--windows ${PRUNE_DEFAULTS.windows}] [--window-length ${PRUNE_DEFAULTS.windowLength}] [--text FILE | --calib FILE [--eval FILE]] [--out DIR [--overwrite]] [--json]\n\n` +
+      `circuit-lens prune [--model DIR] --sparsity S [--method M] [--scope ${PRUNE_SCOPES.join('|')}] [--aggregation ${AGGREGATIONS.join('|')}] [--target logit|contrastive] [--samples ${SAMPLE_UNITS.join('|')}] [--windows ${PRUNE_DEFAULTS.windows}] [--window-length ${PRUNE_DEFAULTS.windowLength}] [--text FILE | --calib FILE [--eval FILE]] [--out DIR [--overwrite]] [--from-scores MERGED.bin] [--json]\n` +
+      `circuit-lens prune [--model DIR] --shard k/n --partial PART.bin [same scoring flags]   (one part of the calibration batches; combine with circuit-lens merge PART… --out MERGED.bin)\n\n` +
       `--text FILE (default: the model folder's ${PRUNE_DEFAULTS.text}) is split: perplexity on its first part, calibration windows from its end, never overlapping; --calib/--eval name the two parts separately.\n\n--method:\n${describeVocabulary(PRUNE_METHOD_DOCS)}`,
     async run(ctx) {
       const flags = parseFlags(ctx.argv, {
@@ -36,8 +84,12 @@ export const pruneCommands: Record<string, Command> = {
         eval: { type: 'string' },
         out: { type: 'string' },
         overwrite: { type: 'boolean' },
+        shard: { type: 'string' },
+        partial: { type: 'string' },
+        'from-scores': { type: 'string' },
       });
       const method = oneOf(flags.method, PRUNE_METHODS, 'method', 'attnlrp');
+      if (flags.shard !== undefined || flags.partial !== undefined) return pruneShardCommand(ctx, flags, method);
       if (flags.sparsity === undefined) throw new InputError('--sparsity S (0 ≤ S ≤ 1) is required');
       if (flags.text !== undefined && (flags.calib !== undefined || flags.eval !== undefined)) throw new InputError('give --text (split into evaluation and calibration parts) or --calib [--eval], not both');
       const engine = await ctx.openEngine(flags.model, flags);
@@ -56,6 +108,7 @@ export const pruneCommands: Record<string, Command> = {
           ...(flags.text !== undefined ? { text: flags.text } : {}),
           ...(flags.calib !== undefined ? { calib: flags.calib } : {}),
           ...(flags.eval !== undefined ? { eval: flags.eval } : {}),
+          ...(flags['from-scores'] !== undefined ? { scores: readScoresFile(flags['from-scores']) } : {}),
         },
         ctx.job,
       );

@@ -7,7 +7,10 @@
 import * as fs from 'node:fs';
 import { InputError } from '../models/errors';
 import { CURVE_METHODS, type CurveMethod, type CurveMode } from '../circuits/pruning/pruneCurve';
-import { CURVE_MODES, PRUNE_CURVE_DEFAULTS, pruneCurve } from '../pipelines/pruneCurve';
+import * as path from 'node:path';
+import { CURVE_MODES, PRUNE_CURVE_DEFAULTS, pruneCurve, pruneCurveShard } from '../pipelines/pruneCurve';
+import { parseShard } from '../circuits/discovery/shard';
+import { checkOutputFile, writeFileAtomic } from '../circuits/files';
 import { floatFlag, intFlag, parseFlags } from './args';
 import { MODEL_FLAGS, type Command } from './command';
 
@@ -15,7 +18,8 @@ export const pruneCurveCommands: Record<string, Command> = {
   'prune-curve': {
     summary: "SparC³ circuits: IOI accuracy vs sparsity (structured heads+neurons, unstructured MLP weights), methods × reference-set seeds",
     usage:
-      'circuit-lens prune-curve [--model DIR] --eval ioi|FILE.jsonl [--seeds 3] [--reference 128] [--methods attnlrp,gradient,activation,wanda,random] [--modes structured,unstructured] [--rates 0,0.2,…] [--keep 0.9] [--json]',
+      'circuit-lens prune-curve [--model DIR] --eval ioi|FILE.jsonl [--seeds 3] [--reference 128] [--methods attnlrp,gradient,activation,wanda,random] [--modes structured,unstructured] [--rates 0,0.2,…] [--keep 0.9] [--json]\n' +
+      'circuit-lens prune-curve … --shard k/n --out PART.json   (the seeds k−1, k−1+n, …; combine with circuit-lens merge PART… --out curves.json)',
     async run(ctx) {
       const flags = parseFlags(ctx.argv, {
         ...MODEL_FLAGS,
@@ -26,7 +30,10 @@ export const pruneCurveCommands: Record<string, Command> = {
         modes: { type: 'string' },
         rates: { type: 'string' },
         keep: { type: 'string' },
+        shard: { type: 'string' },
+        out: { type: 'string' },
       });
+      if ((flags.shard === undefined) !== (flags.out === undefined)) throw new InputError('--shard k/n and --out PART.json go together (the shard writes its seeds’ accuracies to PART.json)');
       if (flags.eval === undefined) throw new InputError('--eval ioi|FILE.jsonl (IOI prompts with io and s) is required');
       if (flags.eval !== 'ioi' && !fs.existsSync(flags.eval)) throw new InputError('--eval: file not found', flags.eval);
       const seeds = intFlag(flags.seeds, 'seeds', PRUNE_CURVE_DEFAULTS.seeds, 1);
@@ -42,6 +49,19 @@ export const pruneCurveCommands: Record<string, Command> = {
       const modes = list<CurveMode>(flags.modes, CURVE_MODES, 'modes');
       const rates = flags.rates?.split(',').map((s) => floatFlag(s.trim(), 'rates', 0, 0, 0.999999));
       const engine = await ctx.openEngine(flags.model, flags);
+      if (flags.shard !== undefined) {
+        let shard;
+        try {
+          shard = parseShard(flags.shard);
+        } catch (err) {
+          throw new InputError((err as Error).message);
+        }
+        checkOutputFile(flags.out!);
+        const part = await pruneCurveShard(engine, { eval: flags.eval, seeds, reference, keep, shard, ...(methods && { methods }), ...(modes && { modes }), ...(rates && { rates }) }, ctx.job);
+        writeFileAtomic(flags.out!, JSON.stringify(part) + '\n');
+        const json = { shard: `${shard.index + 1}/${shard.count}`, seeds: part.seedIndex, of: seeds, out: path.resolve(flags.out!) };
+        return { json, text: `shard ${json.shard}: seeds ${part.seedIndex.join(', ')} of ${seeds} → ${json.out} (combine with circuit-lens merge)` };
+      }
       const result = await pruneCurve(engine, { eval: flags.eval, seeds, reference, keep, ...(methods && { methods }), ...(modes && { modes }), ...(rates && { rates }) }, ctx.job);
       const text = [
         `dense IOI accuracy ${result.dense.toFixed(3)}`,

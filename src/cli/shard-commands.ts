@@ -9,7 +9,9 @@ import { parseArgs } from 'node:util';
 import { InputError } from '../models/errors';
 import { scoreSamples } from '../circuits/discovery/discover';
 import { AGGREGATIONS, GRANULARITIES, type Aggregation, type DiscoveryMethod, type Granularity } from '../vocabulary';
-import { writeFileAtomic } from '../circuits/files';
+import { checkOutputFile, writeFileAtomic } from '../circuits/files';
+import { mergePruneCurves, PARTIAL_CURVE_FORMAT, type PartialPruneCurve } from '../pipelines/pruneCurve';
+import { decodePartialWeights, encodeWeightScores, mergePartialWeights, PARTIAL_WEIGHT_FORMAT, sniffFormat } from '../circuits/pruning/shard';
 import { buildCircuitGraph, circuitComponentIds, selectNodes } from '../circuits/discovery/graph';
 import type { ModelRunner } from '../circuits/runner';
 import { mergePartials, parseShard, partialRelevance, relevanceFromPartial, shardTask, PARTIAL_FORMAT, type PartialRelevance } from '../circuits/discovery/shard';
@@ -42,7 +44,10 @@ export const shardCommands: Record<string, Command> = {
   merge: {
     summary: 'add the partial sums of discover --shard runs exactly and write the circuit graph',
     usage:
-      'circuit-lens merge PART.json… --out circuit.json [--granularity heads|heads+mlps|heads+neurons|neurons] [--aggregation signed-mean|mean-abs|abs-mean] [--top K] [--json]',
+      'circuit-lens merge PART.json… --out circuit.json [--granularity heads|heads+mlps|heads+neurons|neurons] [--aggregation signed-mean|mean-abs|abs-mean] [--top K] [--json]   (discover --shard parts)\n' +
+      'circuit-lens merge PART.bin… --out MERGED.bin [--json]   (prune --shard parts: the merged weight scores, for prune --from-scores)\n' +
+      'circuit-lens merge PART.json… [--out curves.json] [--json]   (prune-curve --shard parts: the prune-curve result)\n' +
+      'The parts are told apart by their format field; every shard 1…n of one run must be given once.',
     async run(ctx) {
       let values: Record<string, string | boolean | undefined>;
       let files: string[];
@@ -59,6 +64,8 @@ export const shardCommands: Record<string, Command> = {
         throw new InputError((err as Error).message);
       }
       if (files.length === 0) throw new InputError('give the partial files of every shard: circuit-lens merge parts/*.json --out circuit.json');
+      const other = await mergeOtherFormats(files, values);
+      if (other) return other;
       const parts = files.map((file) => readPartial(file));
       let merged: PartialRelevance;
       try {
@@ -86,6 +93,63 @@ export const shardCommands: Record<string, Command> = {
     },
   },
 };
+
+/** Partials of `prune --shard` (weight relevance), recognised by their format field; null for discover's. */
+async function mergeOtherFormats(files: string[], values: Record<string, string | boolean | undefined>): Promise<{ json: unknown; text: string } | null> {
+  const data = files.map((file) => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new InputError(`cannot read a partial result (${(err as Error).message})`, file);
+    }
+  });
+  const formats = data.map((d) => sniffFormat(d));
+  if (formats.includes(PARTIAL_CURVE_FORMAT)) return mergeCurves(files, data, formats, values);
+  if (!formats.includes(PARTIAL_WEIGHT_FORMAT)) return null;
+  const odd = formats.findIndex((f) => f !== PARTIAL_WEIGHT_FORMAT);
+  if (odd >= 0) throw new InputError(`cannot merge parts of different kinds: ${files[odd]} is not a prune --shard output (format "${PARTIAL_WEIGHT_FORMAT}")`, files[odd]);
+  for (const flag of ['granularity', 'aggregation', 'top']) if (values[flag] !== undefined) throw new InputError(`--${flag} is for discover parts; prune parts carry their aggregation`);
+  if (!values.out) throw new InputError('--out MERGED.bin is required: prune --from-scores MERGED.bin reads it');
+  checkOutputFile(values.out as string);
+  let merged;
+  try {
+    merged = mergePartialWeights(data.map((d, i) => {
+      try {
+        return decodePartialWeights(d);
+      } catch (err) {
+        throw new Error(`${files[i]}: ${(err as Error).message}`);
+      }
+    }));
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+  const out = encodeWeightScores(merged);
+  writeFileAtomic(values.out as string, out);
+  const json = { shards: files.length, samples: merged.run.rows, model: merged.run.model, method: merged.run.method, aggregation: merged.run.aggregation, weights: merged.tensors.reduce((n, t) => n + t.length, 0), bytes: out.length, out: path.resolve(values.out as string) };
+  return { json, text: `merged ${files.length} prune shards (${json.samples} reference samples, ${json.method}, ${json.aggregation}, ${json.weights} weights) → ${json.out} (prune --from-scores)` };
+}
+
+/** prune-curve --shard parts: the merged JSON is the unsharded prune-curve's. */
+function mergeCurves(files: string[], data: Buffer[], formats: (string | null)[], values: Record<string, string | boolean | undefined>): { json: unknown; text: string } {
+  const odd = formats.findIndex((f) => f !== PARTIAL_CURVE_FORMAT);
+  if (odd >= 0) throw new InputError(`cannot merge parts of different kinds: ${files[odd]} is not a prune-curve --shard output (format "${PARTIAL_CURVE_FORMAT}")`, files[odd]);
+  for (const flag of ['granularity', 'aggregation', 'top']) if (values[flag] !== undefined) throw new InputError(`--${flag} is for discover parts`);
+  if (values.out) checkOutputFile(values.out as string);
+  let merged;
+  try {
+    merged = mergePruneCurves(data.map((d, i) => {
+      try {
+        return JSON.parse(d.toString('utf8')) as PartialPruneCurve;
+      } catch (err) {
+        throw new Error(`${files[i]}: ${(err as Error).message}`);
+      }
+    }));
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+  if (values.out) writeFileAtomic(values.out as string, JSON.stringify(merged, null, 1) + '\n');
+  return { json: merged, text: `merged ${files.length} prune-curve shards (${merged.settings.references} seeds, ${merged.series.length} series; dense IOI accuracy ${merged.dense.toFixed(3)})${values.out ? ` → ${path.resolve(values.out as string)}` : ''}` };
+}
 
 function readPartial(file: string): PartialRelevance {
   let data: unknown;

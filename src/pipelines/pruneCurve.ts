@@ -9,7 +9,9 @@ import type { Engine } from '../engine/engine';
 import { InputError } from '../models/errors';
 import { generateIoiTask, heldOutIoiTask } from '../circuits/tasks/generators';
 import { loadTask } from '../circuits/pruning/pruneEval';
-import { CURVE_METHODS, pruneCurves, type CurveMethod, type CurveMode, type PruneCurveResult } from '../circuits/pruning/pruneCurve';
+import * as path from 'node:path';
+import { CURVE_METHODS, pruneCurves, summarizeSeries, type CurveMethod, type CurveMode, type CurveSeries, type PruneCurveResult } from '../circuits/pruning/pruneCurve';
+import type { Shard } from '../circuits/discovery/shard';
 import type { CURVE_METHOD_NAMES, CURVE_MODE_NAMES } from '../protocol/shapes';
 import { cancellable, type JobContext } from './context';
 
@@ -45,7 +47,8 @@ export function seriesCount(modes: readonly CurveMode[], methods: readonly Curve
   return modes.reduce((n, m) => n + methods.filter((x) => !(m === 'unstructured' && x === 'activation')).length, 0);
 }
 
-export async function pruneCurve(engine: Engine, options: PruneCurveOptions, ctx: JobContext = {}): Promise<PruneCurveResult> {
+/** `only`: the seed indices to run (a shard's); default all. */
+export async function pruneCurve(engine: Engine, options: PruneCurveOptions, ctx: JobContext = {}, only?: readonly number[]): Promise<PruneCurveResult> {
   if (options.eval !== 'ioi' && !fs.existsSync(options.eval)) throw new InputError('--eval: file not found', options.eval);
   if (!engine.tokenizer) throw new InputError('prune-curve generates IOI reference sets from text: the model needs a tokenizer.json', engine.folder);
   const seeds = options.seeds ?? PRUNE_CURVE_DEFAULTS.seeds;
@@ -60,7 +63,8 @@ export async function pruneCurve(engine: Engine, options: PruneCurveOptions, ctx
   const tokenizer = engine.tokenizer;
   const evaluation = options.eval === 'ioi' ? heldOutIoiTask(tokenizer, PRUNE_CURVE_DEFAULTS.heldOut).examples : loadTask(engine, options.eval).examples;
   const encode = (t: string) => tokenizer.encodeIds(t);
-  const references = Array.from({ length: seeds }, (_, s) => generateIoiTask({ count: size, seed: s + 1, encode }).examples);
+  const seedIndex = only ?? Array.from({ length: seeds }, (_, s) => s);
+  const references = seedIndex.map((s) => generateIoiTask({ count: size, seed: s + 1, encode }).examples);
   const total = seriesCount(options.modes ?? CURVE_MODES, options.methods ?? CURVE_METHODS);
   let done = 0;
   ctx.progress?.({ message: `Pruning: 0/${total} curves…`, fraction: 0.02 });
@@ -71,6 +75,7 @@ export async function pruneCurve(engine: Engine, options: PruneCurveOptions, ctx
     ...(options.methods && { methods: options.methods }),
     ...(options.modes && { modes: options.modes }),
     ...(options.rates && { rates: options.rates }),
+    ...(only && { seedIndex }),
     // pruneCurves logs once per finished (mode, method) series: that is the progress step.
     log: (line) => {
       done++;
@@ -78,4 +83,74 @@ export async function pruneCurve(engine: Engine, options: PruneCurveOptions, ctx
       ctx.progress?.({ message: `Pruning: ${done}/${total} curves…`, fraction: 0.02 + (0.98 * done) / Math.max(1, total) });
     },
   });
+}
+
+export const PARTIAL_CURVE_FORMAT = 'circuit-lens-partial-prune-curve';
+
+/**
+ * What `prune-curve --shard k/n` writes: the `[seed][rate]` accuracies of its seeds (k−1, k−1+n, …)
+ * for every series. A seed's curve is computed alone (its own reference set, its own scores), so
+ * its accuracies are the unsharded run's; the merge puts the rows back in seed order and takes
+ * mean ± SEM once over all seeds (`summarizeSeries`), never an average of shard averages.
+ */
+export interface PartialPruneCurve {
+  readonly format: typeof PARTIAL_CURVE_FORMAT;
+  readonly version: 1;
+  readonly run: { readonly model: string; readonly eval: string; readonly seeds: number; readonly reference: number; readonly keep: number; readonly settings: PruneCurveResult['settings']; readonly series: readonly { mode: CurveMode; method: CurveMethod; scope: string; total: number }[] };
+  readonly shard: Shard;
+  readonly seedIndex: readonly number[];
+  readonly dense: number;
+  /** Per series (run.series order): `[shard seed][rate]`. */
+  readonly accuracy: readonly (readonly (readonly number[])[])[];
+}
+
+export async function pruneCurveShard(engine: Engine, options: PruneCurveOptions & { shard: Shard }, ctx: JobContext = {}): Promise<PartialPruneCurve> {
+  const seeds = options.seeds ?? PRUNE_CURVE_DEFAULTS.seeds;
+  const { shard } = options;
+  if (shard.count > seeds) throw new InputError(`--shard ${shard.index + 1}/${shard.count}: prune-curve shards split the ${seeds} seeds, so at most ${seeds} shards`);
+  const only = Array.from({ length: seeds }, (_, s) => s).filter((s) => s % shard.count === shard.index);
+  const result = await pruneCurve(engine, options, ctx, only);
+  return {
+    format: PARTIAL_CURVE_FORMAT,
+    version: 1,
+    run: {
+      model: path.basename(engine.folder),
+      eval: options.eval === 'ioi' ? 'ioi' : path.basename(options.eval),
+      seeds,
+      reference: options.reference ?? PRUNE_CURVE_DEFAULTS.reference,
+      keep: result.keep,
+      settings: { ...result.settings, references: seeds },
+      series: result.series.map((s) => ({ mode: s.mode, method: s.method, scope: s.scope, total: s.total })),
+    },
+    shard,
+    seedIndex: only,
+    dense: result.dense,
+    accuracy: result.series.map((s) => s.accuracy),
+  };
+}
+
+/** Puts every seed's rows back in order and summarizes once: the unsharded `pruneCurve` result. */
+export function mergePruneCurves(parts: readonly PartialPruneCurve[]): PruneCurveResult {
+  if (parts.length === 0) throw new Error('no partial results to merge');
+  for (const p of parts) if (p.format !== PARTIAL_CURVE_FORMAT || p.version !== 1) throw new Error('not a prune-curve --shard output (format/version)');
+  const first = parts[0]!;
+  const key = JSON.stringify(first.run);
+  const seen = new Set<number>();
+  const rows = new Map<number, { part: PartialPruneCurve; at: number }>();
+  for (const p of parts) {
+    if (JSON.stringify(p.run) !== key) throw new Error(`shards of different runs (model, evaluation set or options differ): ${JSON.stringify(p.run)} vs ${key}`);
+    if (p.shard.count !== first.shard.count) throw new Error(`shards of different splits (${p.shard.count} vs ${first.shard.count})`);
+    if (seen.has(p.shard.index)) throw new Error(`shard ${p.shard.index + 1}/${p.shard.count} is given twice`);
+    seen.add(p.shard.index);
+    if (p.dense !== first.dense) throw new Error(`the shards measured different dense accuracies (${p.dense} vs ${first.dense}): not the same model or evaluation set`);
+    p.seedIndex.forEach((s, at) => rows.set(s, { part: p, at }));
+  }
+  const missing = Array.from({ length: first.shard.count }, (_, i) => i).filter((i) => !seen.has(i));
+  if (missing.length) throw new Error(`shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i + 1}/${first.shard.count}`).join(', ')} missing`);
+  const seeds = Array.from({ length: first.run.seeds }, (_, s) => s);
+  if (seeds.some((s) => !rows.has(s)) || rows.size !== seeds.length) throw new Error(`the shards do not hold every seed 0…${first.run.seeds - 1} once`);
+  const series = first.run.series.map((s, j) =>
+    summarizeSeries({ ...s, scope: s.scope as CurveSeries['scope'], rates: [...first.run.settings.rates], accuracy: seeds.map((seed) => { const r = rows.get(seed)!; return [...r.part.accuracy[j]![r.at]!]; }) }, first.dense, first.run.keep),
+  );
+  return { dense: first.dense, keep: first.run.keep, series, settings: first.run.settings };
 }

@@ -20,6 +20,11 @@ import { CORRECT_DEFAULTS, PRUNE_DEFAULTS } from './defaults';
 
 export { CORRECT_DEFAULTS, PRUNE_DEFAULTS };
 import { evalSetPath, modelFile, requireFile, undesiredRows } from './inputs';
+import type { WeightScores } from '../circuits/pruning/prune';
+import { calibrationHash, decodeWeightScores, encodePartialWeights, scoreWeightShard, type WeightShardRun } from '../circuits/pruning/shard';
+import type { Shard } from '../circuits/discovery/shard';
+import { COMPOSITES } from '../vocabulary';
+
 
 /** Most tokens perplexity is measured on (the README's: 64 windows of 128). */
 export const EVAL_TOKENS = 64 * 128;
@@ -56,6 +61,11 @@ export interface PruneOptions {
   readonly eval?: string;
   /** Sparsities at which perplexity is also measured (the curve); the requested one is always. */
   readonly curve?: readonly number[];
+  /**
+   * Merged shard scores (`circuit-lens merge` of `prune --shard` parts, src/circuits/pruning/shard.ts)
+   * instead of scoring here; they must come from the same model, method, options and calibration text.
+   */
+  readonly scores?: Buffer;
 }
 
 export interface PruneRunResult {
@@ -71,17 +81,16 @@ export interface PruneRunResult {
   readonly weights: Map<string, Float32Array>;
 }
 
-export async function prune(engine: Engine, options: PruneOptions, ctx: JobContext = {}): Promise<PruneRunResult> {
-  const run = cancellable(engine, ctx);
-  const method = options.method;
-  const scope = options.scope ?? PRUNE_DEFAULTS.scope;
-  const aggregation = options.aggregation ?? PRUNE_DEFAULTS.aggregation;
-  const target = options.target ?? PRUNE_DEFAULTS.target;
-  const samples = options.samples ?? PRUNE_DEFAULTS.samples;
+/** The calibration and evaluation token streams of a prune run (`PruneOptions` text, calib, eval). */
+function pruneTexts(
+  engine: Engine,
+  options: Pick<PruneOptions, 'text' | 'calib' | 'eval' | 'method' | 'windows' | 'windowLength'>,
+  needsCalib: boolean,
+  ctx: JobContext,
+): { calibIds: number[] | null; evalIds: number[] | null; calibText: string | null; evalText: string | null } {
   const windows = options.windows ?? PRUNE_DEFAULTS.windows;
   const windowLength = options.windowLength ?? PRUNE_DEFAULTS.windowLength;
-  if (!(options.sparsity >= 0 && options.sparsity <= 1)) throw new InputError(`the sparsity must be in [0, 1], got ${options.sparsity}`);
-  const needsCalib = method !== 'magnitude' && method !== 'random';
+  const method = options.method;
   let calibIds: number[] | null = null;
   let evalIds: number[] | null = null;
   let calibText: string | null = null;
@@ -105,6 +114,33 @@ export async function prune(engine: Engine, options: PruneOptions, ctx: JobConte
     }
   }
   if (needsCalib && calibIds === null) throw new InputError(`${method} scores weights on calibration text: name one`);
+  return { calibIds, evalIds, calibText, evalText };
+}
+
+export async function prune(engine: Engine, options: PruneOptions, ctx: JobContext = {}): Promise<PruneRunResult> {
+  const run = cancellable(engine, ctx);
+  const method = options.method;
+  const scope = options.scope ?? PRUNE_DEFAULTS.scope;
+  const aggregation = options.aggregation ?? PRUNE_DEFAULTS.aggregation;
+  const target = options.target ?? PRUNE_DEFAULTS.target;
+  const samples = options.samples ?? PRUNE_DEFAULTS.samples;
+  const windows = options.windows ?? PRUNE_DEFAULTS.windows;
+  const windowLength = options.windowLength ?? PRUNE_DEFAULTS.windowLength;
+  if (!(options.sparsity >= 0 && options.sparsity <= 1)) throw new InputError(`the sparsity must be in [0, 1], got ${options.sparsity}`);
+  const needsCalib = method !== 'magnitude' && method !== 'random';
+  const { calibIds, evalIds, calibText, evalText } = pruneTexts(engine, options, needsCalib, ctx);
+  let given: WeightScores | undefined;
+  if (options.scores) {
+    if (!needsCalib) throw new InputError(`--from-scores holds attribution scores; method ${method} scores weights itself`);
+    try {
+      given = decodeWeightScores(engine, options.scores);
+    } catch (err) {
+      throw new InputError((err as Error).message);
+    }
+    const want = shardRunKey(calibIds!, { method, aggregation, target, samples, windows, windowLength });
+    const got = { method: given.method, aggregation: given.aggregation, target: given.target, samples: given.samples, windows: given.calibration!.windows, windowLength: given.calibration!.windowLength, calibration: (JSON.parse(options.scores.subarray(0, options.scores.indexOf(0x0a)).toString('utf8')) as { run: WeightShardRun }).run.calibration };
+    if (JSON.stringify(want) !== JSON.stringify(got)) throw new InputError(`the merged scores are from other settings or another calibration text: ${JSON.stringify(got)} vs this run's ${JSON.stringify(want)}`);
+  }
   let dense: number | null = null;
   if (evalIds) {
     ctx.progress?.({ message: 'Measuring the dense perplexity…', fraction: 0.02 });
@@ -121,6 +157,7 @@ export async function prune(engine: Engine, options: PruneOptions, ctx: JobConte
     ...(calibIds && { calibIds }),
     windows,
     windowLength,
+    ...(given && { scores: given }),
     progress: stepProgress(ctx, (d, t) => `Scoring weights: ${d}/${t} explained outputs…`, 0.05, 0.65),
   });
   let curve: { sparsity: number; perplexity: number }[] = [];
@@ -151,6 +188,40 @@ export async function prune(engine: Engine, options: PruneOptions, ctx: JobConte
     curve,
     weights: result.weights,
   };
+}
+
+/** What shards and merged scores must agree on, besides the model's weights. */
+function shardRunKey(calibIds: readonly number[], o: { method: string; aggregation: Aggregation; target: CalibTarget; samples: SampleUnit; windows: number; windowLength: number }) {
+  const windows = calibrationWindows(calibIds, { windows: o.windows, windowLength: o.windowLength });
+  return { method: o.method, aggregation: o.aggregation, target: o.target, samples: o.samples, windows: windows.length, windowLength: o.windowLength, calibration: calibrationHash(windows.flat()) };
+}
+
+/** Default attribution batch of the weight scores (prune.ts `attributionScores`). */
+const SCORE_BATCH_ROWS = 16;
+
+/**
+ * `prune --shard k/n`: scores this shard's calibration batches and returns the partial file
+ * (exact per-weight sums; src/circuits/pruning/shard.ts). Attribution methods only: magnitude
+ * and random need no calibration, Wanda's sums of squares are not sharded.
+ */
+export async function pruneShard(engine: Engine, options: Omit<PruneOptions, 'sparsity' | 'curve' | 'scores'> & { shard: Shard }, ctx: JobContext = {}): Promise<{ data: Buffer; rows: number; of: number; batches: string }> {
+  if (!COMPOSITES.includes(options.method as Composite)) throw new InputError(`--shard splits attribution scores over calibration windows; method ${options.method} is not an attribution method (${COMPOSITES.join(', ')})`);
+  const method = options.method as Composite;
+  const aggregation = options.aggregation ?? PRUNE_DEFAULTS.aggregation;
+  const target = options.target ?? PRUNE_DEFAULTS.target;
+  const samples = options.samples ?? PRUNE_DEFAULTS.samples;
+  const windows = options.windows ?? PRUNE_DEFAULTS.windows;
+  const windowLength = options.windowLength ?? PRUNE_DEFAULTS.windowLength;
+  const { calibIds } = pruneTexts(engine, options, true, ctx);
+  const key = shardRunKey(calibIds!, { method, aggregation, target, samples, windows, windowLength });
+  const rows = nextTokenOutputs(calibrationWindows(calibIds!, { windows, windowLength }), target, samples);
+  const partial = await scoreWeightShard(cancellable(engine, ctx), rows, {
+    run: { model: path.basename(engine.folder), ...key, method, batchRows: SCORE_BATCH_ROWS },
+    shard: options.shard,
+    progress: stepProgress(ctx, (d, t) => `Scoring weights: batch ${d}/${t} of this shard…`, 0, 1),
+  });
+  const nBatches = Math.ceil(rows.length / SCORE_BATCH_ROWS);
+  return { data: encodePartialWeights(partial), rows: partial.header.count, of: rows.length, batches: `${Array.from({ length: nBatches }, (_, b) => b).filter((b) => b % options.shard.count === options.shard.index).length} of ${nBatches}` };
 }
 
 export interface CorrectOptions {

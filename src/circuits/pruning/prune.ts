@@ -246,7 +246,7 @@ export async function attributionScores(engine: Engine, rows: readonly Explained
 }
 
 /** Attributes a chunk of samples, sending sequences and single targets to their own graphs. */
-async function attributeChunk(engine: Engine, chunk: readonly ExplainedOutput[], mode: Composite, weights: string[], rules?: RuleTable): Promise<Attribution[]> {
+export async function attributeChunk(engine: Engine, chunk: readonly ExplainedOutput[], mode: Composite, weights: string[], rules?: RuleTable): Promise<Attribution[]> {
   const out: Attribution[] = new Array(chunk.length);
   const single = chunk.map((r, i) => [r, i] as const).filter(([r]) => 'target' in r);
   const sequences = chunk.map((r, i) => [r, i] as const).filter(([r]) => 'next' in r);

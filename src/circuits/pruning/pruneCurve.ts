@@ -61,6 +61,11 @@ export interface PruneCurveOptions {
   /** Share of dense accuracy the circuit must keep (default 0.9). */
   readonly keep?: number;
   readonly log?: (line: string) => void;
+  /**
+   * The seed index of each reference set (default 0, 1, …): a `prune-curve --shard` runs a
+   * subset of the seeds, and the random method's seed must stay the unsharded run's.
+   */
+  readonly seedIndex?: readonly number[];
 }
 
 export interface CurveSeries {
@@ -185,6 +190,15 @@ export function circuitRate(rates: readonly number[], values: readonly number[],
   return best;
 }
 
+/** Mean ± SEM over seeds and the circuit of one series from its `[seed][rate]` accuracies (also the merge of shards). */
+export function summarizeSeries(s: Pick<CurveSeries, 'mode' | 'method' | 'scope' | 'rates' | 'accuracy' | 'total'>, dense: number, keep: number): CurveSeries {
+  const { mode, method, scope, rates, accuracy, total } = s;
+  const stats = rates.map((_, i) => meanSem(accuracy.map((r) => r[i]!)));
+  const mean = stats.map((x) => x.mean);
+  const rate = circuitRate(rates, mean, dense, keep);
+  return { mode, method, scope, rates, accuracy, mean, sem: stats.map((x) => x.sem), circuitRate: rate, circuitSize: total - Math.floor(rate * total), total };
+}
+
 export async function pruneCurves(engine: Engine, options: PruneCurveOptions): Promise<PruneCurveResult> {
   if (options.references.length < 1) throw new Error('prune curve: give at least one reference set');
   const rates = [...(options.rates ?? DEFAULT_CURVE_RATES)];
@@ -208,8 +222,9 @@ export async function pruneCurves(engine: Engine, options: PruneCurveOptions): P
       const scope = mode === 'unstructured' && method === 'wanda' ? 'rowwise' : 'global';
       const total = mode === 'structured' ? L * H + L * F : mlpTensors.reduce((n, t) => n + t.inFeatures * t.outFeatures, 0);
       const accuracy: number[][] = [];
-      for (let seed = 0; seed < options.references.length; seed++) {
-        const reference = options.references[seed]!;
+      for (let r = 0; r < options.references.length; r++) {
+        const reference = options.references[r]!;
+        const seed = options.seedIndex?.[r] ?? r;
         const row: number[] = [];
         let prune: (rate: number) => Map<string, Float32Array>;
         if (mode === 'structured') {
@@ -237,11 +252,9 @@ export async function pruneCurves(engine: Engine, options: PruneCurveOptions): P
         }
         accuracy.push(row);
       }
-      const stats = rates.map((_, i) => meanSem(accuracy.map((r) => r[i]!)));
-      const mean = stats.map((s) => s.mean);
-      const rate = circuitRate(rates, mean, dense, keep);
-      series.push({ mode, method, scope, rates, accuracy, mean, sem: stats.map((s) => s.sem), circuitRate: rate, circuitSize: total - Math.floor(rate * total), total });
-      log(`${mode} ${method} (${scope}): ${mean.map((m) => m.toFixed(3)).join(' ')}; circuit at ${rate}`);
+      const s = summarizeSeries({ mode, method, scope, rates, accuracy, total }, dense, keep);
+      series.push(s);
+      log(`${mode} ${method} (${scope}): ${s.mean.map((m) => m.toFixed(3)).join(' ')}; circuit at ${s.circuitRate}`);
     }
   }
   return { dense, keep, series, settings: { references: options.references.length, referenceSize: options.references[0]!.length, evaluation: options.evaluation.length, rates } };
