@@ -7,7 +7,7 @@
  *     node --import tsx bench/make-gpt2-small-random.ts --positions 2048     # for the 2,048 point
  *     node --import tsx bench/scale.ts [--runs 3] [--tokens 128,256,512,1024,2048]
  *     node --import tsx bench/make-llama-1b-random.ts                        # 1.236 B, 4.6 GiB (the 1 B point)
- *         [--limit-gib 6] [--skip fresh,curve,edges,1b] [--no-json]
+ *         [--limit-gib 6] [--skip fresh,curve,edges,1b,shards] [--no-json]
  *
  * 1. Fresh-process attribution, 128 tokens, GPT-2-small-sized model: `circuit-lens attribute`
  *    (bundled CLI, new process each time) with an empty graph cache (miss), a filled one (hit)
@@ -19,13 +19,15 @@
  *    guard's estimate; lengths whose estimate exceeds --limit-gib are refused by the guard
  *    (reported, not run), so the benchmark never takes the machine down.
  * 4. The full head/MLP edge graph of one 32-token prompt against one attribution of it.
+ * 6. Shards: discovery, pruning scores and curves split three ways and merged, against one shard.
  * 5. The 1 B point: a random Llama-3.2-1B-shaped model loads, attributes 128 tokens and
  *    discovers a head circuit over 32 prompts; time, peak RSS, the memory guard's estimate.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { estimateModelBytes, estimateRunBytes } from '../src/engine/memory';
 import type { ArchSpec } from '../src/models/spec';
 import { fmt, loadavgLine, machine, markdownTable, randomIds, torchPython, writeResults } from './common';
@@ -278,6 +280,60 @@ async function llama1b(args: Args, lines: string[], results: Record<string, unkn
   console.error(`[scale] 1B: attribution ${fmt((r.warmMs as number) / 1000, 1)} s warm, discovery ${fmt((r.discoverMs as number) / 1000, 1)} s, peak ${fmt(peak, 0)} MiB`);
 }
 
+/**
+ * 6. Past one machine: discovery, pruning scores and pruning curves split into 3 uneven shards
+ * and merged (`circuit-lens merge`) against the same work in one shard, with the bundled CLI on
+ * the embedded model. Equality is exact: the merged JSON (discovery, curves) and the merged
+ * score file's bytes (pruning), and the perplexity pruned from each.
+ */
+async function shards(lines: string[], results: Record<string, unknown>): Promise<void> {
+  const cli = path.join(REPO, 'dist', 'cli.js');
+  if (!fs.existsSync(cli)) throw new Error('dist/cli.js is missing: run `npm run build` first');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scale-shards-'));
+  const file = (name: string) => path.join(dir, name);
+  const run = (...argv: string[]): string => {
+    const r = spawnSync(process.execPath, [cli, ...argv, ...(argv[0] === 'merge' ? [] : ['--cache-dir', 'off'])], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    if (r.status !== 0) throw new Error(`circuit-lens ${argv.slice(0, 2).join(' ')} exited with ${r.status}: ${r.stderr.slice(-1500)}`);
+    return r.stdout;
+  };
+  const rows: string[][] = [];
+  try {
+    const discover = (shard: string, out: string) => run('discover', '--model', EMBEDDED, '--task', 'ioi', '--n', '40', '--granularity', 'heads+mlps', '--batch', '4', '--shard', shard, '--out', file(out));
+    for (const k of [1, 2, 3]) discover(`${k}/3`, `d${k}.json`);
+    discover('1/1', 'd-whole.json');
+    const merged = run('merge', file('d3.json'), file('d1.json'), file('d2.json'), '--json');
+    const whole = run('merge', file('d-whole.json'), '--json');
+    // Everything but the number of shards merged.
+    const { shards: _a, ...mergedScores } = JSON.parse(merged) as Record<string, unknown>;
+    const { shards: _b, ...wholeScores } = JSON.parse(whole) as Record<string, unknown>;
+    rows.push(['discover (40 IOI prompts, batches of 4; every field but `shards`)', String(isDeepStrictEqual(mergedScores, wholeScores))]);
+
+    const pruneFlags = ['--model', EMBEDDED, '--samples', 'position', '--windows', '7', '--window-length', '16'];
+    for (const k of [1, 2, 3]) run('prune', ...pruneFlags, '--shard', `${k}/3`, '--partial', file(`p${k}.bin`), '--json');
+    run('prune', ...pruneFlags, '--shard', '1/1', '--partial', file('p-whole.bin'), '--json');
+    run('merge', file('p2.bin'), file('p3.bin'), file('p1.bin'), '--out', file('p-merged.bin'));
+    run('merge', file('p-whole.bin'), '--out', file('p-one.bin'));
+    const sameScores = fs.readFileSync(file('p-merged.bin')).equals(fs.readFileSync(file('p-one.bin')));
+    const perplexity = (...extra: string[]) => (JSON.parse(run('prune', ...pruneFlags, '--sparsity', '0.5', ...extra, '--json')) as { perplexity: number }).perplexity;
+    const fromShards = perplexity('--from-scores', file('p-merged.bin'));
+    const plain = perplexity();
+    rows.push(['prune weight relevance (7 windows × 15 positions, 786,432 weights)', String(sameScores)]);
+    rows.push(['prune 50 % from merged scores vs plain prune: perplexity', `${fromShards} vs ${plain}: ${fromShards === plain}`]);
+
+    const curveFlags = ['--model', EMBEDDED, '--eval', path.join(EMBEDDED, 'ioi.jsonl'), '--seeds', '4', '--reference', '8', '--methods', 'attnlrp,random', '--modes', 'structured', '--rates', '0,0.5,0.9'];
+    const curveShards = [1, 2, 3].map((k) => (run('prune-curve', ...curveFlags, '--shard', `${k}/3`, '--out', file(`c${k}.json`)), file(`c${k}.json`)));
+    const mergedCurve = JSON.parse(run('merge', ...curveShards.reverse(), '--json')) as unknown;
+    const wholeCurve = JSON.parse(run('prune-curve', ...curveFlags, '--json')) as unknown;
+    rows.push(['prune-curve (4 seeds, 2 methods)', String(isDeepStrictEqual(mergedCurve, wholeCurve))]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  lines.push('\n### Shards: 3 uneven shards merged vs one shard (embedded model, bundled CLI)\n');
+  lines.push(markdownTable(['work', 'merged equals unsharded, exactly'], rows));
+  results.shards = rows;
+  console.error(`[scale] shards: ${rows.map((r) => r[1]).join(', ')}`);
+}
+
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
   const lines: string[] = [];
@@ -287,6 +343,7 @@ async function main(): Promise<void> {
   if (!args.skip.has('curve')) await curve(args, lines, results);
   if (!args.skip.has('edges')) await edges(args, lines, results);
   await llama1b(args, lines, results);
+  if (!args.skip.has('shards')) await shards(lines, results);
   lines.push(`\nMachine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${fmt(os.totalmem() / GiB, 0)} GiB; ${start} at the start, ${loadavgLine()} at the end.`);
   console.log(lines.join('\n'));
   if (args.json) console.error(`[scale] wrote ${writeResults('scale', results)}`);
