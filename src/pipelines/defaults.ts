@@ -38,3 +38,12 @@ export const CORRECT_DEFAULTS = {
   windows: 16,
   windowLength: 64,
 } as const satisfies Record<string, unknown>;
+
+/** `circuit-lens prune-curve` and the editor's SparC³ Prune Curve… (SparC³ Fig. 2, 11, 12). */
+export const PRUNE_CURVE_DEFAULTS = {
+  seeds: 3,
+  reference: 128,
+  keep: 0.9,
+  /** Prompts of the held-out IOI split used by `eval: 'ioi'`. */
+  heldOut: 200,
+} as const;

@@ -14,6 +14,7 @@ import { CURVE_METHODS, pruneCurves, summarizeSeries, type CurveMethod, type Cur
 import type { Shard } from '../circuits/discovery/shard';
 import type { CURVE_METHOD_NAMES, CURVE_MODE_NAMES } from '../protocol/shapes';
 import { cancellable, type JobContext } from './context';
+import { PRUNE_CURVE_DEFAULTS } from './defaults';
 
 export const CURVE_MODES: readonly CurveMode[] = ['structured', 'unstructured'];
 
@@ -21,14 +22,6 @@ export const CURVE_MODES: readonly CurveMode[] = ['structured', 'unstructured'];
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sameNames: [Same<(typeof CURVE_METHOD_NAMES)[number], CurveMethod>, Same<(typeof CURVE_MODE_NAMES)[number], CurveMode>] = [true, true];
 void sameNames;
-
-export const PRUNE_CURVE_DEFAULTS = {
-  seeds: 3,
-  reference: 128,
-  keep: 0.9,
-  /** Prompts of the held-out IOI split used by `eval: 'ioi'`. */
-  heldOut: 200,
-} as const;
 
 export interface PruneCurveOptions {
   /** `ioi` (held-out IOI split, ACDC templates, its own seed) or a JSONL file of IOI prompts with io and s. */
