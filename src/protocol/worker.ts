@@ -26,6 +26,16 @@ import { logitLensSchema, promptAblationSchema, promptGraphSchema, promptNodeIdS
 const WORKER_MAX = 512 * 1024 * 1024;
 
 /** Requests the host sends to the engine worker. */
+/** A prompt and what to explain at its last position: the editor's Attribute Prompt and Open Prompt Graph. */
+const promptTargetFields = {
+  text: s.string({ min: 1, max: 1 << 16 }),
+  mode: modeSchema,
+  target: s.literal(...TARGET_CHOICES),
+  /** Target token text for `token` / `logit-diff` (must be one token). */
+  token: s.optional(s.string({ max: 256 })),
+  foil: s.optional(s.string({ max: 256 })),
+};
+
 export const Engine = {
   load: new RequestType(
     'engine/load',
@@ -59,12 +69,7 @@ export const Engine = {
   attributePrompt: new RequestType(
     'engine/attributePrompt',
     s.object({
-      text: s.string({ min: 1, max: 1 << 16 }),
-      mode: modeSchema,
-      target: s.literal(...TARGET_CHOICES),
-      /** Target token text for `token` / `logit-diff` (must be one token). */
-      token: s.optional(s.string({ max: 256 })),
-      foil: s.optional(s.string({ max: 256 })),
+      ...promptTargetFields,
       topNext: s.optional(s.number({ int: true, min: 0, max: 100 })),
     }),
     promptAttributionSchema,
@@ -165,12 +170,7 @@ export const Engine = {
   promptGraph: new RequestType(
     'engine/promptGraph',
     s.object({
-      text: s.string({ min: 1, max: 1 << 16 }),
-      mode: modeSchema,
-      target: s.literal(...TARGET_CHOICES),
-      /** Target token text for `token` / `logit-diff` (must be one token). */
-      token: s.optional(s.string({ max: 256 })),
-      foil: s.optional(s.string({ max: 256 })),
+      ...promptTargetFields,
       nodeThreshold: s.optional(s.number({ min: 1e-9, max: 1 })),
       edgeThreshold: s.optional(s.number({ min: 1e-9, max: 1 })),
     }),
