@@ -206,14 +206,17 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
       const input = page.locator('.quick-input-widget input.input');
       await input.waitFor({ state: 'visible', timeout: 5000 });
       await input.fill(`>${title}`);
-      const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-      try {
-        await row.waitFor({ state: 'visible', timeout: 3000 });
-      } catch {
-        return false;
-      }
-      const label = (await row.getAttribute('aria-label')) ?? (await row.innerText());
-      if (!label.includes(title)) return false;
+      // Enter runs the focused row, which is not yet the matching one while the list still shows
+      // the recently used commands from before the filter applied (one of them may be ours,
+      // visible but not focused): wait until the focused row is the command itself.
+      const focused = async () => {
+        const row = page.locator('.quick-input-list .monaco-list-row.focused').first();
+        if (!(await row.isVisible().catch(() => false))) return false;
+        const label = (await row.getAttribute('aria-label')) ?? (await row.innerText());
+        return label.includes(title);
+      };
+      const ready = await until('the command focused', focused, 3000, 100).catch(() => false);
+      if (!ready || (await input.inputValue()) !== `>${title}`) return false;
       await page.keyboard.press('Enter');
       return true;
     },
