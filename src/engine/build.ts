@@ -48,6 +48,12 @@ export interface GraphOptions {
    * Outputs `edges_head` [L, H, N], `edges_mlp` [L, N], `edges_logits` [N] and the inflows.
    */
   readonly localEdges?: boolean;
+  /**
+   * Attribution graphs: the backward pass recomputes each layer's attention maps from Q and K
+   * instead of keeping them from the forward pass (activation checkpointing; default on).
+   * Memory for long prompts: every layer's H T×T maps otherwise live until its backward.
+   */
+  readonly recomputeAttention?: boolean;
   /** Attribution graphs: seed every position (`target_ids`/`target_weight`) instead of one. */
   readonly sequenceTargets?: boolean;
   /** With sequence targets: contrastive seeds (target − mean over the vocabulary). */
@@ -544,12 +550,16 @@ class GraphBuilder {
     const kT = ops.transpose(k, [0, 2, 3, 1], `l${l}_kT`); // [B,H,dh,T]
     const vT = ops.transpose(v, [0, 2, 1, 3], `l${l}_vT`); // [B,H,T,dh]
     // The uniform rule at the two activation×activation matmuls (Prop. 3.3): factors from the table.
+    const mapsStart = this.w.mark();
     const scores = ops.matmul(qT, kT, `l${l}_scores`, rules.qk);
     let scaled = ops.scale(scores, spec.attnScale, `l${l}_scaled`);
     // Gemma 2 caps the scaled scores before the mask (identity rule from the table).
     if (spec.attnSoftcap !== undefined) scaled = ops.softcap(scaled, spec.attnSoftcap, `l${l}_score_cap`);
     const masked = ops.add(scaled, tape.constant(mask, ['T', 'T']), `l${l}_masked`);
     let probs = ops.softmax(masked, `l${l}_probs`);
+    // The backward pass reads the layer's T×T maps from a copy computed again from Q and K when
+    // it reaches the layer, so only one layer's maps are alive at a time (README "Speed and memory").
+    if (this.attribution && this.options.recomputeAttention !== false) tape.recomputeInBackward(mapsStart, qT.name);
     if (rules.attentionProbs === 'detached') probs = ops.detach(probs);
     const mixed = ops.matmul(probs, vT, `l${l}_mixed`, rules.av); // [B,H,T,dh]
     const zClean = ops.transpose(mixed, [0, 2, 1, 3], `l${l}_z`); // [B,T,H,dh]

@@ -37,21 +37,22 @@ export function estimateModelBytes(parameters: number): number {
 
 /**
  * Activations for one run, per row, as float32 (T tokens):
- * - attribution keeps, per layer, about 20 residual-sized and 7 MLP-sized tensors per token for
- *   the backward pass and about 3 T×T maps per head (its head readouts no longer sum over the
- *   maps: build.ts `relevanceOutputs`);
- * - a forward pass frees each layer's tensors once the next layer has them: about 5 residual-
- *   and 2 MLP-sized tensors per token per layer stay live, the maps of one layer (about 5 per
+ * - attribution keeps, per layer, about 8 residual-sized and 2 MLP-sized tensors per token for
+ *   the backward pass. The attention maps are not kept: the backward pass recomputes each
+ *   layer's from Q and K (build.ts `recomputeAttention`), so one layer's are alive at a time,
+ *   about 10 T×T maps per head with the softmax rule's temporaries;
+ * - a forward pass frees each layer's tensors once the next layer has them: about 3 residual-
+ *   and 2 MLP-sized tensors per token per layer stay live, the maps of one layer (about 3 per
  *   head), and the logits at every position.
- * Fitted to the peaks of bench/scale.ts on the GPT-2-small-sized model at 128…2,048 tokens
- * (attribution) and 128…1,024 (forward), with ONNX Runtime mapping the weights; README "Speed
+ * Fitted to the peaks of bench/scale.ts on the GPT-2-small-sized model at 128…2,048 tokens,
+ * with ONNX Runtime mapping the weights and its memory pattern off (session.ts); README "Speed
  * and memory at scale" gives each measured peak with this estimate beside it.
  */
 export function estimateRunBytes(spec: ArchSpec, rows: number, tokens: number, attribution: boolean): number {
   const T = tokens;
   const floats = attribution
-    ? spec.nLayers * (T * (20 * spec.dModel + 7 * spec.dMlp) + 3 * spec.nHeads * T * T) + 2 * spec.vocabSize + 4 * T * spec.dModel
-    : spec.nLayers * T * (5 * spec.dModel + 2 * spec.dMlp) + 5 * spec.nHeads * T * T + T * spec.vocabSize;
+    ? spec.nLayers * T * (8 * spec.dModel + 2 * spec.dMlp) + 10 * spec.nHeads * T * T + 2 * spec.vocabSize + 4 * T * spec.dModel
+    : spec.nLayers * T * (3 * spec.dModel + 2 * spec.dMlp) + 3 * spec.nHeads * T * T + T * spec.vocabSize;
   return rows * floats * 4;
 }
 

@@ -79,6 +79,47 @@ export class OnnxWriter {
     return this.op(type, inputs, attrs, hint)[0]!;
   }
 
+  /** The position of the next node: `clone` copies the nodes written between two marks. */
+  mark(): number {
+    return this.nodes.length;
+  }
+
+  /** Every output of the nodes written between two marks. */
+  outputsBetween(start: number, end: number): string[] {
+    return this.nodes.slice(start, end).flatMap((node) => node.output ?? []);
+  }
+
+  /**
+   * Writes a copy of the nodes between two marks, reading `inputs[name]` where the originals
+   * read `name` and each other's copies where they read each other; returns original → copy
+   * for their outputs. The copy is a second computation of the same values, which ONNX Runtime
+   * schedules by its own inputs (activation checkpointing: tape.ts `recomputeInBackward`).
+   */
+  clone(start: number, end: number, inputs: ReadonlyMap<string, string>): Map<string, string> {
+    const renamed = new Map(inputs);
+    const copies = new Map<string, string>();
+    for (const node of this.nodes.slice(start, end)) {
+      const output = (node.output ?? []).map((o) => {
+        const copy = this.fresh(`${o}_re`);
+        copies.set(o, copy);
+        return copy;
+      });
+      this.nodes.push({ ...node, name: this.fresh(`${node.name ?? 'n'}_re`), input: (node.input ?? []).map((i) => renamed.get(i) ?? i), output });
+      for (const [i, o] of (node.output ?? []).entries()) renamed.set(o, output[i]!);
+    }
+    return copies;
+  }
+
+  /**
+   * `x` again, once `after` exists: Expand(x, Shape(x)) with an empty slice of Shape(after) in
+   * the target shape. ONNX Runtime can neither run it before `after` nor fold it away, so what
+   * reads it waits for `after`, and common-subexpression elimination cannot merge it with x.
+   */
+  after(x: string, after: string, hint = 'after'): string {
+    const none = this.op1('Slice', [this.op1('Shape', [after]), this.ints([0]), this.ints([0])], {}, `${hint}_none`);
+    return this.op1('Expand', [x, this.op1('Concat', [none, this.op1('Shape', [x])], { axis: 0 })], {}, hint);
+  }
+
   input(name: string, elemType: 'float32' | 'int64', dims: readonly (number | string)[]): string {
     this.used.add(name);
     this.inputs.push(valueInfo(name, elemType, dims));
@@ -99,10 +140,29 @@ export class OnnxWriter {
    * attribute, which can leave an int64 constant unread; ONNX Runtime warns on stderr about
    * every unused initializer, so they are not written.
    */
-  private usedInitializers(): onnx.ITensorProto[] {
+  private usedInitializers(nodes: readonly onnx.INodeProto[]): onnx.ITensorProto[] {
     const read = new Set<string>(this.outputs.map((o) => o.name!));
-    for (const node of this.nodes) for (const input of node.input ?? []) read.add(input);
+    for (const node of nodes) for (const input of node.input ?? []) read.add(input);
     return this.initializers.filter((init) => read.has(init.name!));
+  }
+
+  /**
+   * The nodes some graph output depends on, in their order. A VJP emits the gradient of every
+   * operand and the tape keeps only those that need one (the mask's, a bias's), so the rest are
+   * dead. ONNX Runtime does not remove them, and its topological order runs such a leaf at the
+   * end of the graph: each one held a T×T gradient map per layer until then (2.25 GiB of the
+   * 2,048-token attribution's peak on the GPT-2-small-sized model).
+   */
+  private liveNodes(): onnx.INodeProto[] {
+    const needed = new Set<string>(this.outputs.map((o) => o.name!));
+    const live: boolean[] = new Array<boolean>(this.nodes.length).fill(false);
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const node = this.nodes[i]!;
+      if (!(node.output ?? []).some((o) => needed.has(o))) continue;
+      live[i] = true;
+      for (const input of node.input ?? []) if (input) needed.add(input);
+    }
+    return this.nodes.filter((_, i) => live[i]);
   }
 
   /** The inferred shape of every tensor (see `inferShapes`). */
@@ -164,17 +224,19 @@ export class OnnxWriter {
       const dim = shape.map((d) => (typeof d === 'number' ? { dimValue: d } : typeof d === 'string' ? { dimParam: d } : {}));
       return { ...output, type: { tensorType: { ...output.type!.tensorType!, shape: { dim } } } };
     });
+    const nodes = this.liveNodes();
     const model = onnx.ModelProto.create({
       irVersion: 8,
       opsetImport: [{ domain: '', version: OPSET }],
       producerName: producer,
-      graph: { name: 'circuit_lens', node: this.nodes, initializer: this.usedInitializers(), input: this.inputs, output: outputs },
+      graph: { name: 'circuit_lens', node: nodes, initializer: this.usedInitializers(nodes), input: this.inputs, output: outputs },
     });
     return onnx.ModelProto.encode(model).finish();
   }
 
+  /** Nodes written to the graph (dead ones left out). */
   get nodeCount(): number {
-    return this.nodes.length;
+    return this.liveNodes().length;
   }
 }
 

@@ -34,12 +34,12 @@ export class Ops {
     return this.tape.record(out, shape, [a, b], (g) => {
       const grads: [Tensor, string][] = [];
       if (a.grad && factors[0] !== 0) {
-        const bT = this.w.op1('Transpose', [b.name], { perm: swap(b.shape.length) }, 'bT');
+        const bT = this.w.op1('Transpose', [this.tape.read(b.name, g)], { perm: swap(b.shape.length) }, 'bT');
         grads.push([a, this.factor(this.w.op1('MatMul', [g, bT], {}, `g_${hint}_a`), factors[0])]);
       }
       if (b.grad && factors[1] !== 0) {
         if (a.shape.length !== b.shape.length) throw new Error(`matmul ${hint}: gradient into a broadcast right operand is not supported`);
-        const aT = this.w.op1('Transpose', [a.name], { perm: swap(a.shape.length) }, 'aT');
+        const aT = this.w.op1('Transpose', [this.tape.read(a.name, g)], { perm: swap(a.shape.length) }, 'aT');
         grads.push([b, this.factor(this.w.op1('MatMul', [aT, g], {}, `g_${hint}_b`), factors[1])]);
       }
       return grads;
@@ -204,9 +204,10 @@ export class Ops {
   softmax(x: Tensor, hint = 'softmax'): Tensor {
     const s = this.w.op1('Softmax', [x.name], { axis: -1 }, hint);
     return this.tape.record(s, x.shape, [x], (g) => {
-      const gs = this.w.op1('Mul', [g, s]);
+      const sv = this.tape.read(s, g);
+      const gs = this.w.op1('Mul', [g, sv]);
       const sum = this.w.op1('ReduceSum', [gs, this.w.ints([-1])], { keepdims: 1 });
-      return [[x, this.w.op1('Mul', [s, this.w.op1('Sub', [g, sum])], {}, `g_${hint}`)]];
+      return [[x, this.w.op1('Mul', [sv, this.w.op1('Sub', [g, sum])], {}, `g_${hint}`)]];
     });
   }
 
@@ -383,10 +384,11 @@ export class Ops {
     const rule = this.rules.softcap;
     return this.tape.record(y, x.shape, [x], (g) => {
       if (rule === 'identity') {
-        const ratio = w.op1('Div', [y, w.op1('Add', [x.name, w.scalar(IDENTITY_RULE_EPSILON, 'id_eps')])], {}, `${hint}_ratio`);
+        const ratio = w.op1('Div', [this.tape.read(y, g), w.op1('Add', [this.tape.read(x.name, g), w.scalar(IDENTITY_RULE_EPSILON, 'id_eps')])], {}, `${hint}_ratio`);
         return [[x, w.op1('Mul', [g, ratio], {}, `g_${hint}`)]];
       }
-      return [[x, w.op1('Mul', [g, w.op1('Sub', [w.scalar(1), w.op1('Mul', [t, t])])], {}, `g_${hint}`)]];
+      const tv = this.tape.read(t, g);
+      return [[x, w.op1('Mul', [g, w.op1('Sub', [w.scalar(1), w.op1('Mul', [tv, tv])])], {}, `g_${hint}`)]];
     });
   }
 }

@@ -29,10 +29,19 @@ interface TapeEntry {
   readonly vjp: Vjp;
 }
 
+/** A forward block that the backward pass recomputes (see `recomputeInBackward`). */
+interface Recomputed {
+  readonly start: number;
+  readonly end: number;
+  readonly input: string;
+  copy?: Map<string, string>;
+}
+
 export class Tape {
   private readonly entries: TapeEntry[] = [];
   private readonly grads = new Map<string, string[]>();
   private readonly finalGrads = new Map<string, string>();
+  private readonly recomputed = new Map<string, Recomputed>();
   private done = false;
 
   constructor(readonly w: OnnxWriter) {}
@@ -109,6 +118,27 @@ export class Tape {
       }
     }
     return read(wanted.name);
+  }
+
+  /**
+   * Activation checkpointing. The nodes written since `start` (a writer mark) compute values
+   * from `input` that the backward pass needs; rather than keep them from the forward pass to
+   * the backward one, the backward pass reads a copy computed again when its VJPs first ask
+   * for one (`read`), made to wait for the gradient that asked. The attention maps (T×T per
+   * head) are the case: kept, every layer's probabilities live from its forward to its
+   * backward; recomputed, one layer's at a time.
+   */
+  recomputeInBackward(start: number, input: string): void {
+    const block: Recomputed = { start, end: this.w.mark(), input };
+    for (const name of this.w.outputsBetween(block.start, block.end)) this.recomputed.set(name, block);
+  }
+
+  /** A forward value as a VJP reads it, given the gradient `g` it is computing with. */
+  read(name: string, g: string): string {
+    const block = this.recomputed.get(name);
+    if (!block) return name;
+    block.copy ??= this.w.clone(block.start, block.end, new Map([[block.input, this.w.after(block.input, g, `${block.input}_after_grad`)]]));
+    return block.copy.get(name)!;
   }
 
   /** The (modified) gradient that reached `tensor`, or undefined if none did. */
