@@ -10,7 +10,7 @@ const VSCODE = { name: 'vscode', message: 'Only src/extension may import vscode 
 const ORT = { name: 'onnxruntime-node', message: 'Only src/engine/session.ts opens ONNX Runtime; use the Engine.' };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'out/**', 'node_modules/**', '.e2e/**', 'bench/models/**', '.cache/**', 'bench/results/**', 'test/e2e/screenshots/**', '**/*.mjs', '**/*.js'] },
+  { ignores: ['dist/**', 'out/**', 'node_modules/**', '.e2e/**', 'bench/models/**', '.cache/**', '.scratch/**', 'bench/results/**', 'test/e2e/screenshots/**', '**/*.mjs', '**/*.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

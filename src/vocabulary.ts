@@ -123,6 +123,15 @@ export const EXECUTION_PROVIDER_DOCS = {
 export type ExecutionProviderSetting = keyof typeof EXECUTION_PROVIDER_DOCS;
 export const EXECUTION_PROVIDERS = valuesOf(EXECUTION_PROVIDER_DOCS);
 
+/** How weight matrices are stored in the compiled graph (build.ts `halfWeights`); compute stays float32. */
+export const WEIGHT_PRECISION_DOCS = {
+  auto: 'half precision on a GPU provider when the files are F16/BF16, float32 otherwise (the CPU stays float32)',
+  float32: 'every weight as float32 (F16/BF16 files are converted on load)',
+  half: 'weight matrices in half precision: F16/BF16 as stored, F32 rounded to F16; cast to float32 per use',
+} as const;
+export type WeightPrecision = keyof typeof WEIGHT_PRECISION_DOCS;
+export const WEIGHT_PRECISIONS = valuesOf(WEIGHT_PRECISION_DOCS);
+
 /** What the editor's Attribute Prompt explains. */
 export const TARGET_CHOICE_DOCS = {
   top1: 'the most likely next token',

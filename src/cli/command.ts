@@ -5,7 +5,7 @@ import type { FlagSpec } from './args';
 
 export interface CommandContext {
   readonly argv: string[];
-  openEngine(model: string | undefined, flags: { ep?: string; threads?: string; 'cache-dir'?: string }): Promise<Engine>;
+  openEngine(model: string | undefined, flags: { ep?: string; 'weight-precision'?: string; threads?: string; 'cache-dir'?: string }): Promise<Engine>;
   /** Progress and log lines for the pipelines (stderr). */
   readonly job: JobContext;
 }
@@ -19,6 +19,8 @@ export interface Command {
 export const MODEL_FLAGS = {
   model: { type: 'string' },
   ep: { type: 'string' },
+  /** How weight matrices are kept (vocabulary.ts WEIGHT_PRECISION_DOCS). */
+  'weight-precision': { type: 'string' },
   threads: { type: 'string' },
   /** Compiled-graph cache folder, or "off" (src/engine/cache.ts). */
   'cache-dir': { type: 'string' },

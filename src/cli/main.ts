@@ -7,7 +7,7 @@
 import { InputError } from '../models/errors';
 import { Engine, embeddedModelPath } from '../engine/engine';
 import { argmaxOf, attributePrompt, encodePrompt, type TokenRef } from '../pipelines/attribution';
-import { COMPOSITES, EXECUTION_PROVIDERS } from '../vocabulary';
+import { COMPOSITES, EXECUTION_PROVIDERS, WEIGHT_PRECISIONS } from '../vocabulary';
 import { idsFlag, intFlag, oneOf, parseFlags, type FlagSpec } from './args';
 import { attributionJson, topK } from './format';
 import { circuitCommands } from './commands';
@@ -173,7 +173,7 @@ const commands: Record<string, Command> = {
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
-  return `usage: circuit-lens <command> [flags]\n\ncommands:\n${lines.join('\n')}\n\n--model DIR defaults to the embedded tiny-ioi-gpt2 model. --json prints machine-readable output.\nRun circuit-lens <command> --help for a command's flags.`;
+  return `usage: circuit-lens <command> [flags]\n\ncommands:\n${lines.join('\n')}\n\n--model DIR defaults to the embedded tiny-ioi-gpt2 model. --json prints machine-readable output.\nEngine flags: --ep auto|cpu|cuda|webgpu, --weight-precision auto|float32|half, --threads N, --cache-dir DIR|off.\nRun circuit-lens <command> --help for a command's flags.`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -199,6 +199,7 @@ export async function main(argv: string[]): Promise<number> {
       const ep = oneOf(flags.ep, EXECUTION_PROVIDERS, 'ep', 'cpu');
       const engine = await Engine.load(model ?? embeddedModelPath(), {
         executionProvider: ep,
+        weightPrecision: oneOf(flags['weight-precision'], WEIGHT_PRECISIONS, 'weight-precision', 'auto'),
         threads: intFlag(flags.threads, 'threads', 0),
         cacheDir: resolveCacheDir(flags['cache-dir']),
         // One process, usually one run: skip ORT's weight prepacking (session.ts).

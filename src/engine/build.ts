@@ -17,7 +17,7 @@
  */
 import { InputError } from '../models/errors';
 import type { ArchSpec, LinearRef, NormRef, RopeScaling } from '../models/spec';
-import type { SafetensorsFile } from '../models/safetensors';
+import { float32ToHalfBits, type SafetensorsFile } from '../models/safetensors';
 import type { ModelWeights } from '../models/weights';
 import type { Composite } from './api';
 import { OnnxWriter } from './onnx';
@@ -54,6 +54,15 @@ export interface GraphOptions {
    * Memory for long prompts: every layer's H T×T maps otherwise live until its backward.
    */
   readonly recomputeAttention?: boolean;
+  /**
+   * Weight matrices kept in half precision (GPU memory; README "Half precision"): F16 and BF16
+   * tensors as the file stores them (ONNX Runtime reads them by offset), F32 ones rounded to F16.
+   * Each use casts to float32, so activations, gradients and relevance stay float32; the
+   * backward pass casts again where a linear layer's VJP reads its weight rather than keep a
+   * float32 copy of every matrix from the forward pass to the backward one. Vectors (biases,
+   * norm gains) stay float32.
+   */
+  readonly halfWeights?: boolean;
   /** Attribution graphs: seed every position (`target_ids`/`target_weight`) instead of one. */
   readonly sequenceTargets?: boolean;
   /** With sequence targets: contrastive seeds (target − mean over the vocabulary). */
@@ -193,7 +202,7 @@ class GraphBuilder {
     if (edgeReadout && spec.layers.some((l) => l.postAttnNorm || l.postMlpNorm)) throw new InputError('edge attribution is not available for models that normalise sublayer outputs (Gemma 2/3)');
 
     // Embeddings. Token (and positional) embeddings are the leaves whose relevance is read.
-    const tokens = w.op1('Gather', [this.weight(spec.embedTokens), ids], { axis: 0 }, 'embed_tokens');
+    const tokens = this.embeddingRows(spec.embedTokens, ids, 'embed_tokens');
     const path = this.options.embeddingScale ? this.integrationPath(tokens) : undefined;
     const tokenEmbedding = this.leafOrConstant(path?.displacement ?? tokens, ['B', 'T', this.embedDim()]);
     const embedded = path ? path.along(tokenEmbedding) : tokenEmbedding;
@@ -204,7 +213,7 @@ class GraphBuilder {
     const positions = this.positionIds(ids);
     if (spec.positional.kind === 'learned') {
       const shifted = spec.positional.offset ? w.op1('Add', [positions, w.ints([spec.positional.offset])]) : positions;
-      positionEmbedding = this.leafOrConstant(w.op1('Gather', [this.weight(spec.positional.weight), shifted], { axis: 0 }, 'embed_positions'), ['B', 'T', spec.dModel]);
+      positionEmbedding = this.leafOrConstant(this.embeddingRows(spec.positional.weight, shifted, 'embed_positions'), ['B', 'T', spec.dModel]);
       resid = ops.add(resid, positionEmbedding, 'embed');
     }
     const pos = spec.positional;
@@ -374,7 +383,7 @@ class GraphBuilder {
     const perRow = (name: string, hint: string) => w.op1('Reshape', [w.input(name, 'float32', ['B']), w.ints([-1, 1, 1])], {}, hint);
     const alpha = perRow('embedding_scale', 'path_alpha');
     const baselineIds = w.input('baseline_ids', 'int64', ['B', 'T']);
-    const baseline = w.op1('Mul', [w.op1('Gather', [this.weight(spec.embedTokens), baselineIds], { axis: 0 }), perRow('baseline_scale', 'path_beta')], {}, 'path_baseline');
+    const baseline = w.op1('Mul', [this.embeddingRows(spec.embedTokens, baselineIds, 'path_baseline_rows'), perRow('baseline_scale', 'path_beta')], {}, 'path_baseline');
     const shape = ['B', 'T', this.embedDim()];
     return {
       displacement: w.op1('Sub', [tokens, baseline], {}, 'path_displacement'),
@@ -386,18 +395,48 @@ class GraphBuilder {
     return this.attribution ? this.tape.leaf(name, shape) : this.tape.constant(name, shape);
   }
 
-  /** A weight as an initializer: F32 tensors point into the safetensors buffer, others are converted. */
-  private weight(hfName: string): string {
+  /**
+   * A weight as float32. Stored in half precision (`halfWeights`, matrices only), it is a Cast of
+   * the stored initializer, one per call; `after` makes that cast wait for a tensor (a gradient),
+   * so a readout at the end of the graph does not keep the forward pass's float32 copy alive.
+   */
+  private weight(hfName: string, after?: string): string {
+    const stored = this.storedWeight(hfName);
+    if (!this.isHalf(hfName)) return stored;
+    return this.w.op1('Cast', [after ? this.w.after(stored, after, `${stored}_after`) : stored], { to: 1 }, `${stored}_f32`);
+  }
+
+  /** Whether `hfName` is kept in half precision. */
+  private isHalf(hfName: string): boolean {
+    return !!this.options.halfWeights && this.weights.info(hfName).shape.length >= 2;
+  }
+
+  /** Rows of an embedding table, float32: gathered from the stored table, then cast. */
+  private embeddingRows(hfName: string, ids: string, hint: string): string {
+    const rows = this.w.op1('Gather', [this.storedWeight(hfName), ids], { axis: 0 }, this.isHalf(hfName) ? `${hint}_half` : hint);
+    return this.isHalf(hfName) ? this.w.op1('Cast', [rows], { to: 1 }, hint) : rows;
+  }
+
+  /**
+   * A weight as the initializer it is stored in. Float32: F32 tensors point into the safetensors
+   * file, others are converted. Half (`isHalf`): F16/BF16 tensors point into the file, others
+   * are rounded to F16 (`float32ToHalfBits`, ties to even).
+   */
+  private storedWeight(hfName: string): string {
     const existing = this.initializers.get(hfName);
     if (existing) return existing;
     const info = this.weights.info(hfName);
     const hint = `w_${hfName.replace(/[^A-Za-z0-9]+/g, '_')}`;
+    const half = this.isHalf(hfName);
+    const asStored = half ? info.dtype === 'F16' || info.dtype === 'BF16' : info.dtype === 'F32';
     let name: string;
-    if (info.dtype === 'F32' && info.offset % 4 === 0 && !this.weights.isOverridden(hfName)) {
+    if (asStored && info.offset % (half ? 2 : 4) === 0 && !this.weights.isOverridden(hfName)) {
       const file = this.weights.file(hfName);
       const location = file.realPath.split(/[\\/]/).pop()!;
       this.external.set(location, file);
-      name = this.w.externalInitializer(hint, info.shape, { location, offset: info.offset, length: info.byteLength });
+      name = this.w.externalInitializer(hint, info.shape, { location, offset: info.offset, length: info.byteLength }, info.dtype === 'F32' ? 'float32' : info.dtype === 'F16' ? 'float16' : 'bfloat16');
+    } else if (half) {
+      name = this.w.halfInitializer(hint, float32ToHalfBits(this.weights.readFloat32(hfName)), info.shape);
     } else {
       name = this.w.floatInitializer(hint, this.weights.readFloat32(hfName), info.shape);
     }
@@ -408,6 +447,7 @@ class GraphBuilder {
   /** A linear layer's weight as [in, out] (after the fused-slice), and its bias. */
   private linearParams(ref: LinearRef): { weight: string; bias?: string; outDim: number } {
     const w = this.w;
+    const start = w.mark();
     let weight = this.weight(ref.weight);
     let bias = ref.bias ? this.weight(ref.bias) : undefined;
     const info = this.weights.info(ref.weight);
@@ -428,6 +468,8 @@ class GraphBuilder {
       outDim = end - start;
     }
     if (ref.layout === 'out_in') weight = w.op1('Transpose', [weight], { perm: [1, 0] }, 'wT');
+    // A half-precision matrix: the backward pass casts its own copy (tape.ts `recomputeInBackward`).
+    if (this.attribution && this.isHalf(ref.weight)) this.tape.recomputeInBackward(start, this.storedWeight(ref.weight));
     return { weight, ...(bias ? { bias } : {}), outDim };
   }
 
@@ -867,7 +909,7 @@ class GraphBuilder {
     }
     const layout = uses[0]!.ref.layout;
     const grad = layout === 'out_in' ? w.op1('Transpose', [inOut], { perm: [0, 2, 1] }) : inOut;
-    return w.op1('Mul', [grad, this.weight(name)], {}, 'weight_rel');
+    return w.op1('Mul', [grad, this.weight(name, grad)], {}, 'weight_rel');
   }
 }
 

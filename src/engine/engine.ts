@@ -27,7 +27,7 @@ import { compileGraph, OUT, type GraphOptions } from './build';
 import { checkMemory, estimateModelBytes, estimateRunBytes, type MemoryPolicy } from './memory';
 import { engineCodeHash, GraphCache, resolveCacheMaxBytes } from './cache';
 import { openCachedSession, openSession, ort, ORT_VERSION, type OpenedSession } from './session';
-import { COMPOSITES, type ExecutionProviderSetting } from '../vocabulary';
+import { COMPOSITES, type ExecutionProviderSetting, type WeightPrecision } from '../vocabulary';
 import { reportsProbs } from './rules';
 
 
@@ -79,6 +79,8 @@ export interface EngineOptions {
   readonly cacheDir?: string | null;
   /** Prepack weights when a session is created (session.ts): true for long-lived engines. */
   readonly prepack?: boolean;
+  /** How weight matrices are stored (vocabulary.ts `WEIGHT_PRECISION_DOCS`; default auto). */
+  readonly weightPrecision?: WeightPrecision;
 }
 
 export class Engine {
@@ -104,7 +106,23 @@ export class Engine {
       memory,
       cacheDir,
       prepack: options.prepack ?? true,
+      weightPrecision: options.weightPrecision ?? 'auto',
     });
+  }
+
+  /**
+   * Whether weight matrices are kept in half precision. `auto`: where the files are F16/BF16 and
+   * the provider asked for is a GPU one this build has (cuda/webgpu, or auto with either
+   * present); the CPU stays float32, which measured faster there (README "Half precision").
+   */
+  get halfWeights(): boolean {
+    const setting = this.options.weightPrecision;
+    if (setting !== 'auto') return setting === 'half';
+    const dtype = this.model.weights.dtype();
+    if (dtype !== 'F16' && dtype !== 'BF16') return false;
+    const available = new Set(ort.listSupportedBackends().map((b) => b.name));
+    const ep = this.options.executionProvider;
+    return ep === 'auto' ? available.has('cuda') || available.has('webgpu') : ep !== 'cpu' && available.has(ep);
   }
 
   /** Refuses a run whose activations would not fit (before anything is allocated). */
@@ -178,7 +196,8 @@ export class Engine {
       vocab: spec.vocabSize,
       maxPositions: spec.maxPositions,
       parameters: parameterCount(this.model.weights),
-      dtype: this.model.weights.dtype(),
+      // The files' dtype, and how the graph keeps the matrices when that differs from float32.
+      dtype: this.halfWeights ? `${this.model.weights.dtype()} (matrices kept half)` : this.model.weights.dtype(),
       executionProvider: this.provider,
     };
   }
@@ -607,7 +626,8 @@ export class Engine {
     };
   }
 
-  private session(options: GraphOptions): Promise<OpenedSession> {
+  private session(requested: GraphOptions): Promise<OpenedSession> {
+    const options: GraphOptions = this.halfWeights ? { ...requested, halfWeights: true } : requested;
     const key = JSON.stringify(options);
     let pending = this.sessions.get(key);
     if (!pending) {

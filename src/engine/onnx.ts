@@ -111,13 +111,14 @@ export class OnnxWriter {
   }
 
   /**
-   * `x` again, once `after` exists: Expand(x, Shape(x)) with an empty slice of Shape(after) in
+   * `x` again, once `after` exists: Reshape(x, Shape(x)) with an empty slice of Shape(after) in
    * the target shape. ONNX Runtime can neither run it before `after` nor fold it away, so what
    * reads it waits for `after`, and common-subexpression elimination cannot merge it with x.
+   * Reshape takes every element type (the CPU's Expand has no BF16 kernel) and copies nothing.
    */
   after(x: string, after: string, hint = 'after'): string {
     const none = this.op1('Slice', [this.op1('Shape', [after]), this.ints([0]), this.ints([0])], {}, `${hint}_none`);
-    return this.op1('Expand', [x, this.op1('Concat', [none, this.op1('Shape', [x])], { axis: 0 })], {}, hint);
+    return this.op1('Reshape', [x, this.op1('Concat', [none, this.op1('Shape', [x])], { axis: 0 })], {}, hint);
   }
 
   input(name: string, elemType: 'float32' | 'int64', dims: readonly (number | string)[]): string {
@@ -181,12 +182,20 @@ export class OnnxWriter {
     return name;
   }
 
-  externalInitializer(hint: string, dims: readonly number[], ref: ExternalRef): string {
+  /** Half-precision bits (IEEE float16) as an initializer. */
+  halfInitializer(hint: string, bits: Uint16Array, dims: readonly number[]): string {
+    const name = this.fresh(hint);
+    this.initializers.push({ name, dims: [...dims], dataType: onnx.TensorProto.DataType.FLOAT16, rawData: new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength) });
+    return name;
+  }
+
+  /** An initializer read from a file by offset (`dataType`: the file's element type, float32 unless said). */
+  externalInitializer(hint: string, dims: readonly number[], ref: ExternalRef, dataType: 'float32' | 'float16' | 'bfloat16' = 'float32'): string {
     const name = this.fresh(hint);
     this.initializers.push({
       name,
       dims: [...dims],
-      dataType: FLOAT,
+      dataType: dataType === 'float32' ? FLOAT : dataType === 'float16' ? onnx.TensorProto.DataType.FLOAT16 : onnx.TensorProto.DataType.BFLOAT16,
       dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       externalData: [
         { key: 'location', value: ref.location },

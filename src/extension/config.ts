@@ -5,7 +5,7 @@
  * "not given" (undefined: the pipeline's default applies) rather than to a number of its own.
  */
 import * as vscode from 'vscode';
-import { COMPOSITES, EXECUTION_PROVIDERS, PRUNE_SCOPES, TARGET_CHOICES, type Composite, type ExecutionProviderSetting, type PruneScope, type TargetChoice } from '../vocabulary';
+import { COMPOSITES, EXECUTION_PROVIDERS, PRUNE_SCOPES, TARGET_CHOICES, type Composite, type ExecutionProviderSetting, type PruneScope, type TargetChoice, WEIGHT_PRECISIONS, type WeightPrecision } from '../vocabulary';
 
 const SECTION = 'circuitLens';
 
@@ -28,6 +28,10 @@ export class Config {
   /** `auto` (the engine's own default) when the setting is missing or invalid. */
   get executionProvider(): ExecutionProviderSetting {
     return pick(this.c.get('engine.executionProvider'), EXECUTION_PROVIDERS) ?? 'auto';
+  }
+  /** How weight matrices are kept; `auto` (the engine's default) when missing or invalid. */
+  get weightPrecision(): WeightPrecision {
+    return pick(this.c.get('engine.weightPrecision'), WEIGHT_PRECISIONS) ?? 'auto';
   }
   /** Share of free memory a model or a run may take before the engine refuses it (memory.ts). */
   get memoryShare(): number | undefined {

@@ -199,6 +199,7 @@ export class Ctx implements vscode.Disposable {
     return {
       folder,
       executionProvider,
+      weightPrecision: this.config.weightPrecision,
       ...(this.config.threads !== undefined ? { threads: this.config.threads } : {}),
       ...(this.config.memoryShare !== undefined ? { memoryShare: this.config.memoryShare } : {}),
       cacheDir: path.join(this.extension.globalStorageUri.fsPath, 'graph-cache'),

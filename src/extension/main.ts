@@ -31,7 +31,7 @@ export function activate(context: vscode.ExtensionContext): void {
       vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, new CircuitPanelSerializer(c, panelHandlers(c))),
       vscode.workspace.onDidGrantWorkspaceTrust(() => c.log.info('workspace trusted: workspace model settings now apply')),
       vscode.workspace.onDidChangeConfiguration((e) => {
-        if (c.config.affects(e, 'engine.executionProvider') || c.config.affects(e, 'engine.threads')) {
+        if (c.config.affects(e, 'engine.executionProvider') || c.config.affects(e, 'engine.threads') || c.config.affects(e, 'engine.weightPrecision')) {
           void vscode.window.showInformationMessage('Circuit Lens: engine settings changed.', 'Reload Model').then((a) => a && c.reloadModel());
         }
       }),

@@ -315,7 +315,7 @@ export function firstNonFinite(info: TensorInfo, bytes: Buffer): { index: number
   return null;
 }
 
-function halfToFloat(h: number): number {
+export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exponent = (h >> 10) & 0x1f;
   const fraction = h & 0x3ff;
@@ -324,15 +324,84 @@ function halfToFloat(h: number): number {
   return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
 }
 
-/** Writes a safetensors file of float32 tensors (used by model export). */
-export function encodeSafetensors(tensors: ReadonlyArray<{ name: string; shape: readonly number[]; data: Float32Array }>, metadata?: Record<string, string>): Buffer {
+/**
+ * Float32 values as IEEE 754 half-precision bits, rounded to nearest, ties to even (what a
+ * PyTorch `.half()` gives): overflow becomes ±Infinity, small values become subnormals or ±0,
+ * NaN stays NaN. For weights kept in half precision (build.ts `halfWeights`).
+ */
+export function float32ToHalfBits(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const x = bits[i]!;
+    const sign = (x >>> 16) & 0x8000;
+    const exponent = (x >>> 23) & 0xff;
+    const mantissa = x & 0x7fffff;
+    if (exponent === 0xff) {
+      out[i] = sign | 0x7c00 | (mantissa ? 0x200 : 0);
+      continue;
+    }
+    const e = exponent - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      // Subnormal half (or zero): shift the mantissa with its implicit 1 into place, then round.
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      const m = mantissa | 0x800000;
+      const shift = 14 - e;
+      const half = 1 << (shift - 1);
+      const rest = m & ((1 << shift) - 1);
+      let h = m >>> shift;
+      if (rest > half || (rest === half && (h & 1) === 1)) h += 1;
+      out[i] = sign | h;
+      continue;
+    }
+    let h = (e << 10) | (mantissa >>> 13);
+    const rest = mantissa & 0x1fff;
+    // A carry out of the mantissa moves into the exponent, which is the right rounding (up to Infinity).
+    if (rest > 0x1000 || (rest === 0x1000 && (h & 1) === 1)) h += 1;
+    out[i] = sign | h;
+  }
+  return out;
+}
+
+/**
+ * Float32 values as bfloat16 bits (the upper half of the float32), rounded to nearest, ties to
+ * even; NaN stays NaN.
+ */
+export function float32ToBfloat16Bits(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const x = bits[i]!;
+    if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) out[i] = (x >>> 16) | 0x40;
+    else out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+/**
+ * Writes a safetensors file (model export; test and bench fixtures). Values are float32 and are
+ * written as `dtype`: F32 as they are, F16 and BF16 rounded to nearest even.
+ */
+export function encodeSafetensors(tensors: ReadonlyArray<{ name: string; shape: readonly number[]; data: Float32Array }>, metadata?: Record<string, string>, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): Buffer {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
+  const encoded = tensors.map((t): Uint8Array => {
+    if (dtype === 'F32') return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    const bits = dtype === 'F16' ? float32ToHalfBits(t.data) : float32ToBfloat16Bits(t.data);
+    return new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
+  });
   let offset = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
-  }
+  tensors.forEach((t, i) => {
+    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + encoded[i]!.byteLength] };
+    offset += encoded[i]!.byteLength;
+  });
   let json = JSON.stringify(header);
   // Pad with spaces so the data section starts 8-byte aligned, as the reference writer does.
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
@@ -341,9 +410,9 @@ export function encodeSafetensors(tensors: ReadonlyArray<{ name: string; shape: 
   out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
   headerBytes.copy(out, 8);
   let at = 8 + headerBytes.length;
-  for (const t of tensors) {
-    Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, at);
-    at += t.data.byteLength;
+  for (const bytes of encoded) {
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).copy(out, at);
+    at += bytes.byteLength;
   }
   return out;
 }

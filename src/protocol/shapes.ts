@@ -7,7 +7,7 @@
 import type { Attribution, ForwardRow, ModelInfo, Target } from '../engine/api';
 import { validateCircuitGraph, type CircuitGraph } from '../circuits/discovery/graph';
 import { COMPONENT_ID_PATTERN } from '../models/componentIds';
-import { COMPOSITES, EXECUTION_PROVIDERS, METRIC_NAMES, PRUNE_METHODS, PRUNE_SCOPES, ABLATIONS, AGGREGATIONS, SAMPLE_UNITS } from '../vocabulary';
+import { COMPOSITES, EXECUTION_PROVIDERS, METRIC_NAMES, PRUNE_METHODS, PRUNE_SCOPES, ABLATIONS, AGGREGATIONS, SAMPLE_UNITS, WEIGHT_PRECISIONS } from '../vocabulary';
 import { ProtocolError, s, type Infer, type Schema } from './schema';
 
 // Compile-time check that a schema and the engine's type agree in both directions.
@@ -17,6 +17,7 @@ const assertSame = <T extends true>(): T | undefined => undefined;
 export const componentIdSchema = s.string({ max: 24, pattern: COMPONENT_ID_PATTERN });
 export const modeSchema = s.literal(...COMPOSITES);
 export const providerSchema = s.literal(...EXECUTION_PROVIDERS);
+export const weightPrecisionSchema = s.literal(...WEIGHT_PRECISIONS);
 export const tokenIdSchema = s.number({ int: true, min: 0, max: 1 << 24 });
 export const idsSchema = s.array(s.array(tokenIdSchema, { max: 1 << 16 }), { max: 4096 });
 

@@ -16,6 +16,7 @@ import {
   modeSchema,
   promptAttributionSchema,
   providerSchema,
+  weightPrecisionSchema,
   pruneRunSchema,
   targetSchema,
   tokenIdSchema,
@@ -39,7 +40,7 @@ const promptTargetFields = {
 export const Engine = {
   load: new RequestType(
     'engine/load',
-    s.object({ folder: s.string({ min: 1, max: 4096 }), executionProvider: s.optional(providerSchema), threads: s.optional(s.number({ int: true, min: 0, max: 1024 })), memoryShare: s.optional(s.number({ min: 0.05, max: 1 })), cacheDir: s.optional(s.string({ min: 1, max: 4096 })) }),
+    s.object({ folder: s.string({ min: 1, max: 4096 }), executionProvider: s.optional(providerSchema), threads: s.optional(s.number({ int: true, min: 0, max: 1024 })), memoryShare: s.optional(s.number({ min: 0.05, max: 1 })), cacheDir: s.optional(s.string({ min: 1, max: 4096 })), weightPrecision: s.optional(weightPrecisionSchema) }),
     loadedModelSchema,
   ),
   info: new RequestType('engine/info', s.void(), s.nullable(loadedModelSchema)),

@@ -89,6 +89,7 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
       prepack: false,
       // Compiled graphs are cached on disk (src/engine/cache.ts): a model opens in seconds the next time.
       ...(params.cacheDir !== undefined ? { cacheDir: params.cacheDir } : {}),
+      ...(params.weightPrecision !== undefined ? { weightPrecision: params.weightPrecision } : {}),
       log: (m) => ctx.log(m),
     });
     if (ctx.signal.aborted) {

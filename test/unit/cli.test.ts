@@ -48,6 +48,20 @@ describe('circuit-lens CLI', { skip: !fs.existsSync(path.join(REPO, 'dist', 'cli
     assert.ok(Math.abs(json.target_value - e.target_value) < 1e-4);
   });
 
+  it('--weight-precision half keeps the matrices half and stays within the documented tolerance; a bad value is refused', () => {
+    const args = ['attribute', '--ids', '770,11,1038,468,1012,565,1030,1034', '--target-id', '12', '--json', '--cache-dir', 'off'];
+    const full = cli(...args);
+    const half = cli(...args, '--weight-precision', 'half');
+    assert.equal(half.code, 0, half.stderr);
+    const err = relativeError(half.json.token_relevance, full.json.token_relevance);
+    assert.ok(err > 0 && err <= 1e-2, `token relevance ${err}`);
+    const info = cli('info', '--json', '--weight-precision', 'half');
+    assert.equal(info.json.dtype, 'F32 (matrices kept half)');
+    const bad = cli(...args, '--weight-precision', 'fp8');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /weight-precision.*auto, float32, half/);
+  });
+
   it('generate reproduces stories260k greedy continuation token for token', { skip: missingShared('models/stories260k/reference.json') }, () => {
     const reference = readJson(path.join(sharedModel('stories260k'), 'reference.json'));
     const { code, json } = cli('generate', '--model', sharedModel('stories260k'), '--prompt', reference.greedy.prompt, '--max-new-tokens', String(reference.greedy.new_ids.length), '--json');

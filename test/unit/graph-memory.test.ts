@@ -88,8 +88,8 @@ for (const c of CASES) {
         const copies = readers(graph, `l${l}_probs_re`);
         assert.ok(copies.length >= 2, `layer ${l}: the backward reads the copy (${copies.join(', ')})`);
       }
-      // Each copy starts from Q made to wait for a gradient (Expand over Shape of the gradient).
-      const gated = proto.node!.filter((n) => n.opType === 'Expand' && /_qT_after_grad$/.test(n.output![0]!));
+      // Each copy starts from Q made to wait for a gradient (a Reshape over Shape of the gradient).
+      const gated = proto.node!.filter((n) => n.opType === 'Reshape' && /_qT_after_grad$/.test(n.output![0]!));
       assert.equal(gated.length, spec.nLayers);
       const kept = compileGraph(spec, model!.weights, options('attnlrp', false));
       assert.equal(onnx.ModelProto.decode(kept.model).graph!.node!.filter((n) => n.opType === 'Softmax').length, spec.nLayers);

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { DISCOVER_DEFAULTS } from '../../src/pipelines/circuits';
 import { CORRECT_DEFAULTS, PRUNE_DEFAULTS } from '../../src/pipelines/pruning';
-import { COMPOSITE_DOCS, EXECUTION_PROVIDER_DOCS, PRUNE_SCOPE_DOCS, TARGET_CHOICE_DOCS } from '../../src/vocabulary';
+import { COMPOSITE_DOCS, EXECUTION_PROVIDER_DOCS, PRUNE_SCOPE_DOCS, TARGET_CHOICE_DOCS, WEIGHT_PRECISION_DOCS } from '../../src/vocabulary';
 import { REPO } from '../helpers';
 
 interface Setting {
@@ -35,6 +35,7 @@ function setting(key: string): Setting {
 describe('package.json settings and the vocabulary', () => {
   const enums: [string, Readonly<Record<string, string>>][] = [
     ['circuitLens.engine.executionProvider', EXECUTION_PROVIDER_DOCS],
+    ['circuitLens.engine.weightPrecision', WEIGHT_PRECISION_DOCS],
     ['circuitLens.attribution.mode', COMPOSITE_DOCS],
     ['circuitLens.attribution.target', TARGET_CHOICE_DOCS],
     ['circuitLens.pruning.scope', PRUNE_SCOPE_DOCS],
