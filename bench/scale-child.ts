@@ -12,6 +12,8 @@
  *          signed mean, top 8, no verification) over `prompts` synthetic prompts (random ids,
  *          `promptTokens` long, random target and foil: a task file as the CLI reads it); the
  *          time of each phase and the process's peak RSS. The 1 B point of bench/scale.ts.
+ *   precision  load with `weightPrecision`, one attribution (AttnLRP, last position, token 0):
+ *          time (first and warm), peak RSS, and the token and head relevance, for the error.
  * Prints one JSON line on stdout.
  */
 import * as fs from 'node:fs';
@@ -24,7 +26,7 @@ import { parameterCount } from '../src/models/load';
 import { maxRssMiB, randomIds } from './common';
 
 interface ChildRequest {
-  readonly kind: 'curve' | 'edges' | 'discover';
+  readonly kind: 'curve' | 'edges' | 'discover' | 'precision';
   readonly folder: string;
   readonly tokens: number;
   readonly runs: number;
@@ -38,6 +40,8 @@ interface ChildRequest {
   readonly prompts?: number;
   readonly promptTokens?: number;
   readonly batch?: number;
+  /** precision: how the weight matrices are kept (EngineOptions.weightPrecision). */
+  readonly weightPrecision?: 'float32' | 'half';
 }
 
 const timed = async (fn: () => Promise<unknown>) => {
@@ -55,6 +59,7 @@ async function main(): Promise<void> {
     cacheDir: req.cacheDir,
     // The CLI's setting (src/cli/main.ts); the extension's long-lived worker prepacks.
     prepack: false,
+    ...(req.weightPrecision ? { weightPrecision: req.weightPrecision } : {}),
     ...(req.limitBytes ? { memory: { share: 1, limitBytes: req.limitBytes } } : {}),
   });
   const ids = [randomIds(req.tokens, engine.spec.vocabSize)];
@@ -101,6 +106,16 @@ async function main(): Promise<void> {
       circuit: graph.nodes.filter((node) => node.head !== undefined).map((node) => node.id),
       peakMiB: maxRssMiB(),
     };
+    await engine.dispose();
+    process.stdout.write(JSON.stringify(out) + '\n');
+    return;
+  }
+  if (req.kind === 'precision') {
+    const firstMs = await timed(attribute);
+    const times: number[] = [];
+    for (let i = 0; i < req.runs; i++) times.push(await timed(attribute));
+    const [r] = await engine.attribute({ ids, targets, mode: 'attnlrp', neurons: false });
+    const out = { ...base, half: engine.halfWeights, loadMs, firstMs, ms: median(times), peakMiB: maxRssMiB(), tokenRelevance: Array.from(r!.tokenRelevance), headRelevance: r!.headRelevance.flat(), targetValue: r!.targetValue };
     await engine.dispose();
     process.stdout.write(JSON.stringify(out) + '\n');
     return;

@@ -7,7 +7,7 @@
  *     node --import tsx bench/make-gpt2-small-random.ts --positions 2048     # for the 2,048 point
  *     node --import tsx bench/scale.ts [--runs 3] [--tokens 128,256,512,1024,2048]
  *     node --import tsx bench/make-llama-1b-random.ts                        # 1.236 B, 4.6 GiB (the 1 B point)
- *         [--limit-gib 6] [--skip fresh,curve,edges,1b,shards] [--no-json]
+ *         [--limit-gib 6] [--skip fresh,curve,edges,precision,1b,shards] [--no-json]
  *
  * 1. Fresh-process attribution, 128 tokens, GPT-2-small-sized model: `circuit-lens attribute`
  *    (bundled CLI, new process each time) with an empty graph cache (miss), a filled one (hit)
@@ -19,9 +19,12 @@
  *    guard's estimate; lengths whose estimate exceeds --limit-gib are refused by the guard
  *    (reported, not run), so the benchmark never takes the machine down.
  * 4. The full head/MLP edge graph of one 32-token prompt against one attribution of it.
- * 6. Shards: discovery, pruning scores and curves split three ways and merged, against one shard.
- * 5. The 1 B point: a random Llama-3.2-1B-shaped model loads, attributes 128 tokens and
+ * 5. Half precision: the F32 model with its matrices rounded to F16, and a BF16 copy of it
+ *    (written to bench/models/gpt2-small-random-bf16 when missing) kept as stored, each against
+ *    float32: time, peak RSS and the relevance error.
+ * 6. The 1 B point: a random Llama-3.2-1B-shaped model loads, attributes 128 tokens and
  *    discovers a head circuit over 32 prompts; time, peak RSS, the memory guard's estimate.
+ * 7. Shards: discovery, pruning scores and curves split three ways and merged, against one shard.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -30,6 +33,8 @@ import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { estimateModelBytes, estimateRunBytes } from '../src/engine/memory';
 import type { ArchSpec } from '../src/models/spec';
+import { loadModelFolder } from '../src/models/load';
+import { encodeSafetensors } from '../src/models/safetensors';
 import { fmt, loadavgLine, machine, markdownTable, randomIds, torchPython, writeResults } from './common';
 
 const REPO = path.resolve(__dirname, '..');
@@ -38,6 +43,8 @@ const GPT2 = path.join(__dirname, 'models', 'gpt2-small-random');
 const GPT2_2K = path.join(__dirname, 'models', 'gpt2-small-random-2k');
 const EMBEDDED = path.join(REPO, 'models', 'tiny-ioi-gpt2');
 const LLAMA_1B = path.join(__dirname, 'models', 'llama-1b-random');
+/** The GPT-2-small-sized model written as BF16 (made by the precision step when missing). */
+const GPT2_BF16 = path.join(__dirname, 'models', 'gpt2-small-random-bf16');
 const GiB = 1024 ** 3;
 
 interface Args {
@@ -334,6 +341,83 @@ async function shards(lines: string[], results: Record<string, unknown>): Promis
   console.error(`[scale] shards: ${rows.map((r) => r[1]).join(', ')}`);
 }
 
+/** max |a − b| / max |b|. */
+function relativeError(a: readonly number[], b: readonly number[]): number {
+  let diff = 0;
+  let scale = 0;
+  b.forEach((v, i) => {
+    diff = Math.max(diff, Math.abs(a[i]! - v));
+    scale = Math.max(scale, Math.abs(v));
+  });
+  return diff / scale;
+}
+
+/**
+ * Half precision (build.ts `halfWeights`) on the CPU, GPT-2-small-sized model, 128 tokens: the
+ * F32 file with its matrices rounded to F16, and a BF16 copy of it kept as stored, each against
+ * float32 in its own process. The relevance error is what the storage costs; the BF16 file's own
+ * rounding (BF16 file in float32 vs the F32 file) is printed beside it.
+ */
+async function precision(args: Args, lines: string[], results: Record<string, unknown>): Promise<void> {
+  const head = '\n### Half precision, GPT-2-small-sized model, 128 tokens (CPU)\n';
+  if (!fs.existsSync(path.join(GPT2, 'model.safetensors'))) {
+    lines.push(`${head}\nNot run (make the model with bench/make-gpt2-small-random.ts).`);
+    return;
+  }
+  if (!fs.existsSync(path.join(GPT2_BF16, 'model.safetensors'))) {
+    fs.mkdirSync(GPT2_BF16, { recursive: true });
+    for (const f of fs.readdirSync(GPT2)) if (!f.endsWith('.safetensors')) fs.copyFileSync(path.join(GPT2, f), path.join(GPT2_BF16, f));
+    const { weights } = loadModelFolder(GPT2);
+    const tensors = weights.names().map((name) => ({ name, shape: weights.info(name).shape, data: weights.readFloat32(name) }));
+    fs.writeFileSync(path.join(GPT2_BF16, 'model.safetensors.partial'), encodeSafetensors(tensors, undefined, 'BF16'));
+    fs.renameSync(path.join(GPT2_BF16, 'model.safetensors.partial'), path.join(GPT2_BF16, 'model.safetensors'));
+  }
+  const run = (folder: string, weightPrecision: 'float32' | 'half') => child({ kind: 'precision', folder, tokens: 128, runs: args.runs, threads: args.threads, cacheDir: null, weightPrecision });
+  type Row = Awaited<ReturnType<typeof run>>;
+  const f32 = await run(GPT2, 'float32');
+  const f16 = await run(GPT2, 'half');
+  const bf16Full = await run(GPT2_BF16, 'float32');
+  const bf16Half = await run(GPT2_BF16, 'half');
+  const err = (a: Row, b: Row, key: 'tokenRelevance' | 'headRelevance') => relativeError(a[key] as unknown as number[], b[key] as unknown as number[]);
+  const rows = [
+    { file: 'F32', kept: 'float32', r: f32, vs: undefined },
+    { file: 'F32', kept: 'F16 (rounded on load)', r: f16, vs: f32 },
+    { file: 'BF16', kept: 'float32 (converted on load)', r: bf16Full, vs: f32 },
+    { file: 'BF16', kept: 'BF16 (as stored)', r: bf16Half, vs: bf16Full },
+  ];
+  for (const row of rows) {
+    const e = row.vs ? ` token error ${err(row.r, row.vs, 'tokenRelevance').toExponential(1)}` : '';
+    console.error(`[scale] precision ${row.file} kept ${row.kept}: warm ${fmt(row.r.ms as number, 0)} ms, peak ${fmt(row.r.processPeakMiB as number, 0)} MiB${e}`);
+  }
+  results.precision = rows.map((row) => ({
+    file: row.file,
+    kept: row.kept,
+    loadMs: row.r.loadMs,
+    firstMs: row.r.firstMs,
+    warmMs: row.r.ms,
+    peakMiB: row.r.processPeakMiB,
+    ...(row.vs ? { tokenError: err(row.r, row.vs, 'tokenRelevance'), headError: err(row.r, row.vs, 'headRelevance') } : {}),
+  }));
+  lines.push(head);
+  lines.push(
+    markdownTable(
+      ['file', 'matrices kept as', 'load ms', 'first attribution ms', 'warm attribution ms', 'peak RSS MiB', 'token relevance error', 'head relevance error', 'against'],
+      rows.map((row) => [
+        row.file,
+        row.kept,
+        fmt(row.r.loadMs as number, 0),
+        fmt(row.r.firstMs as number, 0),
+        fmt(row.r.ms as number, 0),
+        fmt(row.r.processPeakMiB as number, 0),
+        row.vs ? err(row.r, row.vs, 'tokenRelevance').toExponential(1) : '–',
+        row.vs ? err(row.r, row.vs, 'headRelevance').toExponential(1) : '–',
+        row.vs === f32 ? 'F32 file, float32' : row.vs === bf16Full ? 'BF16 file, float32' : '–',
+      ]),
+    ),
+  );
+  lines.push('\nErrors are max |ΔR| / max |R| over the 128 token relevances and the 144 head relevances.');
+}
+
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
   const lines: string[] = [];
@@ -342,6 +426,7 @@ async function main(): Promise<void> {
   if (!args.skip.has('fresh')) await fresh(args, lines, results);
   if (!args.skip.has('curve')) await curve(args, lines, results);
   if (!args.skip.has('edges')) await edges(args, lines, results);
+  if (!args.skip.has('precision')) await precision(args, lines, results);
   await llama1b(args, lines, results);
   if (!args.skip.has('shards')) await shards(lines, results);
   lines.push(`\nMachine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${fmt(os.totalmem() / GiB, 0)} GiB; ${start} at the start, ${loadavgLine()} at the end.`);
