@@ -30,8 +30,11 @@ import {
   pickQuickItem,
   runCommand,
   screenshot,
+  setDarkTheme,
   startCodeServer,
+  THEME_SETTINGS,
   until,
+  useEmbeddedModel,
   webviewFrame,
 } from './harness';
 
@@ -114,16 +117,15 @@ async function hoverText(): Promise<string> {
   });
 }
 
-/** Switches between the default light and dark themes (the theme picker needs the marketplace, which is offline). */
+/** Switches between the default light and dark themes, and waits until the workbench has repainted. */
 async function setTheme(theme: typeof LIGHT | typeof DARK): Promise<void> {
-  const wantDark = theme === DARK;
-  const isDark = async () => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes('vs-dark');
-  for (let attempt = 0; attempt < 4 && (await isDark()) !== wantDark; attempt++) {
-    await runCommand(page, 'Preferences: Toggle between Light/Dark Themes');
-    await until(`theme ${theme}`, async () => (await isDark()) === wantDark, 5000).catch(() => undefined);
-  }
-  assert.equal(await isDark(), wantDark, `could not switch to the ${theme} theme`);
-  await page.waitForTimeout(500);
+  await setDarkTheme(page, theme === DARK);
+  await animationsSettled();
+}
+
+/** Waits until no finite CSS animation of the workbench is running (the hover's fade-in, a theme's transitions). */
+async function animationsSettled(): Promise<void> {
+  await until('the animations to settle', () => page.evaluate(() => document.getAnimations().every((a) => a.playState !== 'running' || a.effect?.getTiming().iterations === Infinity)));
 }
 
 describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
@@ -134,7 +136,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     fs.rmSync(workspace, { recursive: true, force: true });
     fs.mkdirSync(workspace, { recursive: true });
     fs.writeFileSync(path.join(workspace, 'prompt.txt'), `${PROMPT}\nThe war lasted from the year 1732 to the year 17\n`);
-    server = await startCodeServer(vsix, workspace, { 'workbench.colorTheme': 'Default Dark Modern', 'workbench.preferredDarkColorTheme': 'Default Dark Modern', 'workbench.preferredLightColorTheme': 'Default Light Modern', 'circuitLens.developer.testHooks': true, 'circuitLens.pruning.windows': 8, 'git.enabled': false, 'git.openRepositoryInParentFolders': 'never' });
+    server = await startCodeServer(vsix, workspace, { ...THEME_SETTINGS, 'circuitLens.developer.testHooks': true, 'circuitLens.pruning.windows': 8, 'git.enabled': false, 'git.openRepositoryInParentFolders': 'never' });
     // Seed a saved circuit so panel tests do not depend on discovery (written as the CLI writes it).
     const store = circuitStore(server);
     fs.mkdirSync(store, { recursive: true });
@@ -149,8 +151,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
   });
 
   it('loads the embedded model', async () => {
-    await runCommand(page, 'Circuit Lens: Use Embedded Demo Model');
-    await until('the model in the status bar', async () => (await page.locator('.statusbar-item', { hasText: 'tiny-ioi-gpt2' }).count()) > 0, 60_000);
+    await useEmbeddedModel(page);
   });
 
   it('attributes the current line from the editor context menu; heatmap, hover and CodeLens match the CLI', async () => {
@@ -215,13 +216,13 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     await goTo(page, 1, 6);
     await runCommand(page, 'Show or Focus Hover');
     await hoverText();
-    await page.waitForTimeout(800); // the hover fades in
+    await animationsSettled(); // the hover fades in
     await screenshot(page, 'heatmap-dark');
     await setTheme(LIGHT);
     await goTo(page, 1, 6);
     await runCommand(page, 'Show or Focus Hover');
     await hoverText();
-    await page.waitForTimeout(800);
+    await animationsSettled();
     await screenshot(page, 'heatmap-light');
     await setTheme(DARK);
     await page.keyboard.press('Escape');
@@ -231,8 +232,9 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     await runCommand(page, 'Circuit Lens: Run Engine Test Job (Developer)');
     const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Engine test job' }).first();
     await toast.waitFor({ state: 'visible', timeout: 20_000 });
-    await page.waitForTimeout(500);
-    await toast.locator('.monaco-button', { hasText: 'Cancel' }).click();
+    const cancel = toast.locator('.monaco-button', { hasText: 'Cancel' });
+    await cancel.waitFor({ state: 'visible', timeout: 20_000 });
+    await cancel.click();
     const t0 = Date.now();
     await toast.waitFor({ state: 'hidden', timeout: 10_000 });
     assert.ok(Date.now() - t0 < 5000, 'the job should stop within the 1 s grace period plus UI latency');

@@ -326,6 +326,54 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   return file;
 }
 
+/**
+ * Settings that give the workbench the default dark theme and the default light one to toggle
+ * to (the theme picker needs the marketplace, which is offline).
+ */
+export const THEME_SETTINGS = {
+  'workbench.colorTheme': 'Default Dark Modern',
+  'workbench.preferredDarkColorTheme': 'Default Dark Modern',
+  'workbench.preferredLightColorTheme': 'Default Light Modern',
+} as const;
+
+const isDarkTheme = async (page: Page) => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes('vs-dark');
+
+/** Switches the workbench to the dark or the light theme of `THEME_SETTINGS` and waits until it has it. */
+export async function setDarkTheme(page: Page, dark: boolean): Promise<void> {
+  for (let attempt = 0; attempt < 4 && (await isDarkTheme(page)) !== dark; attempt++) {
+    await runCommand(page, 'Preferences: Toggle between Light/Dark Themes');
+    await until('the theme', async () => (await isDarkTheme(page)) === dark, 5000).catch(() => undefined);
+  }
+  if ((await isDarkTheme(page)) !== dark) throw new Error(`could not switch to the ${dark ? 'dark' : 'light'} theme`);
+}
+
+/**
+ * A screenshot of the workbench for the README in one theme, once the webview in `frame` carries
+ * the theme's class (its app restyles from it) and no toast covers it; `scrollTo` is brought into
+ * view first. Returns the file.
+ */
+export async function themedScreenshot(page: Page, frame: Frame, name: string, dark: boolean, scrollTo?: string): Promise<string> {
+  await setDarkTheme(page, dark);
+  await until(`the panel in the ${dark ? 'dark' : 'light'} theme`, async () => (await frame.evaluate(() => document.body.className)).includes(dark ? 'vscode-dark' : 'vscode-light'));
+  await until('no toasts', async () => (await page.locator('.notifications-toasts .notification-toast').count()) === 0, 20_000).catch(() => undefined);
+  if (scrollTo) await frame.locator(scrollTo).scrollIntoViewIfNeeded();
+  return screenshot(page, `${name}-${dark ? 'dark' : 'light'}`);
+}
+
+/** What the extension has written to its log channel so far (the "Circuit Lens" output, as files under the user-data dir). */
+export function extensionLog(server: CodeServer): string {
+  const logs = path.join(server.userDataDir, 'logs');
+  if (!fs.existsSync(logs)) return '';
+  const files = (fs.readdirSync(logs, { recursive: true }) as string[]).filter((f) => f.endsWith(`${path.sep}Circuit Lens.log`));
+  return files.map((f) => fs.readFileSync(path.join(logs, f), 'utf8')).join('\n');
+}
+
+/** Loads the embedded demo model from the palette and waits for it in the status bar. */
+export async function useEmbeddedModel(page: Page): Promise<void> {
+  await runCommand(page, 'Circuit Lens: Use Embedded Demo Model');
+  await until('the model in the status bar', async () => (await page.locator('.statusbar-item', { hasText: 'tiny-ioi-gpt2' }).count()) > 0, 60_000);
+}
+
 /** The CLI's JSON for a prompt (the e2e reference numbers). */
 export function cliAttribute(prompt: string, extra: string[] = []): Record<string, unknown> {
   const out = execFileSync(process.execPath, [path.join(root, 'dist/cli.js'), 'attribute', '--prompt', prompt, '--json', ...extra], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });

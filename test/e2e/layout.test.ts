@@ -20,7 +20,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Frame, Page } from 'playwright-core';
 import { buildCircuitGraph, selectNodes, validateCircuitGraph, type CircuitGraph } from '../../src/circuits/discovery/graph';
 import type { GraphSnapshot } from '../../webview/graph';
-import { cli, type CodeServer, e2eDir, ensureInstalled, launchBrowser, openWorkbench, packageVsix, pickQuickItem, runCommand, screenshot, startCodeServer, until, webviewFrame } from './harness';
+import { cli, type CodeServer, e2eDir, ensureInstalled, launchBrowser, openWorkbench, packageVsix, pickQuickItem, runCommand, screenshot, setDarkTheme, startCodeServer, THEME_SETTINGS, until, webviewFrame } from './harness';
 
 let server: CodeServer;
 let browser: Browser;
@@ -197,19 +197,9 @@ async function checkLayout(f: Frame, circuit: string, s: GraphSnapshot): Promise
   return `${where}: ${s.nodes.length} nodes inside, ${labelled.length} labels without overlap (${drawn} drawn, font ${labelled[0]?.fontPx.toFixed(1)} px; ${crossed.length} crossed by an edge, all on a halo above the edges)`;
 }
 
-const isDark = async () => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes('vs-dark');
-
-async function setTheme(dark: boolean): Promise<void> {
-  for (let attempt = 0; attempt < 4 && (await isDark()) !== dark; attempt++) {
-    await runCommand(page, 'Preferences: Toggle between Light/Dark Themes');
-    await until('the theme', async () => (await isDark()) === dark, 5000).catch(() => undefined);
-  }
-  assert.equal(await isDark(), dark, 'could not switch the theme');
-}
-
 /** A screenshot of the workbench for the README, once the panel has the theme's colours. */
 async function docScreenshot(f: Frame, name: string, dark: boolean): Promise<void> {
-  await setTheme(dark);
+  await setDarkTheme(page, dark);
   // The graph restyles from the body's theme class: wait for the webview to carry it.
   await until(`the panel in the ${dark ? 'dark' : 'light'} theme`, async () => (await f.evaluate(() => document.body.className)).includes(dark ? 'vscode-dark' : 'vscode-light'));
   await f.click('[data-testid="fit"]');
@@ -229,7 +219,7 @@ describe('the circuit graph at three panel sizes', { timeout: 15 * 60_000 }, () 
     await cli(['discover', '--task', 'ioi', '--out', path.join(workspace, 'ioi.json')]);
     await cli(['discover', '--task', 'greater-than', '--out', path.join(workspace, 'greater-than.json')]);
     fs.writeFileSync(path.join(workspace, 'gpt2-12l.json'), `${JSON.stringify(twelveLayerCircuit(), null, 1)}\n`);
-    server = await startCodeServer(vsix, workspace, { 'workbench.colorTheme': 'Default Dark Modern', 'workbench.preferredDarkColorTheme': 'Default Dark Modern', 'workbench.preferredLightColorTheme': 'Default Light Modern', 'git.enabled': false });
+    server = await startCodeServer(vsix, workspace, { ...THEME_SETTINGS, 'git.enabled': false });
     browser = await launchBrowser();
     page = await openWorkbench(browser, server);
     await runCommand(page, 'View: Close Primary Side Bar');

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Frame, Page } from 'playwright-core';
-import { cli, type CodeServer, e2eDir, ensureInstalled, goTo, launchBrowser, notificationTexts, openFile, openWorkbench, packageVsix, runCommand, screenshot, startCodeServer, until, webviewFrame } from './harness';
+import { cli, type CodeServer, e2eDir, ensureInstalled, goTo, launchBrowser, notificationTexts, openFile, openWorkbench, packageVsix, runCommand, startCodeServer, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame } from './harness';
 
 const PROMPT = 'Then, Sean and Hugo were thinking about going to the farm. Sean wanted to give a cake to';
 /** Position of the second " Sean" (S2), where the name mover a2.h2 looks from the last position. */
@@ -36,19 +36,6 @@ async function answerInput(titlePart: string, value: string): Promise<void> {
   await page.keyboard.press('Enter');
 }
 
-const isDark = async () => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes('vs-dark');
-
-async function themedScreenshot(f: Frame, name: string, dark: boolean): Promise<void> {
-  for (let attempt = 0; attempt < 4 && (await isDark()) !== dark; attempt++) {
-    await runCommand(page, 'Preferences: Toggle between Light/Dark Themes');
-    await until('the theme', async () => (await isDark()) === dark, 5000).catch(() => undefined);
-  }
-  assert.equal(await isDark(), dark, 'could not switch the theme');
-  await until('the panel in the theme', async () => (await f.evaluate(() => document.body.className)).includes(dark ? 'vscode-dark' : 'vscode-light'));
-  await until('no toasts', async () => (await page.locator('.notifications-toasts .notification-toast').count()) === 0, 20_000).catch(() => undefined);
-  await screenshot(page, `${name}-${dark ? 'dark' : 'light'}`);
-}
-
 /** Centre of an element of the panel, in the panel's coordinates. */
 async function centre(f: Frame, selector: string): Promise<{ x: number; y: number }> {
   return f.locator(selector).first().evaluate((e) => {
@@ -66,9 +53,7 @@ describe('prompt graph panel', { timeout: 15 * 60_000 }, () => {
     fs.mkdirSync(workspace, { recursive: true });
     fs.writeFileSync(path.join(workspace, 'ioi.txt'), `${PROMPT}\n`);
     server = await startCodeServer(vsix, workspace, {
-      'workbench.colorTheme': 'Default Dark Modern',
-      'workbench.preferredDarkColorTheme': 'Default Dark Modern',
-      'workbench.preferredLightColorTheme': 'Default Light Modern',
+      ...THEME_SETTINGS,
       // Explain logit(IO) − logit(S), as the task circuit does.
       'circuitLens.attribution.target': 'logit-diff',
       'git.enabled': false,
@@ -85,8 +70,7 @@ describe('prompt graph panel', { timeout: 15 * 60_000 }, () => {
   });
 
   it('opens the prompt graph from Attribute Prompt, shows a head’s attention, ablates it and re-runs', async () => {
-    await runCommand(page, 'Circuit Lens: Use Embedded Demo Model');
-    await until('the model in the status bar', async () => (await page.locator('.statusbar-item', { hasText: 'tiny-ioi-gpt2' }).count()) > 0, 60_000);
+    await useEmbeddedModel(page);
     await openFile(page, 'ioi.txt');
     await goTo(page, 1, 1);
     await runCommand(page, 'Circuit Lens: Attribute Prompt');
@@ -185,7 +169,7 @@ describe('prompt graph panel', { timeout: 15 * 60_000 }, () => {
     const g = await webviewFrame(page, '[data-testid="pg-graph"] svg');
     await until('the panel maximized', async () => (await g.evaluate(() => window.innerWidth)) > 1000, 15_000).catch(() => process.stderr.write('[e2e] the panel was not maximized; screenshots of the split view\n'));
     await until('the card still shown', async () => (await g.locator('[data-testid="pg-card-title"]').textContent().catch(() => '')) === `a2.h2@${LAST}`, 10_000);
-    await themedScreenshot(g, 'prompt-graph', true);
-    await themedScreenshot(g, 'prompt-graph', false);
+    await themedScreenshot(page, g, 'prompt-graph', true);
+    await themedScreenshot(page, g, 'prompt-graph', false);
   });
 });

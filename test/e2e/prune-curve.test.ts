@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Frame, Page } from 'playwright-core';
-import { acceptQuickInput, type CodeServer, e2eDir, ensureInstalled, launchBrowser, notificationTexts, openWorkbench, packageVsix, root, runCommand, screenshot, startCodeServer, until, webviewFrame } from './harness';
+import { acceptQuickInput, type CodeServer, e2eDir, ensureInstalled, launchBrowser, notificationTexts, openWorkbench, packageVsix, root, runCommand, startCodeServer, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame } from './harness';
 
 let server: CodeServer;
 let browser: Browser;
@@ -22,19 +22,10 @@ let page: Page;
 let workspace = '';
 
 const title = async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '');
-const isDark = async () => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes('vs-dark');
 
 /** Screenshot of the workbench in one theme, copied to docs/images/prune-curve-{light,dark}.png. */
-async function themedScreenshot(f: Frame, dark: boolean): Promise<void> {
-  for (let attempt = 0; attempt < 4 && (await isDark()) !== dark; attempt++) {
-    await runCommand(page, 'Preferences: Toggle between Light/Dark Themes');
-    await until('the theme', async () => (await isDark()) === dark, 5000).catch(() => undefined);
-  }
-  assert.equal(await isDark(), dark, 'could not switch the theme');
-  await until('the panel in the theme', async () => (await f.evaluate(() => document.body.className)).includes(dark ? 'vscode-dark' : 'vscode-light'));
-  await until('no toasts', async () => (await page.locator('.notifications-toasts .notification-toast').count()) === 0, 20_000).catch(() => undefined);
-  await f.locator('[data-testid="chart-prune-curve"]').scrollIntoViewIfNeeded();
-  const file = await screenshot(page, `prune-curve-${dark ? 'dark' : 'light'}`);
+async function docScreenshot(f: Frame, dark: boolean): Promise<void> {
+  const file = await themedScreenshot(page, f, 'prune-curve', dark, '[data-testid="chart-prune-curve"]');
   fs.copyFileSync(file, path.join(root, 'docs', 'images', path.basename(file)));
 }
 
@@ -68,7 +59,7 @@ describe('SparC³ prune curves in the Charts view', { timeout: 10 * 60_000 }, ()
     workspace = path.join(e2eDir, `workspace-prune-curve-${process.pid}`);
     fs.rmSync(workspace, { recursive: true, force: true });
     fs.mkdirSync(workspace, { recursive: true });
-    server = await startCodeServer(vsix, workspace, { 'workbench.colorTheme': 'Default Dark Modern', 'workbench.preferredDarkColorTheme': 'Default Dark Modern', 'workbench.preferredLightColorTheme': 'Default Light Modern', 'git.enabled': false });
+    server = await startCodeServer(vsix, workspace, { ...THEME_SETTINGS, 'git.enabled': false });
     browser = await launchBrowser();
     page = await openWorkbench(browser, server);
     await page.setViewportSize({ width: 1200, height: 900 });
@@ -82,8 +73,7 @@ describe('SparC³ prune curves in the Charts view', { timeout: 10 * 60_000 }, ()
   });
 
   it('runs the command with the small defaults and charts one line per method with its circuit', async () => {
-    await runCommand(page, 'Circuit Lens: Use Embedded Demo Model');
-    await until('the model in the status bar', async () => (await page.locator('.statusbar-item', { hasText: 'tiny-ioi-gpt2' }).count()) > 0, 60_000);
+    await useEmbeddedModel(page);
     const note = await pruneCurve(3);
     const methods = ['attnlrp', 'gradient', 'activation', 'wanda', 'random'];
     const f = await webviewFrame(page, '[data-testid="chart-prune-curve"]');
@@ -103,8 +93,8 @@ describe('SparC³ prune curves in the Charts view', { timeout: 10 * 60_000 }, ()
     const box = await f.locator('[data-testid="chart-prune-curve"] .chart-box').boundingBox();
     assert.ok(box && box.width > 200 && box.height > 200, `chart box ${JSON.stringify(box)}`);
     process.stderr.write(`[e2e] ${note}\n`);
-    await themedScreenshot(f, true);
-    await themedScreenshot(f, false);
+    await docScreenshot(f, true);
+    await docScreenshot(f, false);
 
     // A second run (1 seed) overlaid on the first: both ticked, one chart, one line per method and run.
     await until('no toasts', async () => (await page.locator('.notifications-toasts .notification-toast').count()) === 0, 20_000).catch(() => undefined);

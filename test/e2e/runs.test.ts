@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Frame, Page } from 'playwright-core';
-import { type CodeServer, e2eDir, ensureInstalled, launchBrowser, notificationTexts, openWorkbench, packageVsix, pickQuickItem, runCommand, screenshot, startCodeServer, until, webviewFrame } from './harness';
+import type { Browser, Page } from 'playwright-core';
+import { type CodeServer, e2eDir, ensureInstalled, launchBrowser, notificationTexts, openWorkbench, packageVsix, pickQuickItem, runCommand, startCodeServer, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame } from './harness';
 
 let server: CodeServer;
 let browser: Browser;
@@ -68,20 +68,6 @@ async function correct(): Promise<string> {
   );
 }
 
-const isDark = async () => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes('vs-dark');
-
-async function themedScreenshot(f: Frame, name: string, dark: boolean): Promise<void> {
-  for (let attempt = 0; attempt < 4 && (await isDark()) !== dark; attempt++) {
-    await runCommand(page, 'Preferences: Toggle between Light/Dark Themes');
-    await until('the theme', async () => (await isDark()) === dark, 5000).catch(() => undefined);
-  }
-  assert.equal(await isDark(), dark, 'could not switch the theme');
-  await until('the panel in the theme', async () => (await f.evaluate(() => document.body.className)).includes(dark ? 'vscode-dark' : 'vscode-light'));
-  await until('no toasts', async () => (await page.locator('.notifications-toasts .notification-toast').count()) === 0, 20_000).catch(() => undefined);
-  await f.locator('[data-testid="chart-correction"]').scrollIntoViewIfNeeded();
-  await screenshot(page, `${name}-${dark ? 'dark' : 'light'}`);
-}
-
 describe('prune and correct runs side by side in the Charts view', { timeout: 15 * 60_000 }, () => {
   before(async () => {
     ensureInstalled();
@@ -89,7 +75,7 @@ describe('prune and correct runs side by side in the Charts view', { timeout: 15
     workspace = path.join(e2eDir, `workspace-runs-${process.pid}`);
     fs.rmSync(workspace, { recursive: true, force: true });
     fs.mkdirSync(workspace, { recursive: true });
-    server = await startCodeServer(vsix, workspace, { 'workbench.colorTheme': 'Default Dark Modern', 'workbench.preferredDarkColorTheme': 'Default Dark Modern', 'workbench.preferredLightColorTheme': 'Default Light Modern', 'circuitLens.pruning.windows': 8, 'git.enabled': false });
+    server = await startCodeServer(vsix, workspace, { ...THEME_SETTINGS, 'circuitLens.pruning.windows': 8, 'git.enabled': false });
     browser = await launchBrowser();
     page = await openWorkbench(browser, server);
     await page.setViewportSize({ width: 1200, height: 900 });
@@ -103,8 +89,7 @@ describe('prune and correct runs side by side in the Charts view', { timeout: 15
   });
 
   it('prunes with AttnLRP and with magnitude, corrects, and shows the three runs together', async () => {
-    await runCommand(page, 'Circuit Lens: Use Embedded Demo Model');
-    await until('the model in the status bar', async () => (await page.locator('.statusbar-item', { hasText: 'tiny-ioi-gpt2' }).count()) > 0, 60_000);
+    await useEmbeddedModel(page);
     const first = await prune('attnlrp');
     const second = await prune('magnitude');
     const ppl = (note: string) => /perplexity ([0-9.]+) → ([0-9.]+)/.exec(note)!.slice(1).map(Number) as [number, number];
@@ -146,7 +131,7 @@ describe('prune and correct runs side by side in the Charts view', { timeout: 15
     const boxes = await Promise.all(['chart-sparsity', 'chart-correction'].map((id) => f.locator(`[data-testid="${id}"]`).boundingBox()));
     assert.ok(boxes.every((b) => b && b.width > 100 && b.height > 100), `chart boxes ${JSON.stringify(boxes)}`);
     process.stderr.write(`[e2e] dense ${dense}, attnlrp → ${afterAttn}, magnitude → ${afterMag}; ${corrected}; table: ${table}\n`);
-    await themedScreenshot(f, 'runs-overlay', true);
-    await themedScreenshot(f, 'runs-overlay', false);
+    await themedScreenshot(page, f, 'runs-overlay', true, '[data-testid="chart-correction"]');
+    await themedScreenshot(page, f, 'runs-overlay', false, '[data-testid="chart-correction"]');
   });
 });

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { type CodeServer, e2eDir, ensureInstalled, launchBrowser, openFile, openWorkbench, packageVsix, root, runCommand, startCodeServer, until } from './harness';
+import { type CodeServer, e2eDir, ensureInstalled, extensionLog, launchBrowser, openFile, openWorkbench, packageVsix, root, runCommand, startCodeServer, until } from './harness';
 
 const PROMPT = 'When Mary and John went to the store, John gave a drink to';
 
@@ -59,8 +59,9 @@ describe('Circuit Lens in an untrusted workspace', { timeout: 10 * 60_000 }, () 
     assert.ok(text.includes(modelDir), text);
     await dialog().locator('.monaco-button', { hasText: 'Cancel' }).click();
     await dialog().waitFor({ state: 'hidden', timeout: 10_000 });
-    // Nothing loads: the status bar keeps "No model" and no heatmap appears.
-    await page.waitForTimeout(3000);
+    // Nothing loads: once the refusal is logged the command has returned, and the status bar
+    // keeps "No model" and no heatmap appears.
+    await until('the refusal in the log', async () => /consent to load .* refused/.test(extensionLog(server)), 30_000);
     assert.equal(await page.locator('.statusbar-item', { hasText: 'downloaded-gpt2' }).count(), 0);
     assert.ok((await page.locator('.statusbar-item', { hasText: 'No model' }).count()) > 0);
     assert.equal(await page.locator('.monaco-editor .view-overlays .cdr[class*="TextEditorDecorationType"]').count(), 0);
