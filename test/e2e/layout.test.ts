@@ -116,16 +116,24 @@ async function openCircuit(file: string): Promise<Frame> {
   );
 }
 
-/** Resizes the page and waits until the graph has refitted to its new canvas. */
+/**
+ * Resizes the page and waits until the graph has refitted to its new canvas: the webview lies
+ * inside the new page, and the graph's canvas, its container and its fit all have the webview's
+ * new size. (A graph that is consistent with itself is not enough: right after a shrink it still
+ * has the old, larger size until the webview's resize reaches it.)
+ */
 async function resize(f: Frame, size: Size): Promise<GraphSnapshot> {
   await page.setViewportSize({ width: size.width, height: size.height });
   return until(
     `the graph refitted at ${size.name} (${size.width}×${size.height})`,
     async () => {
+      const box = await (await f.frameElement()).boundingBox();
+      if (!box || box.x < 0 || box.y < 0 || box.x + box.width > size.width + 1 || box.y + box.height > size.height + 1) return undefined;
       const s = await snapshot(f);
       if (!s || !s.fitted) return undefined;
       const settled = s.container.w === s.width && s.container.h === s.height && s.fitted.w === s.width && s.fitted.h === s.height;
-      return settled && s.width >= size.minCanvas.w && s.height >= size.minCanvas.h ? s : undefined;
+      const inFrame = s.width <= box.width + 1 && s.height <= box.height + 1;
+      return settled && inFrame && s.width >= size.minCanvas.w && s.height >= size.minCanvas.h ? s : undefined;
     },
     30_000,
   ).catch(async (err: Error) => {
