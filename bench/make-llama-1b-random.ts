@@ -17,6 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fillNormal, makeUniform } from './make-gpt2-small-random';
+import { safetensorsHeader } from '../src/models/safetensors';
 
 export const DEFAULT_OUT = path.join(__dirname, 'models', 'llama-1b-random');
 const SEED = 1236;
@@ -80,23 +81,17 @@ export function makeLlama1bRandom(out: string = DEFAULT_OUT, options: { force?: 
   }
   const t0 = performance.now();
   const tensors = llamaTensors();
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt', generator: 'bench/make-llama-1b-random.ts', seed: String(SEED) } };
-  let offset = 0;
-  for (const t of tensors) {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * 4;
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // data 8-byte aligned
+  const sizes = tensors.map((t) => t.shape.reduce((a, b) => a * b, 1) * 4);
+  const offset = sizes.reduce((a, b) => a + b, 0);
+  const header = safetensorsHeader(
+    tensors.map((t, i) => ({ name: t.name, shape: t.shape, dtype: 'F32' as const, byteLength: sizes[i]! })),
+    { format: 'pt', generator: 'bench/make-llama-1b-random.ts', seed: String(SEED) },
+  );
   fs.mkdirSync(out, { recursive: true });
   // Atomic: a half-written file must not look like a finished model to the skip check.
   const fd = fs.openSync(file + '.tmp', 'w');
   try {
-    const length = Buffer.alloc(8);
-    length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)), 0);
-    fs.writeSync(fd, length);
-    fs.writeSync(fd, Buffer.from(json, 'utf8'));
+    fs.writeSync(fd, header);
     const uniform = makeUniform(SEED);
     const chunk = new Float32Array(4 * 1024 * 1024);
     for (const t of tensors) {

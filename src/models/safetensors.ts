@@ -386,33 +386,39 @@ export function float32ToBfloat16Bits(values: Float32Array): Uint16Array {
 }
 
 /**
+ * The start of a safetensors file: the header's length (u64, little-endian) and the JSON header
+ * with each tensor's dtype, shape and data offsets, padded with spaces so the data section starts
+ * 8-byte aligned, as the reference writer does. The tensors' bytes follow in the given order.
+ */
+export function safetensorsHeader(tensors: ReadonlyArray<{ name: string; shape: readonly number[]; dtype: DType; byteLength: number }>, metadata?: Record<string, string>): Buffer {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.byteLength] };
+    offset += t.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const out = Buffer.alloc(8 + Buffer.byteLength(json));
+  out.writeBigUInt64LE(BigInt(Buffer.byteLength(json)), 0);
+  out.write(json, 8, 'utf8');
+  return out;
+}
+
+/**
  * Writes a safetensors file (model export; test and bench fixtures). Values are float32 and are
  * written as `dtype`: F32 as they are, F16 and BF16 rounded to nearest even.
  */
 export function encodeSafetensors(tensors: ReadonlyArray<{ name: string; shape: readonly number[]; data: Float32Array }>, metadata?: Record<string, string>, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): Buffer {
-  const header: Record<string, unknown> = {};
-  if (metadata) header.__metadata__ = metadata;
   const encoded = tensors.map((t): Uint8Array => {
     if (dtype === 'F32') return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     const bits = dtype === 'F16' ? float32ToHalfBits(t.data) : float32ToBfloat16Bits(t.data);
     return new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
   });
-  let offset = 0;
-  tensors.forEach((t, i) => {
-    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + encoded[i]!.byteLength] };
-    offset += encoded[i]!.byteLength;
-  });
-  let json = JSON.stringify(header);
-  // Pad with spaces so the data section starts 8-byte aligned, as the reference writer does.
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
-  const headerBytes = Buffer.from(json, 'utf8');
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let at = 8 + headerBytes.length;
-  for (const bytes of encoded) {
-    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).copy(out, at);
-    at += bytes.byteLength;
-  }
-  return out;
+  const header = safetensorsHeader(
+    tensors.map((t, i) => ({ name: t.name, shape: t.shape, dtype, byteLength: encoded[i]!.byteLength })),
+    metadata,
+  );
+  return Buffer.concat([header, ...encoded]);
 }
