@@ -87,10 +87,20 @@ export class Engine {
   private readonly sessions = new Map<string, Promise<OpenedSession>>();
   private provider = 'cpu';
 
+  /**
+   * Whether weight matrices are kept in half precision, decided once per engine. `auto`: where
+   * the files are F16/BF16 and the provider asked for is a GPU one this build has (cuda/webgpu,
+   * or auto with either present); the CPU stays float32, which measured faster there (README
+   * "Half precision").
+   */
+  readonly halfWeights: boolean;
+
   private constructor(
     private readonly model: LoadedModel,
     private readonly options: Required<EngineOptions>,
-  ) {}
+  ) {
+    this.halfWeights = keepsHalfWeights(options, model.weights.dtype());
+  }
 
   static async load(folder: string, options: EngineOptions = {}): Promise<Engine> {
     const memory = options.memory ?? { share: 0.8 };
@@ -108,21 +118,6 @@ export class Engine {
       prepack: options.prepack ?? true,
       weightPrecision: options.weightPrecision ?? 'auto',
     });
-  }
-
-  /**
-   * Whether weight matrices are kept in half precision. `auto`: where the files are F16/BF16 and
-   * the provider asked for is a GPU one this build has (cuda/webgpu, or auto with either
-   * present); the CPU stays float32, which measured faster there (README "Half precision").
-   */
-  get halfWeights(): boolean {
-    const setting = this.options.weightPrecision;
-    if (setting !== 'auto') return setting === 'half';
-    const dtype = this.model.weights.dtype();
-    if (dtype !== 'F16' && dtype !== 'BF16') return false;
-    const available = new Set(ort.listSupportedBackends().map((b) => b.name));
-    const ep = this.options.executionProvider;
-    return ep === 'auto' ? available.has('cuda') || available.has('webgpu') : ep !== 'cpu' && available.has(ep);
   }
 
   /** Refuses a run whose activations would not fit (before anything is allocated). */
@@ -197,7 +192,7 @@ export class Engine {
       maxPositions: spec.maxPositions,
       parameters: parameterCount(this.model.weights),
       // The files' dtype, and how the graph keeps the matrices when that differs from float32.
-      dtype: this.halfWeights ? `${this.model.weights.dtype()} (matrices kept half)` : this.model.weights.dtype(),
+      dtype: `${this.model.weights.dtype()}${this.halfWeights ? ' (matrices kept half)' : ''}`,
       executionProvider: this.provider,
     };
   }
@@ -818,4 +813,12 @@ export function embeddedModelPath(): string {
     if (fs.existsSync(path.join(candidate, 'config.json'))) return candidate;
     if (path.dirname(dir) === dir) throw new Error('the embedded model folder models/tiny-ioi-gpt2 is missing from this installation');
   }
+}
+
+function keepsHalfWeights(options: Required<EngineOptions>, dtype: string): boolean {
+  if (options.weightPrecision !== 'auto') return options.weightPrecision === 'half';
+  if (dtype !== 'F16' && dtype !== 'BF16') return false;
+  const available = new Set(ort.listSupportedBackends().map((b) => b.name));
+  const ep = options.executionProvider;
+  return ep === 'auto' ? available.has('cuda') || available.has('webgpu') : ep !== 'cpu' && available.has(ep);
 }
