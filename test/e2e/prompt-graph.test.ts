@@ -36,12 +36,30 @@ async function answerInput(titlePart: string, value: string): Promise<void> {
   await page.keyboard.press('Enter');
 }
 
-/** Centre of an element of the panel, in the panel's coordinates. */
-async function centre(f: Frame, selector: string): Promise<{ x: number; y: number }> {
-  return f.locator(selector).first().evaluate((e) => {
-    const r = e.getBoundingClientRect();
-    return { x: r.left + r.width / 2, y: r.top + r.height / 2 };
-  });
+interface Point {
+  x: number;
+  y: number;
+}
+
+/**
+ * Centres of elements of the panel, in the panel's coordinates, measured in one evaluate: a
+ * re-render (any state change rebuilds the SVG) between finding an element and measuring it
+ * would leave a detached node whose box is all zeros, as CI once saw. Waits until every
+ * element is found and laid out.
+ */
+async function centres(f: Frame, selectors: readonly string[]): Promise<Point[]> {
+  return until(`${selectors.length} laid-out elements of the prompt graph`, () =>
+    f.evaluate((sels) => {
+      const out: Point[] = [];
+      for (const sel of sels) {
+        const e = document.querySelector(sel);
+        const r = e?.getBoundingClientRect();
+        if (!r || r.width === 0 || r.height === 0) return undefined;
+        out.push({ x: r.left + r.width / 2, y: r.top + r.height / 2 });
+      }
+      return out;
+    }, selectors),
+  );
 }
 
 describe('prompt graph panel', { timeout: 15 * 60_000 }, () => {
@@ -104,14 +122,14 @@ describe('prompt graph panel', { timeout: 15 * 60_000 }, () => {
     // Layout: the name mover sits in the last token's column, between the embeddings and the logit.
     const head = `[data-node="a2.h2@${LAST}"]`;
     await f.locator(head).waitFor({ state: 'attached', timeout: 10_000 });
-    const [h, logit, embed, mlp0, label, firstLabel] = await Promise.all([
-      centre(f, head),
-      centre(f, `[data-node="logits@${LAST}"]`),
-      centre(f, `[data-node="input@${LAST}"]`),
-      centre(f, `[data-node="input@0"]`),
-      centre(f, `[data-testid="pg-token"][data-position="${LAST}"]`),
-      centre(f, '[data-testid="pg-token"][data-position="0"]'),
-    ]);
+    const [h, logit, embed, mlp0, label, firstLabel] = await centres(f, [
+      head,
+      `[data-node="logits@${LAST}"]`,
+      `[data-node="input@${LAST}"]`,
+      `[data-node="input@0"]`,
+      `[data-testid="pg-token"][data-position="${LAST}"]`,
+      '[data-testid="pg-token"][data-position="0"]',
+    ]) as [Point, Point, Point, Point, Point, Point];
     assert.ok(logit.y < h.y && h.y < embed.y, `logit above a2.h2 above the embedding: ${logit.y} < ${h.y} < ${embed.y}`);
     assert.ok(mlp0.x < embed.x && firstLabel.x < label.x, 'positions run left to right');
     const colW = (embed.x - mlp0.x) / LAST;
