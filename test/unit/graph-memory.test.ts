@@ -62,11 +62,9 @@ async function run(graph: CompiledGraph, ids: number[], vocab: number): Promise<
   }
 }
 
-/** Names of the nodes that read `tensor` in a compiled graph. */
-function readers(graph: CompiledGraph, tensor: string): string[] {
-  return onnx.ModelProto.decode(graph.model)
-    .graph!.node!.filter((n) => n.input!.includes(tensor))
-    .map((n) => n.name!);
+/** Names of the nodes that read `tensor`. */
+function readers(nodes: readonly onnx.INodeProto[], tensor: string): string[] {
+  return nodes.filter((n) => n.input!.includes(tensor)).map((n) => n.name!);
 }
 
 for (const c of CASES) {
@@ -82,10 +80,10 @@ for (const c of CASES) {
       for (let l = 0; l < spec.nLayers; l++) {
         // Gemma 2's soft-cap sits between S and the softmax, so its head readout sums the map
         // itself (build.ts `relevanceOutputs`): one more reader, at the end of the graph.
-        const forward = readers(graph, `l${l}_probs`);
+        const forward = readers(proto.node!, `l${l}_probs`);
         assert.equal(forward[0], `n_l${l}_mixed`, `layer ${l}: the forward probabilities feed A·V`);
         assert.equal(forward.length, spec.attnSoftcap === undefined ? 1 : 2, `layer ${l}: and nothing else but a soft-capped model's readout (${forward.join(', ')})`);
-        const copies = readers(graph, `l${l}_probs_re`);
+        const copies = readers(proto.node!, `l${l}_probs_re`);
         assert.ok(copies.length >= 2, `layer ${l}: the backward reads the copy (${copies.join(', ')})`);
       }
       // Each copy starts from Q made to wait for a gradient (a Reshape over Shape of the gradient).
