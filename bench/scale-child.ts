@@ -50,6 +50,13 @@ const timed = async (fn: () => Promise<unknown>) => {
   return performance.now() - t0;
 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+/** The first run's time (compile, first allocation) and the median of `runs` warm runs. */
+async function firstAndWarm(fn: () => Promise<unknown>, runs: number): Promise<{ firstMs: number; ms: number }> {
+  const firstMs = await timed(fn);
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(await timed(fn));
+  return { firstMs, ms: median(times) };
+}
 
 async function main(): Promise<void> {
   const req = JSON.parse(process.argv[2]!) as ChildRequest;
@@ -111,21 +118,17 @@ async function main(): Promise<void> {
     return;
   }
   if (req.kind === 'precision') {
-    const firstMs = await timed(attribute);
-    const times: number[] = [];
-    for (let i = 0; i < req.runs; i++) times.push(await timed(attribute));
+    const { firstMs, ms } = await firstAndWarm(attribute, req.runs);
     const [r] = await engine.attribute({ ids, targets, mode: 'attnlrp', neurons: false });
-    const out = { ...base, half: engine.halfWeights, loadMs, firstMs, ms: median(times), peakMiB: maxRssMiB(), tokenRelevance: Array.from(r!.tokenRelevance), headRelevance: r!.headRelevance.flat(), targetValue: r!.targetValue };
+    const out = { ...base, half: engine.halfWeights, loadMs, firstMs, ms, peakMiB: maxRssMiB(), tokenRelevance: Array.from(r!.tokenRelevance), headRelevance: r!.headRelevance.flat(), targetValue: r!.targetValue };
     await engine.dispose();
     process.stdout.write(JSON.stringify(out) + '\n');
     return;
   }
   if (req.kind === 'curve') {
     const run = req.what === 'forward' ? () => engine.forward({ ids }) : attribute;
-    const firstMs = await timed(run);
-    const times: number[] = [];
-    for (let i = 0; i < req.runs; i++) times.push(await timed(run));
-    const out = { ...base, what: req.what ?? 'attribution', firstMs, ms: median(times), estimateForwardBytes: estimateRunBytes(engine.spec, 1, req.tokens, false), peakMiB: maxRssMiB() };
+    const { firstMs, ms } = await firstAndWarm(run, req.runs);
+    const out = { ...base, what: req.what ?? 'attribution', firstMs, ms, estimateForwardBytes: estimateRunBytes(engine.spec, 1, req.tokens, false), peakMiB: maxRssMiB() };
     await engine.dispose();
     process.stdout.write(JSON.stringify(out) + '\n');
     return;
