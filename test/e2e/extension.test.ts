@@ -12,30 +12,26 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Frame, Page } from 'playwright-core';
+import type { Frame, Page } from 'playwright-core';
 import { buildCircuitGraph, selectNodes, validateCircuitGraph, type CircuitGraph } from '../../src/circuits/discovery/graph';
 import {
+  circuitStore,
   cli,
   cliAttribute,
-  circuitStore,
   type CodeServer,
-  e2eDir,
-  ensureInstalled,
   goTo,
-  launchBrowser,
   notificationTexts,
   openFile,
-  openWorkbench,
-  packageVsix,
   pickQuickItem,
   runCommand,
   screenshot,
   setDarkTheme,
-  startCodeServer,
+  startWorkbench,
   THEME_SETTINGS,
   until,
   useEmbeddedModel,
   webviewFrame,
+  type Workbench,
 } from './harness';
 
 const PROMPT = 'When Mary and John went to the store, John gave a drink to';
@@ -55,7 +51,7 @@ function tokenOffsets(tokens: readonly string[]): [number, number][] {
 }
 
 let server: CodeServer;
-let browser: Browser;
+let workbench: Workbench | undefined;
 let page: Page;
 
 /** The embedded model's shape, as a circuit file records it. */
@@ -130,24 +126,17 @@ async function animationsSettled(): Promise<void> {
 
 describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
   before(async () => {
-    ensureInstalled();
-    const vsix = packageVsix();
-    const workspace = path.join(e2eDir, 'workspace');
-    fs.rmSync(workspace, { recursive: true, force: true });
-    fs.mkdirSync(workspace, { recursive: true });
-    fs.writeFileSync(path.join(workspace, 'prompt.txt'), `${PROMPT}\nThe war lasted from the year 1732 to the year 17\n`);
-    server = await startCodeServer(vsix, workspace, { ...THEME_SETTINGS, 'circuitLens.developer.testHooks': true, 'circuitLens.pruning.windows': 8, 'git.enabled': false, 'git.openRepositoryInParentFolders': 'never' });
-    // Seed a saved circuit so panel tests do not depend on discovery (written as the CLI writes it).
-    const store = circuitStore(server);
-    fs.mkdirSync(store, { recursive: true });
-    fs.writeFileSync(path.join(store, `${FIXTURE_NAME}.json`), `${JSON.stringify(fixtureCircuit(), null, 1)}\n`);
-    browser = await launchBrowser();
-    page = await openWorkbench(browser, server);
+    workbench = await startWorkbench('extension', {
+      settings: { ...THEME_SETTINGS, 'circuitLens.developer.testHooks': true, 'circuitLens.pruning.windows': 8, 'git.enabled': false, 'git.openRepositoryInParentFolders': 'never' },
+      files: { 'prompt.txt': `${PROMPT}\nThe war lasted from the year 1732 to the year 17\n` },
+      // A saved circuit, so panel tests do not depend on discovery.
+      savedCircuits: { [FIXTURE_NAME]: fixtureCircuit() },
+    });
+    ({ server, page } = workbench);
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.stop();
+    await workbench?.close();
   });
 
   it('loads the embedded model', async () => {

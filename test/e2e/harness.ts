@@ -16,6 +16,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import type { CircuitGraph } from '../../src/circuits/discovery/graph';
+import { circuitFileText } from '../../src/pipelines/exports';
 
 export const root = path.resolve(__dirname, '../..');
 export const e2eDir = process.env['CL_E2E_DIR'] ?? path.join(root, '.e2e');
@@ -394,4 +396,80 @@ export async function cli(args: readonly string[]): Promise<string> {
 /** Where the extension keeps its saved circuits (one circuit graph JSON file each). */
 export function circuitStore(server: CodeServer): string {
   return path.join(server.userDataDir, 'User', 'globalStorage', 'circuit-lens.circuit-lens', 'circuits');
+}
+
+/** The files of the embedded model that a copy of it needs. */
+const EMBEDDED_MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
+
+/** One suite's code-server, browser and workbench page over a workspace of its own. */
+export interface Workbench {
+  readonly server: CodeServer;
+  readonly browser: Browser;
+  readonly page: Page;
+  /** The opened folder: this suite's and this process's own (another e2e run on the machine must not share it). */
+  readonly workspace: string;
+  /** Closes the browser, stops code-server and removes the workspace. */
+  close(): Promise<void>;
+}
+
+export interface WorkbenchOptions extends StartOptions {
+  /** User settings, beside the harness's own; a function of the workspace folder where a setting names a path in it. */
+  readonly settings: Record<string, unknown> | ((workspace: string) => Record<string, unknown>);
+  /** Text files written into the workspace before the server starts, by relative path. */
+  readonly files?: Readonly<Record<string, string>>;
+  /** Workspace folders (relative) that get a copy of the embedded model, e.g. to configure as `circuitLens.model.path`. */
+  readonly modelCopies?: readonly string[];
+  /** More set-up in the workspace before the server starts (e.g. circuit files made by the CLI). */
+  readonly prepare?: (workspace: string) => Promise<void>;
+  /** Circuits in the extension's store before the workbench opens, by name, in the file format the CLI writes. */
+  readonly savedCircuits?: Readonly<Record<string, CircuitGraph>>;
+  readonly viewport?: { readonly width: number; readonly height: number };
+  readonly closeSideBar?: boolean;
+}
+
+/** The set-up every e2e suite starts from: the VSIX installed in a fresh code-server over a fresh workspace, and its workbench open. */
+export async function startWorkbench(suite: string, options: WorkbenchOptions): Promise<Workbench> {
+  ensureInstalled();
+  const vsix = packageVsix();
+  const workspace = path.join(e2eDir, `workspace-${suite}-${process.pid}`);
+  fs.rmSync(workspace, { recursive: true, force: true });
+  fs.mkdirSync(workspace, { recursive: true });
+  for (const [name, text] of Object.entries(options.files ?? {})) {
+    fs.mkdirSync(path.dirname(path.join(workspace, name)), { recursive: true });
+    fs.writeFileSync(path.join(workspace, name), text);
+  }
+  for (const folder of options.modelCopies ?? []) {
+    fs.mkdirSync(path.join(workspace, folder), { recursive: true });
+    for (const f of EMBEDDED_MODEL_FILES) fs.copyFileSync(path.join(root, 'models', 'tiny-ioi-gpt2', f), path.join(workspace, folder, f));
+  }
+  await options.prepare?.(workspace);
+  const settings = typeof options.settings === 'function' ? options.settings(workspace) : options.settings;
+  const server = await startCodeServer(vsix, workspace, settings, options);
+  let browser: Browser | undefined;
+  try {
+    for (const [name, graph] of Object.entries(options.savedCircuits ?? {})) {
+      fs.mkdirSync(circuitStore(server), { recursive: true });
+      fs.writeFileSync(path.join(circuitStore(server), `${name}.json`), circuitFileText(graph));
+    }
+    browser = await launchBrowser();
+    const page = await openWorkbench(browser, server);
+    if (options.viewport) await page.setViewportSize(options.viewport);
+    if (options.closeSideBar) await runCommand(page, 'View: Close Primary Side Bar');
+    const opened = browser;
+    return {
+      server,
+      browser: opened,
+      page,
+      workspace,
+      async close() {
+        await opened.close();
+        await server.stop();
+        fs.rmSync(workspace, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await browser?.close();
+    await server.stop();
+    throw err;
+  }
 }

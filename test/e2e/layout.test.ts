@@ -14,18 +14,15 @@
  * the ones in docs/images are copies of these).
  */
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Frame, Page } from 'playwright-core';
+import type { Frame, Page } from 'playwright-core';
 import { buildCircuitGraph, selectNodes, validateCircuitGraph, type CircuitGraph } from '../../src/circuits/discovery/graph';
 import type { GraphSnapshot } from '../../webview/graph';
-import { cli, type CodeServer, e2eDir, ensureInstalled, launchBrowser, openWorkbench, packageVsix, pickQuickItem, runCommand, screenshot, setDarkTheme, startCodeServer, THEME_SETTINGS, until, webviewFrame } from './harness';
+import { cli, pickQuickItem, runCommand, screenshot, setDarkTheme, startWorkbench, THEME_SETTINGS, until, webviewFrame, type Workbench } from './harness';
 
-let server: CodeServer;
-let browser: Browser;
+let workbench: Workbench | undefined;
 let page: Page;
-let workspace = '';
 
 /** mulberry32: a seeded generator, so the 12-layer circuit is the same every run. */
 function prng(seed: number): () => number {
@@ -218,25 +215,20 @@ const CIRCUITS = ['ioi.json', 'greater-than.json', 'gpt2-12l.json'] as const;
 
 describe('the circuit graph at three panel sizes', { timeout: 15 * 60_000 }, () => {
   before(async () => {
-    ensureInstalled();
-    const vsix = packageVsix();
-    // Per process: another e2e run on this machine must not share it.
-    workspace = path.join(e2eDir, `workspace-layout-${process.pid}`);
-    fs.rmSync(workspace, { recursive: true, force: true });
-    fs.mkdirSync(workspace, { recursive: true });
-    await cli(['discover', '--task', 'ioi', '--out', path.join(workspace, 'ioi.json')]);
-    await cli(['discover', '--task', 'greater-than', '--out', path.join(workspace, 'greater-than.json')]);
-    fs.writeFileSync(path.join(workspace, 'gpt2-12l.json'), `${JSON.stringify(twelveLayerCircuit(), null, 1)}\n`);
-    server = await startCodeServer(vsix, workspace, { ...THEME_SETTINGS, 'git.enabled': false });
-    browser = await launchBrowser();
-    page = await openWorkbench(browser, server);
-    await runCommand(page, 'View: Close Primary Side Bar');
+    workbench = await startWorkbench('layout', {
+      settings: { ...THEME_SETTINGS, 'git.enabled': false },
+      files: { 'gpt2-12l.json': `${JSON.stringify(twelveLayerCircuit(), null, 1)}\n` },
+      prepare: async (folder) => {
+        await cli(['discover', '--task', 'ioi', '--out', path.join(folder, 'ioi.json')]);
+        await cli(['discover', '--task', 'greater-than', '--out', path.join(folder, 'greater-than.json')]);
+      },
+      closeSideBar: true,
+    });
+    ({ page } = workbench);
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.stop();
-    if (workspace) fs.rmSync(workspace, { recursive: true, force: true });
+    await workbench?.close();
   });
 
   for (const file of CIRCUITS) {

@@ -15,16 +15,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Frame, Page } from 'playwright-core';
-import { cli, type CodeServer, e2eDir, ensureInstalled, goTo, launchBrowser, notificationTexts, openFile, openWorkbench, packageVsix, runCommand, startCodeServer, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame } from './harness';
+import type { Frame, Page } from 'playwright-core';
+import { cli, goTo, notificationTexts, openFile, runCommand, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
 
 const PROMPT = 'Then, Sean and Hugo were thinking about going to the farm. Sean wanted to give a cake to';
 /** Position of the second " Sean" (S2), where the name mover a2.h2 looks from the last position. */
 const S2 = 13;
 const LAST = 19;
 
-let server: CodeServer;
-let browser: Browser;
+let workbench: Workbench | undefined;
 let page: Page;
 let workspace = '';
 
@@ -64,27 +63,21 @@ async function centres(f: Frame, selectors: readonly string[]): Promise<Point[]>
 
 describe('prompt graph panel', { timeout: 15 * 60_000 }, () => {
   before(async () => {
-    ensureInstalled();
-    const vsix = packageVsix();
-    workspace = path.join(e2eDir, `workspace-prompt-graph-${process.pid}`);
-    fs.rmSync(workspace, { recursive: true, force: true });
-    fs.mkdirSync(workspace, { recursive: true });
-    fs.writeFileSync(path.join(workspace, 'ioi.txt'), `${PROMPT}\n`);
-    server = await startCodeServer(vsix, workspace, {
-      ...THEME_SETTINGS,
-      // Explain logit(IO) − logit(S), as the task circuit does.
-      'circuitLens.attribution.target': 'logit-diff',
-      'git.enabled': false,
+    workbench = await startWorkbench('prompt-graph', {
+      settings: {
+        ...THEME_SETTINGS,
+        // Explain logit(IO) − logit(S), as the task circuit does.
+        'circuitLens.attribution.target': 'logit-diff',
+        'git.enabled': false,
+      },
+      files: { 'ioi.txt': `${PROMPT}\n` },
+      closeSideBar: true,
     });
-    browser = await launchBrowser();
-    page = await openWorkbench(browser, server);
-    await runCommand(page, 'View: Close Primary Side Bar');
+    ({ page, workspace } = workbench);
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.stop();
-    if (workspace) fs.rmSync(workspace, { recursive: true, force: true });
+    await workbench?.close();
   });
 
   it('opens the prompt graph from Attribute Prompt, shows a head’s attention, ablates it and re-runs', async () => {

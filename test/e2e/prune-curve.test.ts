@@ -13,13 +13,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Frame, Page } from 'playwright-core';
-import { acceptQuickInput, type CodeServer, e2eDir, ensureInstalled, launchBrowser, notificationTexts, openWorkbench, packageVsix, root, runCommand, startCodeServer, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame } from './harness';
+import type { Frame, Page } from 'playwright-core';
+import { acceptQuickInput, notificationTexts, root, runCommand, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
 
-let server: CodeServer;
-let browser: Browser;
+let workbench: Workbench | undefined;
 let page: Page;
-let workspace = '';
 
 const title = async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '');
 
@@ -54,22 +52,16 @@ async function pruneCurve(seeds: number): Promise<string> {
 
 describe('SparC³ prune curves in the Charts view', { timeout: 10 * 60_000 }, () => {
   before(async () => {
-    ensureInstalled();
-    const vsix = packageVsix();
-    workspace = path.join(e2eDir, `workspace-prune-curve-${process.pid}`);
-    fs.rmSync(workspace, { recursive: true, force: true });
-    fs.mkdirSync(workspace, { recursive: true });
-    server = await startCodeServer(vsix, workspace, { ...THEME_SETTINGS, 'git.enabled': false });
-    browser = await launchBrowser();
-    page = await openWorkbench(browser, server);
-    await page.setViewportSize({ width: 1200, height: 900 });
-    await runCommand(page, 'View: Close Primary Side Bar');
+    workbench = await startWorkbench('prune-curve', {
+      settings: { ...THEME_SETTINGS, 'git.enabled': false },
+      viewport: { width: 1200, height: 900 },
+      closeSideBar: true,
+    });
+    ({ page } = workbench);
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.stop();
-    if (workspace) fs.rmSync(workspace, { recursive: true, force: true });
+    await workbench?.close();
   });
 
   it('runs the command with the small defaults and charts one line per method with its circuit', async () => {

@@ -9,16 +9,12 @@
  * Every wait is on a state (a notification, an element), never a sleep.
  */
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { type CodeServer, e2eDir, ensureInstalled, launchBrowser, notificationTexts, openWorkbench, packageVsix, pickQuickItem, runCommand, startCodeServer, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame } from './harness';
+import type { Page } from 'playwright-core';
+import { notificationTexts, pickQuickItem, runCommand, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
 
-let server: CodeServer;
-let browser: Browser;
+let workbench: Workbench | undefined;
 let page: Page;
-let workspace = '';
 
 const title = async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '');
 
@@ -70,22 +66,16 @@ async function correct(): Promise<string> {
 
 describe('prune and correct runs side by side in the Charts view', { timeout: 15 * 60_000 }, () => {
   before(async () => {
-    ensureInstalled();
-    const vsix = packageVsix();
-    workspace = path.join(e2eDir, `workspace-runs-${process.pid}`);
-    fs.rmSync(workspace, { recursive: true, force: true });
-    fs.mkdirSync(workspace, { recursive: true });
-    server = await startCodeServer(vsix, workspace, { ...THEME_SETTINGS, 'circuitLens.pruning.windows': 8, 'git.enabled': false });
-    browser = await launchBrowser();
-    page = await openWorkbench(browser, server);
-    await page.setViewportSize({ width: 1200, height: 900 });
-    await runCommand(page, 'View: Close Primary Side Bar');
+    workbench = await startWorkbench('runs', {
+      settings: { ...THEME_SETTINGS, 'circuitLens.pruning.windows': 8, 'git.enabled': false },
+      viewport: { width: 1200, height: 900 },
+      closeSideBar: true,
+    });
+    ({ page } = workbench);
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.stop();
-    if (workspace) fs.rmSync(workspace, { recursive: true, force: true });
+    await workbench?.close();
   });
 
   it('prunes with AttnLRP and with magnitude, corrects, and shows the three runs together', async () => {

@@ -19,23 +19,16 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { buildCircuitGraph, selectNodes, validateCircuitGraph, type CircuitGraph } from '../../src/circuits/discovery/graph';
 import {
-  circuitStore,
-  type CodeServer,
-  e2eDir,
-  ensureInstalled,
-  launchBrowser,
   notificationTexts,
   openFile,
-  openWorkbench,
-  packageVsix,
   pickQuickItem,
-  root,
   runCommand,
-  startCodeServer,
+  startWorkbench,
   until,
+  type Workbench,
 } from './harness';
 
 const PROMPT = 'When Mary and John went to the store, John gave a drink to';
@@ -43,11 +36,12 @@ const PROMPT = 'When Mary and John went to the store, John gave a drink to';
 const DECORATION = '.monaco-editor .view-overlays > div:first-child .cdr[class*="TextEditorDecorationType"]';
 const FIXTURE = 'state-fixture';
 
-let server: CodeServer;
-let browser: Browser;
+let workbench: Workbench | undefined;
 let page: Page;
 let workspace = '';
-/** A copy of the embedded model inside the workspace, loaded first and then broken. */
+/** The workspace folder with a copy of the embedded model, the configured model. */
+const COPY = 'models/copy-gpt2';
+/** That copy, loaded first and then broken. */
 let copyDir = '';
 
 /** An IOI circuit of the embedded model (a0.h0, m1, a2.h1 kept of 20 candidates), verifiable on 16 prompts. */
@@ -94,30 +88,19 @@ async function attributeAfresh(what: string): Promise<void> {
 
 describe('editor state after failures', { timeout: 12 * 60_000 }, () => {
   before(async () => {
-    ensureInstalled();
-    const vsix = packageVsix();
-    workspace = path.join(e2eDir, `workspace-state-${process.pid}`);
-    fs.rmSync(workspace, { recursive: true, force: true });
-    fs.mkdirSync(workspace, { recursive: true });
-    fs.writeFileSync(path.join(workspace, 'prompt.txt'), `${PROMPT}\n`);
-    copyDir = path.join(workspace, 'models', 'copy-gpt2');
-    fs.mkdirSync(copyDir, { recursive: true });
-    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt']) {
-      fs.copyFileSync(path.join(root, 'models', 'tiny-ioi-gpt2', f), path.join(copyDir, f));
-    }
-    // The copy is the configured model: the first command loads it, which also lists it under Recent.
-    server = await startCodeServer(vsix, workspace, { 'circuitLens.model.path': copyDir, 'circuitLens.engine.executionProvider': 'cpu', 'workbench.colorTheme': 'Default Dark Modern', 'git.enabled': false });
-    const store = circuitStore(server);
-    fs.mkdirSync(store, { recursive: true });
-    fs.writeFileSync(path.join(store, `${FIXTURE}.json`), `${JSON.stringify(fixtureCircuit(), null, 1)}\n`);
-    browser = await launchBrowser();
-    page = await openWorkbench(browser, server);
+    workbench = await startWorkbench('state', {
+      // The copy is the configured model: the first command loads it, which also lists it under Recent.
+      settings: (folder) => ({ 'circuitLens.model.path': path.join(folder, COPY), 'circuitLens.engine.executionProvider': 'cpu', 'workbench.colorTheme': 'Default Dark Modern', 'git.enabled': false }),
+      files: { 'prompt.txt': `${PROMPT}\n` },
+      modelCopies: [COPY],
+      savedCircuits: { [FIXTURE]: fixtureCircuit() },
+    });
+    ({ page, workspace } = workbench);
+    copyDir = path.join(workspace, COPY);
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.stop();
-    if (workspace) fs.rmSync(workspace, { recursive: true, force: true });
+    await workbench?.close();
   });
 
   it('a failed Load Model… keeps the previous model loaded and usable, and its progress closes with the failure', async () => {

@@ -6,17 +6,18 @@
  * in a modal dialog; declining leaves no model loaded.
  */
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { type CodeServer, e2eDir, ensureInstalled, extensionLog, launchBrowser, openFile, openWorkbench, packageVsix, root, runCommand, startCodeServer, until } from './harness';
+import type { Page } from 'playwright-core';
+import { type CodeServer, extensionLog, openFile, runCommand, startWorkbench, until, type Workbench } from './harness';
 
 const PROMPT = 'When Mary and John went to the store, John gave a drink to';
 
 let server: CodeServer;
-let browser: Browser;
+let workbench: Workbench | undefined;
 let page: Page;
+/** A model folder that comes with the workspace. */
+const MODEL = 'models/downloaded-gpt2';
 let modelDir: string;
 
 /** The modal consent dialog (VS Code renders modal messages as `.monaco-dialog-box`). */
@@ -24,26 +25,19 @@ const dialog = () => page.locator('.monaco-dialog-box');
 
 describe('Circuit Lens in an untrusted workspace', { timeout: 10 * 60_000 }, () => {
   before(async () => {
-    ensureInstalled();
-    const vsix = packageVsix();
-    const workspace = path.join(e2eDir, 'workspace-untrusted');
-    fs.rmSync(workspace, { recursive: true, force: true });
-    fs.mkdirSync(workspace, { recursive: true });
-    fs.writeFileSync(path.join(workspace, 'prompt.txt'), `${PROMPT}\n`);
-    // A model folder that comes with the (untrusted) workspace.
-    modelDir = path.join(workspace, 'models', 'downloaded-gpt2');
-    fs.mkdirSync(modelDir, { recursive: true });
-    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt']) {
-      fs.copyFileSync(path.join(root, 'models', 'tiny-ioi-gpt2', f), path.join(modelDir, f));
-    }
-    server = await startCodeServer(vsix, workspace, { 'circuitLens.model.path': modelDir, 'git.enabled': false, 'workbench.colorTheme': 'Default Dark Modern' }, { untrusted: true });
-    browser = await launchBrowser();
-    page = await openWorkbench(browser, server);
+    workbench = await startWorkbench('untrusted', {
+      // A model folder that comes with the (untrusted) workspace.
+      settings: (folder) => ({ 'circuitLens.model.path': path.join(folder, MODEL), 'git.enabled': false, 'workbench.colorTheme': 'Default Dark Modern' }),
+      files: { 'prompt.txt': `${PROMPT}\n` },
+      modelCopies: [MODEL],
+      untrusted: true,
+    });
+    ({ server, page } = workbench);
+    modelDir = path.join(workbench.workspace, MODEL);
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.stop();
+    await workbench?.close();
   });
 
   it('opens the workspace in Restricted Mode', async () => {
