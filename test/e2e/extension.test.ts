@@ -24,6 +24,7 @@ import {
   openFile,
   pickQuickItem,
   runCommand,
+  runContextMenuItem,
   screenshot,
   setDarkTheme,
   startWorkbench,
@@ -150,11 +151,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     const targetValue = cli['target_value'] as number;
 
     await openFile(page, 'prompt.txt');
-    const line = page.locator('.monaco-editor .view-lines .view-line').first();
-    await line.click({ button: 'right', position: { x: 40, y: 5 } });
-    const item = page.locator('.monaco-menu .action-item', { hasText: 'Attribute with Circuit Lens' }).first();
-    await item.waitFor({ state: 'visible', timeout: 10_000 });
-    await item.click();
+    await runContextMenuItem(page, page.locator('.monaco-editor .view-lines .view-line').first(), { x: 40, y: 5 }, 'Attribute with Circuit Lens');
 
     // Decorations: background overlays from our colour buckets (adjacent tokens of one bucket merge).
     const decorated = await until('heatmap decorations', async () => {

@@ -15,7 +15,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { chromium, type Browser, type Frame, type Locator, type Page } from 'playwright-core';
 import type { CircuitGraph } from '../../src/circuits/discovery/graph';
 import { circuitFileText } from '../../src/pipelines/exports';
 
@@ -225,6 +225,23 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
     timeoutMs,
     500,
   );
+}
+
+/**
+ * Opens the context menu on `target` (right click at `position`) and runs its item `label`: the
+ * item is hovered until the menu focuses it, then Enter. A click does not do: the workbench's
+ * menu can swallow a click that comes within a few tens of milliseconds of it opening (seen
+ * here: the menu stayed open and the command never ran), and Enter on the focused item cannot
+ * be swallowed that way.
+ */
+export async function runContextMenuItem(page: Page, target: Locator, position: { x: number; y: number }, label: string): Promise<void> {
+  await target.click({ button: 'right', position });
+  const item = page.locator('.monaco-menu .action-item', { hasText: label }).first();
+  await item.waitFor({ state: 'visible', timeout: 10_000 });
+  await item.hover();
+  await until(`"${label}" focused in the context menu`, async () => ((await item.getAttribute('class')) ?? '').split(/\s+/).includes('focused'), 10_000);
+  await page.keyboard.press('Enter');
+  await item.waitFor({ state: 'hidden', timeout: 10_000 });
 }
 
 /**
