@@ -62,7 +62,7 @@ export interface IntegratedGradients {
   readonly targetValue: number;
   /** f(x'): the explained value at the baseline (positions kept). */
   readonly baselineValue: number;
-  /** Plain gradient × input at α = 1 (the same run's last row). */
+  /** The α = 1 row's gradient × (x − x′): plain gradient × input for the zero baseline. */
   readonly gradientTimesInput: Float32Array;
 }
 
@@ -280,57 +280,59 @@ export class Engine {
       this.checkIds(baseline);
     }
     const alphas = [...Array.from({ length: steps }, (_, k) => (k + 0.5) / steps), 0, 1];
-    const R = alphas.length;
-    // Rows of several prompts share a run, in chunks of whole prompts (memory stays bounded).
-    const perRun = Math.max(1, Math.floor(IG_ROWS_PER_RUN / R));
+    // One batch row per (prompt, α), run in chunks of at most IG_ROWS_PER_RUN rows, so memory
+    // stays bounded however many steps a prompt takes (a chunk may hold parts of two prompts).
+    const rows = request.ids.flatMap((_, p) => alphas.map((alpha, k) => ({ p, k, alpha })));
+    const ig = request.ids.map((ids) => new Float64Array(ids.length));
+    const targetValue = new Float64Array(request.ids.length);
+    const baselineValue = new Float64Array(request.ids.length);
+    const gradientTimesInput: Float32Array[] = [];
     const { session } = await this.session({ composite: 'gradient', interventions: false, hooks: false, weightRelevance: [], embeddingScale: true });
     const V = this.spec.vocabSize;
-    const results: IntegratedGradients[] = [];
-    for (let first = 0; first < request.ids.length; first += perRun) {
-      const prompts = request.ids.slice(first, first + perRun);
-      const rows = prompts.flatMap((ids) => alphas.map(() => ids));
-      this.checkRunMemory(rows, true);
-      const { feeds, T } = this.inputFeeds(rows);
-      const B = rows.length;
+    for (let first = 0; first < rows.length; first += IG_ROWS_PER_RUN) {
+      const chunk = rows.slice(first, first + IG_ROWS_PER_RUN);
+      const ids = chunk.map((r) => request.ids[r.p]!);
+      this.checkRunMemory(ids, true);
+      const { feeds, T } = this.inputFeeds(ids);
+      const B = chunk.length;
       const seed = new Float32Array(B * V);
       const seedPosition = new Float32Array(B * T);
       const scale = new Float32Array(B);
-      prompts.forEach((_, p) => {
-        const target = request.targets[first + p]!;
-        alphas.forEach((alpha, k) => {
-          const b = p * R + k;
-          fillSeed(seed.subarray(b * V, (b + 1) * V), target);
-          seedPosition[b * T + target.position] = 1;
-          scale[b] = alpha;
-        });
+      chunk.forEach((r, b) => {
+        const target = request.targets[r.p]!;
+        fillSeed(seed.subarray(b * V, (b + 1) * V), target);
+        seedPosition[b * T + target.position] = 1;
+        scale[b] = r.alpha;
       });
       feeds.seed = new ort.Tensor('float32', seed, [B, V]);
       feeds.seed_position = new ort.Tensor('float32', seedPosition, [B, T]);
       feeds.embedding_scale = new ort.Tensor('float32', scale, [B]);
       // The zero baseline gathers any ids (the prompt's own) and scales them by β = 0.
-      const baselineRows = prompts.flatMap((ids, p) => alphas.map(() => (baseline === 'zero' ? ids : baseline[first + p]!)));
-      feeds.baseline_ids = this.inputFeeds(baselineRows).feeds.input_ids!;
+      feeds.baseline_ids = this.inputFeeds(chunk.map((r) => (baseline === 'zero' ? request.ids[r.p]! : baseline[r.p]!))).feeds.input_ids!;
       feeds.baseline_scale = new ort.Tensor('float32', new Float32Array(B).fill(baseline === 'zero' ? 0 : 1), [B]);
       const out = await session.run(feeds);
       const token = out[OUT.tokenRelevance]!.data as Float32Array;
       const value = out[OUT.targetValue]!.data as Float32Array;
-      prompts.forEach((ids, p) => {
-        const len = ids.length;
-        const ig = new Float64Array(len);
-        // Row k's token relevance is Σ_d x ⊙ α_k ∇f(α_k x); dividing by α_k leaves the integrand.
-        for (let k = 0; k < steps; k++) {
-          const b = p * R + k;
-          for (let t = 0; t < len; t++) ig[t]! += token[b * T + t]! / alphas[k]! / steps;
+      chunk.forEach((r, b) => {
+        const len = request.ids[r.p]!.length;
+        if (r.k < steps) {
+          // Row k's token relevance is Σ_d (x − x') ⊙ ∇f at x' + α_k(x − x'), times α_k; dividing by α_k leaves the integrand.
+          const sum = ig[r.p]!;
+          for (let t = 0; t < len; t++) sum[t]! += token[b * T + t]! / r.alpha / steps;
+        } else if (r.k === steps) {
+          baselineValue[r.p] = value[b]!;
+        } else {
+          targetValue[r.p] = value[b]!;
+          gradientTimesInput[r.p] = token.slice(b * T, b * T + len);
         }
-        const full = p * R + steps + 1;
-        results.push({
-          tokenRelevance: Float32Array.from(ig),
-          targetValue: value[full]!,
-          baselineValue: value[p * R + steps]!,
-          gradientTimesInput: token.slice(full * T, full * T + len),
-        });
       });
     }
+    const results: IntegratedGradients[] = request.ids.map((_, p) => ({
+      tokenRelevance: Float32Array.from(ig[p]!),
+      targetValue: targetValue[p]!,
+      baselineValue: baselineValue[p]!,
+      gradientTimesInput: gradientTimesInput[p]!,
+    }));
     return results;
   }
 

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
+import { checkMemory, estimateModelBytes, estimateRunBytes } from '../../src/engine/memory';
 import type { Target } from '../../src/engine/api';
 import { baselinePrompts, meanCurves, tokenScores, type IgBaseline } from '../../src/circuits/discovery/perturbation';
 import { loadTaskFile } from '../../src/circuits/tasks/tasks';
@@ -161,4 +162,29 @@ test('CLI perturb --methods integrated-gradients: ABC with a CI and the complete
   assert.equal(json.integrated_gradients.baseline, 'replacement');
   assert.ok(json.integrated_gradients.mean_abs_gap < 0.5, `gap ${json.integrated_gradients.mean_abs_gap}`);
   assert.ok(Number.isFinite(json.integrated_gradients.max_relative_gap) && json.integrated_gradients.max_relative_gap >= 0);
+});
+
+test('integrated gradients with more steps than one run holds: rows are split across runs, not refused, and the result is the one-run result', async () => {
+  // 100 steps are 102 rows per prompt, more than IG_ROWS_PER_RUN (72). A memory cap between the
+  // estimates for 72 and 102 rows of 120 tokens refuses one run of a whole prompt's rows.
+  const spec = engine.spec;
+  const T = 120;
+  const limitBytes = (estimateRunBytes(spec, 72, T, true) + estimateRunBytes(spec, 102, T, true)) / 2;
+  assert.ok(estimateModelBytes(1_100_000) < limitBytes, 'the cap leaves room for the model');
+  const capped = await Engine.load(EMBEDDED_MODEL, { memory: { share: 1, limitBytes } });
+  try {
+    const prompts = [0, 1].map((seed) => Array.from({ length: T - seed * 7 }, (_, t) => (t * 37 + seed * 11 + 5) % spec.vocabSize));
+    const targets = await topTargets(engine, prompts);
+    assert.throws(() => checkMemory(estimateRunBytes(spec, 102, T, true), 'one run of 102 rows', { share: 1, limitBytes }, ''), /needs an estimated/);
+    const split = await capped.integratedGradients({ ids: prompts, targets, steps: 100 });
+    const whole = await engine.integratedGradients({ ids: prompts, targets, steps: 100 });
+    split.forEach((r, i) => {
+      const w = whole[i]!;
+      assert.ok(Math.abs(r.targetValue - w.targetValue) < 1e-4 && Math.abs(r.baselineValue - w.baselineValue) < 1e-4, `prompt ${i}: f(x), f(x')`);
+      r.tokenRelevance.forEach((v, t) => assert.ok(Math.abs(v - w.tokenRelevance[t]!) < 1e-4 * (1 + Math.abs(v)), `prompt ${i}: IG at ${t}: ${v} vs ${w.tokenRelevance[t]}`));
+      assert.deepEqual(r.gradientTimesInput.length, prompts[i]!.length);
+    });
+  } finally {
+    await capped.dispose();
+  }
 });
