@@ -384,9 +384,12 @@ export class Engine {
     this.checkEdgeRequest(prompts, mode);
     const { nLayers: L, nHeads: H, vocabSize: V } = this.spec;
     const N = 1 + L * (H + 2);
-    // One prompt per run; the local backward carries H rows through one layer at a time.
-    const longest = prompts.reduce((a, p) => (p.ids.length > a.length ? p.ids : a), prompts[0]!.ids);
-    this.checkRunMemory([longest, longest], true);
+    // One prompt per run. Besides the attribution row, the local backward carries H rows
+    // through one layer's attention at a time: a few H²·T² maps, where one row's estimate counts
+    // 10·H·T². 1 + ⌈0.2·H⌉ rows is fitted to the GPT-2-small-sized model (H = 12) at 256 and 512
+    // tokens (3.3 and 3.5 rows measured, README "Edges").
+    const longest = longestIds(prompts);
+    this.checkRunMemory(Array.from({ length: 1 + Math.ceil(0.2 * H) }, () => longest), true);
     const { session } = await this.session({ composite: mode, interventions: false, hooks: false, weightRelevance: [], localEdges: true });
     const results: EdgeAttribution[] = [];
     for (const prompt of prompts) {
@@ -426,7 +429,8 @@ export class Engine {
   async edgesGated(prompts: readonly { ids: readonly number[]; target: Target }[], mode: Composite): Promise<EdgeAttribution[]> {
     this.checkEdgeRequest(prompts, mode);
     const { nLayers: L, nHeads: H, vocabSize: V } = this.spec;
-    this.checkRunMemory(Array.from({ length: Math.min(EDGE_ROWS_PER_RUN, prompts.length * (1 + L * (H + 1))) }, () => prompts[0]!.ids), true);
+    const longest = longestIds(prompts);
+    this.checkRunMemory(Array.from({ length: Math.min(EDGE_ROWS_PER_RUN, prompts.length * (1 + L * (H + 1))) }, () => longest), true);
     const downstream = this.edgeTargets();
     const R = downstream.length;
     const rows = prompts.flatMap((p) => downstream.map((node) => ({ ...p, node })));
@@ -815,6 +819,11 @@ export function embeddedModelPath(): string {
     if (fs.existsSync(path.join(candidate, 'config.json'))) return candidate;
     if (path.dirname(dir) === dir) throw new Error('the embedded model folder models/tiny-ioi-gpt2 is missing from this installation');
   }
+}
+
+/** The longest prompt's ids: what a run's memory estimate must be made for. */
+function longestIds(prompts: readonly { ids: readonly number[] }[]): readonly number[] {
+  return prompts.reduce((a, p) => (p.ids.length > a.length ? p.ids : a), prompts[0]!.ids);
 }
 
 function keepsHalfWeights(options: Required<EngineOptions>, dtype: string): boolean {
