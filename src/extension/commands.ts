@@ -878,7 +878,8 @@ export function createCommands(ctx: Ctx, services: Services): Record<CommandId, 
      * checked by the worker protocol's schema) — of that prompt. Returns the graph.
      */
     [CommandId.OpenPromptGraph]: async (args?: unknown) => {
-      if (isObject(args)) {
+      // From the editor's context menu the argument is the document's URI: the selection is the prompt.
+      if (isObject(args) && !(args instanceof vscode.Uri)) {
         let params: EngineParams<'promptGraph'>;
         try {
           params = parseWith(Engine.promptGraph.params, { mode: ctx.config.mode ?? COMPOSITES[0]!, target: 'top1', ...args }, 1 << 20, 'options');

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
-import { cli, goTo, notificationTexts, openFile, runCommand, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
+import { cli, goTo, notificationTexts, openFile, runCommand, runContextMenuItem, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
 
 const PROMPT = 'Then, Sean and Hugo were thinking about going to the farm. Sean wanted to give a cake to';
 /** Position of the second " Sean" (S2), where the name mover a2.h2 looks from the last position. */
@@ -182,5 +182,24 @@ describe('prompt graph panel', { timeout: 15 * 60_000 }, () => {
     await until('the card still shown', async () => (await g.locator('[data-testid="pg-card-title"]').textContent().catch(() => '')) === `a2.h2@${LAST}`, 10_000);
     await themedScreenshot(page, g, 'prompt-graph', true);
     await themedScreenshot(page, g, 'prompt-graph', false);
+  });
+
+  it('opens the prompt graph of the line from the editor’s context menu', async () => {
+    // The menu passes the document's URI to the command; the line is the prompt (the command once took the URI for request options and failed).
+    // The first test left the panel's group maximized: start from the text editor alone.
+    await runCommand(page, 'View: Close All Editors');
+    await until('no editor open', async () => (await page.locator('.tabs-container .tab').count()) === 0);
+    await openFile(page, 'ioi.txt');
+    await runContextMenuItem(page, page.locator('.monaco-editor .view-lines .view-line').first(), { x: 40, y: 5 }, 'Open Prompt Graph');
+    await answerInput('target token', ' Sean');
+    await answerInput('foil token', ' Hugo');
+    const f = await webviewFrame(page, '[data-testid="pg-summary"]');
+    const summary = await until('the reversed target in the panel', async () => {
+      const text = await f.locator('[data-testid="pg-summary"]').innerText().catch(() => '');
+      return text.includes('␣Sean − ␣Hugo') ? text : undefined;
+    }, 120_000, 500);
+    assert.match(summary, /at 19 = -1\d\.\d{3}/, summary);
+    const notes = (await notificationTexts(page)).filter((t) => /failed|error/i.test(t));
+    assert.deepEqual(notes, []);
   });
 });
