@@ -423,7 +423,7 @@ function render(): void {
   legend.hidden = graph === null;
   lensBox.hidden = graph === null || !state.lens;
   ring.hidden = !busy;
-  lensBtn.setDisabled(graph === null);
+  lensBtn.setDisabled(graph === null || busy);
   if (!graph) {
     title.textContent = 'Prompt Graph';
     summary.textContent = '';
@@ -456,8 +456,6 @@ window.addEventListener('message', (event: MessageEvent) => {
   } else if (ToPromptPanel.busy.is(msg)) {
     busy = msg.params.busy;
     render();
-  } else if (ToPromptPanel.error.is(msg)) {
-    status.textContent = msg.params.message;
   } else if (ToPromptPanel.rejected.is(msg)) {
     status.textContent = `The host rejected a message: ${msg.params.reason}`;
   }

@@ -6,17 +6,19 @@
  */
 import * as vscode from 'vscode';
 import type { PromptAblationResult, PromptGraphWire } from '../protocol/promptGraph';
-import { FromPromptPanel, fromPromptPanelMessages, type PromptPanelState, ToPromptPanel, type ToPromptPanelType } from '../protocol/webview';
-import type { Ctx } from './ctx';
+import { FromPromptPanel, fromPromptPanelMessages, MAX_PANEL_ABLATIONS, MAX_PANEL_STEERS, type PromptPanelState, ToPromptPanel, type ToPromptPanelType } from '../protocol/webview';
+import type { Ctx, Job } from './ctx';
 import { Outbox } from './outbox';
 import { html, webviewOptions } from './panel';
 
-export const PROMPT_PANEL_VIEW_TYPE = 'circuitLens.promptGraph';
+const PROMPT_PANEL_VIEW_TYPE = 'circuitLens.promptGraph';
 
 export class PromptGraphPanel implements vscode.Disposable {
   static current: PromptGraphPanel | undefined;
   private readonly outbox: Outbox;
   private readonly disposables: vscode.Disposable[] = [];
+  /** Jobs of this panel still running: its busy ring stays on until the last one ends. */
+  private running = 0;
 
   private constructor(
     private readonly ctx: Ctx,
@@ -47,10 +49,6 @@ export class PromptGraphPanel implements vscode.Disposable {
     return current;
   }
 
-  get graph(): PromptGraphWire | null {
-    return this.state.graph;
-  }
-
   private setState(state: PromptPanelState): void {
     this.state = state;
     this.post(ToPromptPanel.state, state);
@@ -63,24 +61,30 @@ export class PromptGraphPanel implements vscode.Disposable {
   /** Ablates a head/MLP node at its position, re-runs the prompt and adds the result to the panel. */
   async ablate(node: string, ablation: 'zero' | 'mean'): Promise<PromptAblationResult | undefined> {
     const graph = this.state.graph;
-    if (!graph) return undefined;
-    if (!(await this.sameModel(graph))) return undefined;
+    if (!graph || !(await this.sameModel(graph))) return undefined;
+    const t = graph.target;
+    const result = await this.busyJob(`Ablating ${node} (${ablation}) and re-running the prompt`, (opts) =>
+      this.ctx.client.ablatePromptNode(
+        { ids: graph.prompt.ids, metric: graph.task.metric, position: t.position, token: t.token, ...(t.foil !== undefined ? { foil: t.foil } : {}), node, ablation },
+        opts,
+      ),
+    );
+    if (!result || this.state.graph !== graph) return result;
+    this.ctx.log.info(`prompt graph: ${node} ablated (${ablation}): ${result.full} → ${result.ablated}`);
+    const ablations = [...this.state.ablations.filter((a) => a.node !== node || a.ablation !== ablation), result].slice(-MAX_PANEL_ABLATIONS);
+    this.setState({ ...this.state, ablations });
+    return result;
+  }
+
+  /** Runs a job of this panel with its busy ring on; overlapping jobs keep it on until the last ends. */
+  private async busyJob<T>(title: string, job: Job<T>): Promise<T | undefined> {
+    this.running++;
     this.post(ToPromptPanel.busy, { busy: true });
     try {
-      const t = graph.target;
-      const result = await this.ctx.runJob(`Ablating ${node} (${ablation}) and re-running the prompt`, (opts) =>
-        this.ctx.client.ablatePromptNode(
-          { ids: graph.prompt.ids, metric: graph.task.metric, position: t.position, token: t.token, ...(t.foil !== undefined ? { foil: t.foil } : {}), node, ablation },
-          opts,
-        ),
-      );
-      if (!result || this.state.graph !== graph) return result;
-      this.ctx.log.info(`prompt graph: ${node} ablated (${ablation}): ${result.full} → ${result.ablated}`);
-      const ablations = [...this.state.ablations.filter((a) => a.node !== node || a.ablation !== ablation), result];
-      this.setState({ ...this.state, ablations });
-      return result;
+      return await this.ctx.runJob(title, job);
     } finally {
-      this.post(ToPromptPanel.busy, { busy: false });
+      this.running--;
+      this.post(ToPromptPanel.busy, { busy: this.running > 0 });
     }
   }
 
@@ -99,7 +103,7 @@ export class PromptGraphPanel implements vscode.Disposable {
   async lens(): Promise<void> {
     const graph = this.state.graph;
     if (!graph || !(await this.sameModel(graph))) return;
-    const lens = await this.ctx.runJob('Logit lens', (opts) => this.ctx.client.logitLens({ ids: graph.prompt.ids, top: 3 }, opts));
+    const lens = await this.busyJob('Logit lens', (opts) => this.ctx.client.logitLens({ ids: graph.prompt.ids, top: 3 }, opts));
     if (lens && this.state.graph === graph) this.setState({ ...this.state, lens });
   }
 
@@ -107,15 +111,12 @@ export class PromptGraphPanel implements vscode.Disposable {
   async steer(node: string, scale: number): Promise<void> {
     const graph = this.state.graph;
     if (!graph || !(await this.sameModel(graph))) return;
-    this.post(ToPromptPanel.busy, { busy: true });
-    try {
-      const result = await this.ctx.runJob(`Steering ${node} × ${scale}`, (opts) => this.ctx.client.steer({ ids: graph.prompt.ids, node, scale }, opts));
-      if (!result || this.state.graph !== graph) return;
-      this.ctx.log.info(`prompt graph: ${node} × ${scale}: ${JSON.stringify(result.clean.text)} → ${JSON.stringify(result.steered.text)}`);
-      this.setState({ ...this.state, steers: [...(this.state.steers ?? []).filter((x) => x.node !== node || x.scale !== scale), result] });
-    } finally {
-      this.post(ToPromptPanel.busy, { busy: false });
-    }
+    const result = await this.busyJob(`Steering ${node} × ${scale}`, (opts) => this.ctx.client.steer({ ids: graph.prompt.ids, node, scale }, opts));
+    if (!result || this.state.graph !== graph) return;
+    this.ctx.log.info(`prompt graph: ${node} × ${scale}: ${JSON.stringify(result.clean.text)} → ${JSON.stringify(result.steered.text)}`);
+    // A result names its node without the position (`a2.h2`, position 19); `node` is `a2.h2@19`.
+    const others = (this.state.steers ?? []).filter((x) => `${x.node}@${x.position}` !== node || x.scale !== scale);
+    this.setState({ ...this.state, steers: [...others, result].slice(-MAX_PANEL_STEERS) });
   }
 
   private async onMessage(raw: unknown): Promise<void> {
@@ -128,6 +129,8 @@ export class PromptGraphPanel implements vscode.Disposable {
     const msg = checked.message;
     if (FromPromptPanel.ready.is(msg)) {
       this.outbox.open(ToPromptPanel.state.create(this.state));
+      // A reloaded app (the panel was hidden) starts idle: tell it about jobs still running.
+      if (this.running > 0) this.post(ToPromptPanel.busy, { busy: true });
     } else if (FromPromptPanel.select.is(msg)) {
       this.state = { ...this.state, selected: msg.params.id };
     } else if (FromPromptPanel.ablate.is(msg)) {

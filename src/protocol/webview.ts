@@ -57,6 +57,10 @@ export const fromWebviewMessages = new MessageSet<FromWebviewType>('panel', Obje
 
 // ── the prompt graph panel (its own webview: dist/promptGraph.js) ──
 
+/** How many ablation and steering results the prompt graph panel keeps (the oldest go first). */
+export const MAX_PANEL_ABLATIONS = 4096;
+export const MAX_PANEL_STEERS = 256;
+
 /** What the prompt graph panel shows (and persists with `setState`). */
 export const promptPanelStateSchema = s.object({
   /** Exactly the graph `circuit-lens graph --out` writes for the same prompt and settings. */
@@ -65,11 +69,11 @@ export const promptPanelStateSchema = s.object({
   /** The selected node (its side card). */
   selected: s.nullable(s.string({ max: 64 })),
   /** Nodes ablated at their position and re-run in this panel, newest last. */
-  ablations: s.array(promptAblationSchema, { max: 4096 }),
+  ablations: s.array(promptAblationSchema, { max: MAX_PANEL_ABLATIONS }),
   /** The logit lens of the prompt, once asked for (optional: states saved before it existed). */
   lens: s.optional(s.nullable(logitLensSchema)),
   /** Steered continuations run in this panel, newest last. */
-  steers: s.optional(s.array(steerSchema, { max: 256 })),
+  steers: s.optional(s.array(steerSchema, { max: MAX_PANEL_STEERS })),
 });
 export type PromptPanelState = Infer<typeof promptPanelStateSchema>;
 
@@ -77,7 +81,6 @@ export type PromptPanelState = Infer<typeof promptPanelStateSchema>;
 export const ToPromptPanel = {
   state: new MessageType('promptGraph/state', promptPanelStateSchema),
   busy: new MessageType('promptGraph/busy', s.object({ busy: s.boolean() })),
-  error: new MessageType('promptGraph/error', s.object({ message: s.string({ max: 4096 }) })),
   rejected: new MessageType('promptGraph/rejected', s.object({ reason: s.string({ max: 1024 }) })),
 } as const;
 export type ToPromptPanelType = (typeof ToPromptPanel)[keyof typeof ToPromptPanel];

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
-import { cli, goTo, notificationTexts, openFile, runCommand, runContextMenuItem, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
+import { cli, extensionLog, goTo, notificationTexts, openFile, runCommand, runContextMenuItem, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
 
 const PROMPT = 'Then, Sean and Hugo were thinking about going to the farm. Sean wanted to give a cake to';
 /** Position of the second " Sean" (S2), where the name mover a2.h2 looks from the last position. */
@@ -165,6 +165,11 @@ describe('prompt graph panel', { timeout: 15 * 60_000 }, () => {
     const changed = await steered.locator('[data-testid="pg-steered"]').innerText();
     assert.ok(clean.startsWith('␣Hugo'), `clean continuation: ${clean}`);
     assert.ok(changed.startsWith('␣Sean'), `a2.h2@19 × −3: ${changed}`);
+    // The same steer again replaces its result (it was appended each time, until the list broke the panel's state).
+    const steerLines = () => extensionLog(workbench!.server).split('\n').filter((l) => l.includes(`prompt graph: a2.h2@${LAST} × -3`)).length;
+    await until('the steer button enabled', async () => f.locator('[data-testid="pg-steer"]').isEnabled());
+    await f.locator('[data-testid="pg-steer"]').click();
+    await until('the second steer in the log', async () => steerLines() === 2, 120_000, 500);
 
     // Logit lens: embeddings and four layers; after the last layer the last position reads IO.
     await f.locator('[data-testid="pg-lens-button"]').click();
@@ -172,6 +177,8 @@ describe('prompt graph panel', { timeout: 15 * 60_000 }, () => {
     await until('the logit lens', async () => (await lensRows.count()) === 5, 60_000, 500);
     const final = await f.locator(`[data-testid="pg-lens-row"][data-layer="after l3"] td[data-position="${LAST}"]`).innerText();
     assert.equal(final, '␣Hugo');
+    // The lens came after the second steer's state, so that state is shown: one result, not two.
+    assert.equal(await steered.count(), 1, 'one result per node and scale');
     process.stderr.write(`[e2e] steer a2.h2@19 × -3: ${clean} → ${changed}; lens after l3 at 19: ${final}\n`);
 
     // Screenshots: the panel's editor group maximized (the panel is the active editor after the click).
