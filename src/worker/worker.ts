@@ -128,8 +128,7 @@ const handlers: { [K in keyof typeof Req]: Handler<K> } = {
       {
         prompt: { text: params.text },
         mode: params.mode,
-        ...(params.target !== 'top1' && params.token ? { target: { text: params.token } } : {}),
-        ...(params.target === 'logit-diff' && params.foil ? { foil: { text: params.foil } } : {}),
+        ...promptTargets(params),
         ...(params.nodeThreshold !== undefined ? { nodeThreshold: params.nodeThreshold } : {}),
         ...(params.edgeThreshold !== undefined ? { edgeThreshold: params.edgeThreshold } : {}),
       },
@@ -182,20 +181,30 @@ function runId(kind: string): string {
   return `${kind}-${Date.now().toString(36)}`;
 }
 
+/**
+ * The explained target of a prompt request (the heatmap's and the prompt graph's shared fields):
+ * a named token needs its text, a logit difference its foil too; nothing is dropped silently.
+ */
+function promptTargets(params: EngineParams<'attributePrompt'> | EngineParams<'promptGraph'>): { target?: { text: string }; foil?: { text: string } } {
+  if (params.target !== 'top1' && !params.token) throw new JobError('input', 'No target token given.');
+  if (params.target === 'logit-diff' && !params.foil) throw new JobError('input', 'A logit difference needs a target token and a foil token.');
+  return {
+    ...(params.target !== 'top1' ? { target: { text: params.token! } } : {}),
+    ...(params.target === 'logit-diff' ? { foil: { text: params.foil! } } : {}),
+  };
+}
+
 /** The editor's heatmap: the same attribution as `circuit-lens attribute`, with character spans. */
 async function attributePrompt(params: EngineParams<'attributePrompt'>, ctx: JobContext): Promise<PromptAttribution> {
   const eng = requireEngine();
   const tokenizer = requireTokenizer();
-  if (params.target !== 'top1' && !params.token) throw new JobError('input', 'No target token given.');
-  if (params.target === 'logit-diff' && !params.foil) throw new JobError('input', 'A logit difference needs a target token and a foil token.');
   const r = await attributePromptPipeline(
     eng,
     {
       prompt: { text: params.text },
       mode: params.mode,
       neurons: false,
-      ...(params.target !== 'top1' ? { target: { text: params.token! } } : {}),
-      ...(params.target === 'logit-diff' ? { foil: { text: params.foil! } } : {}),
+      ...promptTargets(params),
     },
     ctx,
   );

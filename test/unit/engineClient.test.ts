@@ -59,6 +59,11 @@ describe('EngineClient with the real engine in a worker', () => {
       await assert.rejects(c.load({ folder: missing }), (e: EngineError) => e.code === 'input' && /config\.json/.test(e.message));
       await c.load({ folder: EMBEDDED_MODEL });
       await assert.rejects(c.attributePrompt({ text: PROMPT, mode: 'attnlrp', target: 'token', token: ' Maryland and' }), (e: EngineError) => e.code === 'input' && /not a single token/.test(e.message));
+      // The heatmap and the prompt graph refuse a target choice without its tokens alike (the graph once explained the top-1 token instead).
+      for (const request of [c.attributePrompt.bind(c), c.promptGraph.bind(c)]) {
+        await assert.rejects(request({ text: PROMPT, mode: 'attnlrp', target: 'token' }), (e: EngineError) => e.code === 'input' && /No target token/.test(e.message));
+        await assert.rejects(request({ text: PROMPT, mode: 'attnlrp', target: 'logit-diff', token: ' Mary' }), (e: EngineError) => e.code === 'input' && /foil/.test(e.message));
+      }
     } finally {
       await c.dispose();
     }
