@@ -10,7 +10,7 @@ import { InputError } from '../models/errors';
 import { generateIoiTask, heldOutIoiTask } from '../circuits/tasks/generators';
 import { loadTask } from '../circuits/pruning/pruneEval';
 import * as path from 'node:path';
-import { CURVE_METHODS, pruneCurves, summarizeSeries, type CurveMethod, type CurveMode, type CurveSeries, type PruneCurveResult } from '../circuits/pruning/pruneCurve';
+import { checkCurveRates, CURVE_METHODS, pruneCurves, summarizeSeries, type CurveMethod, type CurveMode, type CurveSeries, type PruneCurveResult } from '../circuits/pruning/pruneCurve';
 import type { Shard } from '../circuits/discovery/shard';
 import type { CURVE_METHOD_NAMES, CURVE_MODE_NAMES } from '../protocol/shapes';
 import { cancellable, type JobContext } from './context';
@@ -51,6 +51,7 @@ export async function pruneCurve(engine: Engine, options: PruneCurveOptions, ctx
   for (const [name, list] of [['methods', options.methods], ['modes', options.modes], ['rates', options.rates]] as const) {
     if (list !== undefined && list.length === 0) throw new InputError(`prune curve: ${name} is empty`);
   }
+  if (options.rates) checkCurveRates(options.rates);
   const run = cancellable(engine, ctx);
   ctx.progress?.({ message: 'Building the IOI reference and evaluation sets…', fraction: 0 });
   const tokenizer = engine.tokenizer;

@@ -46,6 +46,9 @@ test('the activation baseline has no unstructured curve; empty lists and a missi
   assert.equal(seriesCount(['structured', 'unstructured'], ['attnlrp', 'activation']), 3);
   await assert.rejects(pruneCurve(engine, { eval: IOI, methods: [] }), /methods is empty/);
   await assert.rejects(pruneCurve(engine, { eval: 'no-such-file.jsonl' }), (e: Error) => e.name === 'InputError');
+  // Rates out of order are bad input (exit 2), said before any work; they were a plain Error deep in src/circuits.
+  await assert.rejects(pruneCurve(engine, { eval: IOI, rates: [0.5, 0.2] }), (e: Error) => e.name === 'InputError' && /rates must increase/.test(e.message));
+  await assert.rejects(pruneCurve(engine, { eval: IOI, rates: [0.2, 1] }), (e: Error) => e.name === 'InputError' && /not in \[0, 1\)/.test(e.message));
 });
 
 test('a cancelled signal stops the run at the next engine call', async () => {

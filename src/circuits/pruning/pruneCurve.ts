@@ -46,6 +46,7 @@ import { perPromptIoi } from './pruneEval';
 import { meanSem } from '../stats';
 import type { Task, TaskExample } from '../tasks/tasks';
 import { componentId } from '../../models/componentIds';
+import { InputError } from '../../models/errors';
 
 export type CurveMethod = 'attnlrp' | 'gradient' | 'activation' | 'wanda' | 'random';
 export const CURVE_METHODS: readonly CurveMethod[] = ['attnlrp', 'gradient', 'activation', 'wanda', 'random'];
@@ -199,13 +200,18 @@ export function summarizeSeries(s: Pick<CurveSeries, 'mode' | 'method' | 'scope'
   return { mode, method, scope, rates, accuracy, mean, sem: stats.map((x) => x.sem), circuitRate: rate, circuitSize: total - Math.floor(rate * total), total };
 }
 
+/** Pruning rates of a curve: each in [0, 1), increasing (bad input, said before any work). */
+export function checkCurveRates(rates: readonly number[]): void {
+  rates.forEach((r, i) => {
+    if (!(r >= 0 && r < 1)) throw new InputError(`prune curve: rate ${r} is not in [0, 1)`);
+    if (i > 0 && !(r > rates[i - 1]!)) throw new InputError(`prune curve: rates must increase (${rates.join(', ')})`);
+  });
+}
+
 export async function pruneCurves(engine: Engine, options: PruneCurveOptions): Promise<PruneCurveResult> {
   if (options.references.length < 1) throw new Error('prune curve: give at least one reference set');
   const rates = [...(options.rates ?? DEFAULT_CURVE_RATES)];
-  rates.forEach((r, i) => {
-    if (!(r >= 0 && r < 1)) throw new Error(`prune curve: rate ${r} is not in [0, 1)`);
-    if (i > 0 && !(r > rates[i - 1]!)) throw new Error('prune curve: rates must increase');
-  });
+  checkCurveRates(rates);
   const keep = options.keep ?? 0.9;
   const log = options.log ?? (() => undefined);
   const accuracyOf = async (e: Engine) => {
