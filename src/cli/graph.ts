@@ -104,7 +104,7 @@ export const graphCommands: Record<string, Command> = {
         edgeThreshold,
         qkThreshold,
         ...(ablation ? { verify: { ablation, count, ...(flags.corrupted !== undefined ? { corrupted: { text: flags.corrupted } } : {}) } } : {}),
-      });
+      }, ctx.job);
       const position = graph.target.position;
       if (flags.out) writeFileAtomic(flags.out, JSON.stringify(graph) + '\n');
       const s = graph.selection;

@@ -22,7 +22,7 @@ import type { PruneMethod } from '../vocabulary';
 async function pruneShardCommand(ctx: CommandContext, flags: Record<string, string | boolean | undefined>, method: PruneMethod): Promise<{ json: unknown; text: string }> {
   const str = (name: string) => flags[name] as string | undefined;
   if (str('shard') === undefined || str('partial') === undefined) throw new InputError('--shard k/n and --partial PART.bin go together (the shard writes its exact sums to PART.bin)');
-  for (const f of ['sparsity', 'out', 'from-scores', 'eval']) if (flags[f] !== undefined) throw new InputError(`--${f} does not apply to a shard: shards only score; prune with --from-scores after circuit-lens merge`);
+  for (const f of ['sparsity', 'scope', 'out', 'overwrite', 'from-scores', 'eval']) if (flags[f] !== undefined) throw new InputError(`--${f} does not apply to a shard: shards only score; prune with --from-scores after circuit-lens merge`);
   let shard;
   try {
     shard = parseShard(str('shard')!);
@@ -89,9 +89,9 @@ export const pruneCommands: Record<string, Command> = {
         'from-scores': { type: 'string' },
       });
       const method = oneOf(flags.method, PRUNE_METHODS, 'method', 'attnlrp');
+      if (flags.text !== undefined && (flags.calib !== undefined || flags.eval !== undefined)) throw new InputError('give --text (split into evaluation and calibration parts) or --calib [--eval], not both');
       if (flags.shard !== undefined || flags.partial !== undefined) return pruneShardCommand(ctx, flags, method);
       if (flags.sparsity === undefined) throw new InputError('--sparsity S (0 ≤ S ≤ 1) is required');
-      if (flags.text !== undefined && (flags.calib !== undefined || flags.eval !== undefined)) throw new InputError('give --text (split into evaluation and calibration parts) or --calib [--eval], not both');
       const engine = await ctx.openEngine(flags.model, flags);
       if (flags.out) checkExportDestination(engine, flags.out, !!flags.overwrite);
       const result = await prune(
@@ -269,7 +269,7 @@ export const pruneCommands: Record<string, Command> = {
           ...result.trials.map(line),
           `best: ${line(result.best)}`,
           `default: ${line(result.default)}`,
-          `reproduce: circuit-lens tune --task ${flags.task} --unit ${options.unit} --metric ${options.metric} --rules ${formatRuleSpec(result.best.config.rules)} --ranking ${result.best.config.ranking} --budget 1${flags.reference !== undefined ? ` --reference ${options.reference}` : ''}`,
+          `reproduce: circuit-lens tune --task ${flags.task} --unit ${options.unit} --metric ${options.metric} --rules ${formatRuleSpec(result.best.config.rules)} --ranking ${result.best.config.ranking} --budget 1${flags.reference !== undefined ? ` --reference ${options.reference}` : ''}${options.relevanceSeed !== 'one' ? ` --relevance-seed ${options.relevanceSeed}` : ''}`,
           `calibration gain (selected on it): ${ci(result.calibrationGain)}`,
           ...(result.heldOut ? [`held-out (${result.heldOut.n} prompts): default ${ci(result.heldOut.default)}, best ${ci(result.heldOut.best)}, gain ${ci(result.heldOut.gain)}`] : []),
         ].join('\n');

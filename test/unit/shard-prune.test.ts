@@ -74,6 +74,9 @@ describe('sharded pruning on the real engine', () => {
         codes.push(await main(['merge', file('p1.bin'), file('p2.bin'), '--out', file('bad.bin')]));
         codes.push(await main(['prune', ...flags.slice(0, -4), '--windows', '6', '--sparsity', '0.5', '--from-scores', file('merged.bin')]));
         codes.push(await main(['prune', ...flags, '--method', 'magnitude', '--shard', '1/2', '--partial', file('m.bin')]));
+        // Flags a shard would ignore are refused before any work (--scope applies at --from-scores; --text and --calib exclude each other).
+        codes.push(await main(['prune', ...flags, '--scope', 'global', '--shard', '1/2', '--partial', file('m.bin')]));
+        codes.push(await main(['prune', ...flags, '--text', 'a.txt', '--calib', 'b.txt', '--shard', '1/2', '--partial', file('m.bin')]));
         const p1 = fs.readFileSync(file('p1.bin'));
         fs.writeFileSync(file('cut.bin'), p1.subarray(0, p1.length - 8));
         codes.push(await main(['merge', file('cut.bin'), file('p2.bin'), file('p3.bin'), '--out', file('bad.bin')]));
@@ -83,7 +86,7 @@ describe('sharded pruning on the real engine', () => {
         fs.rmSync(file('discover.json'));
         return codes;
       });
-      assert.deepEqual(result, [0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2], printed.join(''));
+      assert.deepEqual(result, [0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2], printed.join(''));
       const jsons = printed.filter((s) => s.trimStart().startsWith('{')).map((s) => JSON.parse(s));
       const [fromShards, unsharded] = jsons.filter((j) => 'perplexity' in j);
       assert.equal(fromShards.perplexity, unsharded.perplexity);
@@ -93,6 +96,8 @@ describe('sharded pruning on the real engine', () => {
       assert.match(printed.join(''), /parts of different kinds/);
       assert.match(printed.join(''), /other settings or another calibration text/);
       assert.match(printed.join(''), /not an attribution method/);
+      assert.match(printed.join(''), /--scope does not apply to a shard/);
+      assert.match(printed.join(''), /give --text .* or --calib \[--eval\], not both/);
       assert.ok(!fs.existsSync(file('bad.bin')) && !fs.existsSync(file('m.bin')), 'no partial files on failure');
       assert.deepEqual(fs.readdirSync(dir).sort(), ['merged.bin', 'p1.bin', 'p2.bin', 'p3.bin']);
     } finally {
