@@ -42,7 +42,7 @@ export async function discoverShard(engine: Engine, task: Task, options: { metho
 
 export const shardCommands: Record<string, Command> = {
   merge: {
-    summary: 'add the partial sums of discover --shard runs exactly and write the circuit graph',
+    summary: 'combine the parts of discover, prune or prune-curve --shard runs exactly (a circuit graph, merged weight scores, or the curves)',
     usage:
       'circuit-lens merge PART.json… --out circuit.json [--granularity heads|heads+mlps|heads+neurons|neurons] [--aggregation signed-mean|mean-abs|abs-mean] [--top K] [--json]   (discover --shard parts)\n' +
       'circuit-lens merge PART.bin… --out MERGED.bin [--json]   (prune --shard parts: the merged weight scores, for prune --from-scores)\n' +
@@ -94,7 +94,7 @@ export const shardCommands: Record<string, Command> = {
   },
 };
 
-/** Partials of `prune --shard` (weight relevance), recognised by their format field; null for discover's. */
+/** Parts of `prune --shard` (weight relevance) and of `prune-curve --shard`, recognised by their format field; null for discover's. */
 async function mergeOtherFormats(files: string[], values: Record<string, string | boolean | undefined>): Promise<{ json: unknown; text: string } | null> {
   const data = files.map((file) => {
     try {

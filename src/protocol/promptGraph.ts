@@ -97,7 +97,6 @@ export const logitLensSchema = s.object({
   /** [layer][position] → top tokens. */
   top: s.array(s.array(s.array(s.object({ id: token, token: tokenText, logit: num, probability: num }), { max: 64 }), { max: 1 << 16 }), { max: 1 << 12 }),
 });
-export type LogitLensResult = Infer<typeof logitLensSchema>;
 
 /** Steer-and-generate (`steerAndGenerate`, as `circuit-lens steer`): the continuation with a node scaled beside the clean one. */
 export const steerSchema = s.object({
@@ -107,4 +106,3 @@ export const steerSchema = s.object({
   clean: s.object({ ids: s.array(token, { max: 4096 }), text: tokenText }),
   steered: s.object({ ids: s.array(token, { max: 4096 }), text: tokenText }),
 });
-export type SteerResultWire = Infer<typeof steerSchema>;

@@ -26,7 +26,6 @@ import { logitLensSchema, promptAblationSchema, promptGraphSchema, promptNodeIdS
 
 const WORKER_MAX = 512 * 1024 * 1024;
 
-/** Requests the host sends to the engine worker. */
 /** A prompt and what to explain at its last position: the editor's Attribute Prompt and Open Prompt Graph. */
 const promptTargetFields = {
   text: s.string({ min: 1, max: 1 << 16 }),
@@ -37,6 +36,7 @@ const promptTargetFields = {
   foil: s.optional(s.string({ max: 256 })),
 };
 
+/** Requests the host sends to the engine worker. */
 export const Engine = {
   load: new RequestType(
     'engine/load',

@@ -217,11 +217,13 @@ export async function attributionScores(engine: Engine, rows: readonly Explained
   const nAgg = new Aggregator(aggregation);
   const hAgg = new Aggregator(aggregation);
   const { nLayers: L, nHeads: H } = engine.spec;
+  if (options.relevanceSeed === 'one' && rows.some((r) => !('target' in r))) throw new InputError('relevance seed "one" (PXP) needs single explained outputs, not sequences');
   for (let start = 0; start < rows.length; start += batch) {
     const chunk = rows.slice(start, start + batch);
     const result = await attributeChunk(engine, chunk, options.mode, weightNames, options.rules);
-    if (options.relevanceSeed === 'one' && chunk.some((r) => !('target' in r))) throw new InputError('relevance seed "one" (PXP) needs single explained outputs, not sequences');
     for (const a of result) {
+      // PXP's relevance seed of 1: divide by the explained value, which must be a finite non-zero number.
+      if (options.relevanceSeed === 'one' && !(Number.isFinite(a.targetValue) && a.targetValue !== 0)) throw new InputError(`relevance seed "one" (PXP) divides by the explained value, which is ${a.targetValue} here`);
       const k = options.relevanceSeed === 'one' ? 1 / a.targetValue : 1;
       const seeded = (xs: ArrayLike<number>): ArrayLike<number> => (k === 1 ? xs : Array.from(xs, (v) => v * k));
       for (const name of weightNames) wAgg.add(name, seeded(a.weightRelevance[name]!));
