@@ -11,7 +11,7 @@ import { generateIoiTask, heldOutIoiTask } from '../circuits/tasks/generators';
 import { loadTask } from '../circuits/pruning/pruneEval';
 import * as path from 'node:path';
 import { checkCurveRates, CURVE_METHODS, pruneCurves, summarizeSeries, type CurveMethod, type CurveMode, type CurveSeries, type PruneCurveResult } from '../circuits/pruning/pruneCurve';
-import type { Shard } from '../circuits/discovery/shard';
+import { checkShardSet, type Shard } from '../circuits/discovery/shard';
 import type { CURVE_METHOD_NAMES, CURVE_MODE_NAMES } from '../protocol/shapes';
 import { cancellable, type JobContext } from './context';
 import { PRUNE_CURVE_DEFAULTS } from './defaults';
@@ -128,19 +128,15 @@ export function mergePruneCurves(parts: readonly PartialPruneCurve[]): PruneCurv
   if (parts.length === 0) throw new Error('no partial results to merge');
   for (const p of parts) if (p.format !== PARTIAL_CURVE_FORMAT || p.version !== 1) throw new Error('not a prune-curve --shard output (format/version)');
   const first = parts[0]!;
-  const key = JSON.stringify(first.run);
-  const seen = new Set<number>();
+  checkShardSet(
+    parts.map((p) => ({ run: JSON.stringify(p.run), shown: JSON.stringify(p.run), shard: p.shard })),
+    ' (model, evaluation set or options differ)',
+  );
   const rows = new Map<number, { part: PartialPruneCurve; at: number }>();
   for (const p of parts) {
-    if (JSON.stringify(p.run) !== key) throw new Error(`shards of different runs (model, evaluation set or options differ): ${JSON.stringify(p.run)} vs ${key}`);
-    if (p.shard.count !== first.shard.count) throw new Error(`shards of different splits (${p.shard.count} vs ${first.shard.count})`);
-    if (seen.has(p.shard.index)) throw new Error(`shard ${p.shard.index + 1}/${p.shard.count} is given twice`);
-    seen.add(p.shard.index);
     if (p.dense !== first.dense) throw new Error(`the shards measured different dense accuracies (${p.dense} vs ${first.dense}): not the same model or evaluation set`);
     p.seedIndex.forEach((s, at) => rows.set(s, { part: p, at }));
   }
-  const missing = Array.from({ length: first.shard.count }, (_, i) => i).filter((i) => !seen.has(i));
-  if (missing.length) throw new Error(`shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i + 1}/${first.shard.count}`).join(', ')} missing`);
   const seeds = Array.from({ length: first.run.seeds }, (_, s) => s);
   if (seeds.some((s) => !rows.has(s)) || rows.size !== seeds.length) throw new Error(`the shards do not hold every seed 0…${first.run.seeds - 1} once`);
   const series = first.run.series.map((s, j) =>

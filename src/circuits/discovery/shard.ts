@@ -37,6 +37,23 @@ export function parseShard(text: string): Shard {
 }
 
 /** The shard's examples: whole batches of `batchSize` (the discovery batch size), strided. */
+/**
+ * One run's shards, each exactly once: the same run (compared by `run`, shown by `shown`), the
+ * same split, no shard given twice, none missing. Discover, prune and prune-curve parts alike.
+ */
+export function checkShardSet(parts: readonly { readonly run: string; readonly shown: string; readonly shard: Shard }[], differs: string): void {
+  const first = parts[0]!;
+  const seen = new Set<number>();
+  for (const p of parts) {
+    if (p.run !== first.run) throw new Error(`shards of different runs${differs}: ${p.shown} vs ${first.shown}`);
+    if (p.shard.count !== first.shard.count) throw new Error(`shards of different splits (${p.shard.count} vs ${first.shard.count})`);
+    if (seen.has(p.shard.index)) throw new Error(`shard ${p.shard.index + 1}/${p.shard.count} is given twice`);
+    seen.add(p.shard.index);
+  }
+  const missing = Array.from({ length: first.shard.count }, (_, i) => i).filter((i) => !seen.has(i));
+  if (missing.length) throw new Error(`shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i + 1}/${first.shard.count}`).join(', ')} missing`);
+}
+
 export function shardTask(task: Task, shard: Shard, batchSize: number): Task {
   return { ...task, examples: task.examples.filter((_, i) => Math.floor(i / batchSize) % shard.count === shard.index) };
 }
@@ -161,20 +178,11 @@ export function mergePartials(parts: readonly PartialRelevance[]): PartialReleva
   if (parts.length === 0) throw new Error('no partial results to merge');
   for (const p of parts) if (p.format !== PARTIAL_FORMAT || p.version !== 1) throw new Error('not a circuit-lens partial relevance file (format/version)');
   const first = parts[0]!;
-  const runKey = JSON.stringify(first.run);
-  const seen = new Set<number>();
-  for (const p of parts) {
-    if (JSON.stringify(p.run) !== runKey) throw new Error(`shards of different runs: ${JSON.stringify(p.run)} vs ${runKey}`);
-    if (p.shard.count !== first.shard.count) throw new Error(`shards of different splits (${p.shard.count} vs ${first.shard.count})`);
-    if (seen.has(p.shard.index)) throw new Error(`shard ${p.shard.index + 1}/${p.shard.count} is given twice`);
-    seen.add(p.shard.index);
-  }
+  checkShardSet(parts.map((p) => ({ run: JSON.stringify(p.run), shown: JSON.stringify(p.run), shard: p.shard })), '');
   // A shard with no examples (more shards than batches) adds nothing and says nothing about neurons.
   const filled = parts.filter((p) => p.count > 0);
   if (filled.length === 0) throw new Error('the shards hold no examples');
   if (filled.some((p) => (p.neurons === null) !== (filled[0]!.neurons === null))) throw new Error('some shards have neuron relevance and some do not');
-  const missing = Array.from({ length: first.shard.count }, (_, i) => i).filter((i) => !seen.has(i));
-  if (missing.length) throw new Error(`shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i + 1}/${first.shard.count}`).join(', ')} missing`);
   const count = parts.reduce((s, p) => s + p.count, 0);
   if (count !== first.run.examples) throw new Error(`the shards hold ${count} examples, the run has ${first.run.examples}`);
   const add = (pick: (p: PartialRelevance) => { sum: string[]; abs: string[] } | null) => {

@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import type { Engine } from '../../engine/engine';
 import type { Aggregation, Composite, SampleUnit } from '../../vocabulary';
-import { exactInteger, exactMean, type Shard } from '../discovery/shard';
+import { checkShardSet, exactInteger, exactMean, type Shard } from '../discovery/shard';
 import { attributeChunk, explainedCount, prunableTensors, type CalibTarget, type ExplainedOutput, type WeightScores } from './prune';
 
 export const PARTIAL_WEIGHT_FORMAT = 'circuit-lens-partial-weight-relevance';
@@ -186,16 +186,10 @@ export function decodePartialWeights(data: Buffer): PartialWeights {
 export function mergePartialWeights(parts: readonly PartialWeights[]): { run: WeightShardRun; tensors: PartialWeightHeader['tensors']; scores: Map<string, Float32Array> } {
   if (parts.length === 0) throw new Error('no partial results to merge');
   const first = parts[0]!.header;
-  const key = JSON.stringify([first.run, first.tensors]);
-  const seen = new Set<number>();
-  for (const { header: h } of parts) {
-    if (JSON.stringify([h.run, h.tensors]) !== key) throw new Error(`shards of different runs (model, options, calibration text or weights differ): ${JSON.stringify(h.run)} vs ${JSON.stringify(first.run)}`);
-    if (h.shard.count !== first.shard.count) throw new Error(`shards of different splits (${h.shard.count} vs ${first.shard.count})`);
-    if (seen.has(h.shard.index)) throw new Error(`shard ${h.shard.index + 1}/${h.shard.count} is given twice`);
-    seen.add(h.shard.index);
-  }
-  const missing = Array.from({ length: first.shard.count }, (_, i) => i).filter((i) => !seen.has(i));
-  if (missing.length) throw new Error(`shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i + 1}/${first.shard.count}`).join(', ')} missing`);
+  checkShardSet(
+    parts.map(({ header: h }) => ({ run: JSON.stringify([h.run, h.tensors]), shown: JSON.stringify(h.run), shard: h.shard })),
+    ' (model, options, calibration text or weights differ)',
+  );
   const count = parts.reduce((s, p) => s + p.header.count, 0);
   if (count !== first.run.rows) throw new Error(`the shards hold ${count} reference samples, the run has ${first.run.rows}`);
   const extras = parts.map((p) => new Map(Object.entries(p.header.extras).map(([k, v]) => [Number(k), v.startsWith('-') ? -BigInt(`0x${v.slice(1)}`) : BigInt(`0x${v}`)])));
