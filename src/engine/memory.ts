@@ -29,7 +29,9 @@ export const RUNTIME_BYTES = 256 * MiB;
  * constant folding is off, so no transposed copies exist; JavaScript never reads the file. Plus
  * `RUNTIME_BYTES`. Two cases need more and are not estimated separately: weights ORT cannot
  * map (files in more than one real folder, or a folder ORT refuses: ORT then gets a buffer and
- * copies it, 8 bytes per parameter) and F16/BF16 files, converted to float32 in JavaScript.
+ * copies it, 8 bytes per parameter) and F16/BF16 files kept as float32 (the CPU's default),
+ * converted in JavaScript. With half weights (`weightPrecision`) such files are mapped as stored,
+ * 2 bytes per parameter, and the estimate is high.
  */
 export function estimateModelBytes(parameters: number): number {
   return parameters * 4 + RUNTIME_BYTES;

@@ -158,12 +158,6 @@ export class SafetensorsFile {
     }
   }
 
-  /** Drops the in-memory copy of the file (if any); it is read again on the next use of `bytes`. */
-  release(): void {
-    if (this.data) for (const name of this.mustBeFinite) this.scanned.add(name);
-    this.data = undefined;
-  }
-
   get(name: string): TensorInfo {
     const info = this.tensors.get(name);
     if (!info) throw new InputError(`tensor "${name}" is missing`, this.path);
