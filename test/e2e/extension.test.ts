@@ -13,13 +13,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
-import { buildCircuitGraph, selectNodes, validateCircuitGraph, type CircuitGraph } from '../../src/circuits/discovery/graph';
+import type { CircuitGraph } from '../../src/circuits/discovery/graph';
 import {
   circuitStore,
   cli,
   cliAttribute,
   type CodeServer,
+  fixtureCircuit,
   goTo,
+  HEATMAP_DECORATION,
+  IOI_PROMPT,
   notificationTexts,
   openFile,
   pickQuickItem,
@@ -35,12 +38,9 @@ import {
   type Workbench,
 } from './harness';
 
-const PROMPT = 'When Mary and John went to the store, John gave a drink to';
 const DARK = 'dark';
 const LIGHT = 'light';
 
-/** Our heatmap's decoration overlays on the first line. */
-const DECORATION = '.monaco-editor .view-overlays > div:first-child .cdr[class*="TextEditorDecorationType"]';
 
 function tokenOffsets(tokens: readonly string[]): [number, number][] {
   let at = 0;
@@ -55,39 +55,6 @@ let server: CodeServer;
 let workbench: Workbench | undefined;
 let page: Page;
 
-/** The embedded model's shape, as a circuit file records it. */
-const TINY = { name: 'tiny-ioi-gpt2', nLayers: 4, nHeads: 4, dModel: 128, dMlp: 512 };
-
-/**
- * A small circuit for the panel tests that do not depend on discovery: the CLI's circuit graph
- * JSON (a0.h0, m1 and a2.h1 kept of 20 candidates), with a hostile task name that must stay text.
- */
-function fixtureCircuit(): CircuitGraph {
-  const heads = [
-    [0.9, 0.02, 0.01, 0.03],
-    [0.04, 0.01, 0.02, 0.01],
-    [0.01, 0.5, 0.02, 0.05],
-    [0.03, 0.01, 0.04, 0.02],
-  ];
-  const full = buildCircuitGraph({
-    model: TINY,
-    task: { name: '<img src=x onerror="document.body.dataset.pwned=1">', metric: 'logit_diff', examples: 16, seed: 0 },
-    method: { name: 'attnlrp', aggregation: 'signed-mean' },
-    heads,
-    mlps: [0.02, 0.3, 0.01, 0.04],
-    inputRelevance: 1,
-    logitsRelevance: 1,
-    edges: [
-      { source: 'input', target: 'a0.h0', relevance: 0.8 },
-      { source: 'a0.h0', target: 'm1', relevance: 0.4 },
-      { source: 'm1', target: 'a2.h1', relevance: -0.2 },
-      { source: 'a2.h1', target: 'logits', relevance: 0.6 },
-    ],
-  });
-  const scores = Object.fromEntries(full.nodes.filter((n) => n.kind === 'head' || n.kind === 'mlp').map((n) => [n.id, n.relevance]));
-  const graph = { ...selectNodes(full, { kind: 'top-k', k: 3 }, { absolute: false }), scores, created: '2026-01-01T00:00:00.000Z' };
-  return validateCircuitGraph(JSON.parse(JSON.stringify(graph)), 'fixture');
-}
 /** Saved circuits are named by their file (no `/`): markup in the name must stay text. */
 const FIXTURE_NAME = 'Fixture circuit <img src=x onerror="document.body.dataset.pwned=2">';
 
@@ -129,9 +96,20 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
   before(async () => {
     workbench = await startWorkbench('extension', {
       settings: { ...THEME_SETTINGS, 'circuitLens.developer.testHooks': true, 'circuitLens.pruning.windows': 8, 'git.enabled': false, 'git.openRepositoryInParentFolders': 'never' },
-      files: { 'prompt.txt': `${PROMPT}\nThe war lasted from the year 1732 to the year 17\n` },
+      files: { 'prompt.txt': `${IOI_PROMPT}\nThe war lasted from the year 1732 to the year 17\n` },
       // A saved circuit, so panel tests do not depend on discovery.
-      savedCircuits: { [FIXTURE_NAME]: fixtureCircuit() },
+      savedCircuits: {
+        // With a hostile task name that must stay text, and edges to draw.
+        [FIXTURE_NAME]: fixtureCircuit({
+          taskName: '<img src=x onerror="document.body.dataset.pwned=1">',
+          edges: [
+            { source: 'input', target: 'a0.h0', relevance: 0.8 },
+            { source: 'a0.h0', target: 'm1', relevance: 0.4 },
+            { source: 'm1', target: 'a2.h1', relevance: -0.2 },
+            { source: 'a2.h1', target: 'logits', relevance: 0.6 },
+          ],
+        }),
+      },
     });
     ({ server, page } = workbench);
   });
@@ -145,7 +123,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
   });
 
   it('attributes the current line from the editor context menu; heatmap, hover and CodeLens match the CLI', async () => {
-    const cli = cliAttribute(PROMPT);
+    const cli = cliAttribute(IOI_PROMPT);
     const relevance = cli['token_relevance'] as number[];
     const ids = cli['ids'] as number[];
     const targetValue = cli['target_value'] as number;
@@ -155,7 +133,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
 
     // Decorations: background overlays from our colour buckets (adjacent tokens of one bucket merge).
     const decorated = await until('heatmap decorations', async () => {
-      const n = await page.locator(DECORATION).count();
+      const n = await page.locator(HEATMAP_DECORATION).count();
       return n >= 5 ? n : 0;
     }, 60_000);
     assert.ok(decorated >= 5, `decorated ranges: ${decorated}`);
@@ -171,7 +149,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
         return { left: parseFloat(el.style.left), width: parseFloat(el.style.width), bg: getComputedStyle(el).backgroundColor };
       });
       return { charWidth, overlays };
-    }, DECORATION);
+    }, HEATMAP_DECORATION);
     const alpha = (bg: string) => Number(/rgba?\(([^)]+)\)/.exec(bg)?.[1]?.split(',')[3] ?? 1);
     const hottest = [...geometry.overlays].sort((a, b) => alpha(b.bg) - alpha(a.bg))[0]!;
     assert.ok(Math.abs(hottest.left - offsets[top]![0] * geometry.charWidth) < 3, `hottest overlay at ${hottest.left}px, token ${top} starts at ${offsets[top]![0]}`);
@@ -228,7 +206,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     await openFile(page, 'prompt.txt');
     await goTo(page, 1, 1);
     await runCommand(page, 'Circuit Lens: Attribute Prompt');
-    await until('heatmap after cancel', async () => (await page.locator(DECORATION).count()) >= 5, 60_000);
+    await until('heatmap after cancel', async () => (await page.locator(HEATMAP_DECORATION).count()) >= 5, 60_000);
     const errors = (await notificationTexts(page)).filter((t) => /failed|stopped/i.test(t));
     assert.deepEqual(errors, []);
   });

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { chromium, type Browser, type Frame, type Locator, type Page } from 'playwright-core';
-import type { CircuitGraph } from '../../src/circuits/discovery/graph';
+import { buildCircuitGraph, selectNodes, validateCircuitGraph, type CircuitGraph } from '../../src/circuits/discovery/graph';
 import { circuitFileText } from '../../src/pipelines/exports';
 
 export const root = path.resolve(__dirname, '../..');
@@ -489,4 +489,36 @@ export async function startWorkbench(suite: string, options: WorkbenchOptions): 
     await server.stop();
     throw err;
   }
+}
+
+/** The IOI prompt the editor suites attribute (the embedded model explains " Mary"). */
+export const IOI_PROMPT = 'When Mary and John went to the store, John gave a drink to';
+
+/** Our heatmap's decoration overlays on the first line of the editor. */
+export const HEATMAP_DECORATION = '.monaco-editor .view-overlays > div:first-child .cdr[class*="TextEditorDecorationType"]';
+
+/**
+ * An IOI circuit of the embedded model in the CLI's circuit file format, for tests that do not
+ * depend on discovery: a0.h0, m1 and a2.h1 kept of 20 candidates, verifiable on 16 prompts.
+ * `taskName` and `edges` let a test put markup in the name or draw edges.
+ */
+export function fixtureCircuit(options: { taskName?: string; edges?: Parameters<typeof buildCircuitGraph>[0]['edges'] } = {}): CircuitGraph {
+  const full = buildCircuitGraph({
+    model: { name: 'tiny-ioi-gpt2', nLayers: 4, nHeads: 4, dModel: 128, dMlp: 512 },
+    task: { name: options.taskName ?? 'ioi', metric: 'logit_diff', examples: 16, seed: 0 },
+    method: { name: 'attnlrp', aggregation: 'signed-mean' },
+    heads: [
+      [0.9, 0.02, 0.01, 0.03],
+      [0.04, 0.01, 0.02, 0.01],
+      [0.01, 0.5, 0.02, 0.05],
+      [0.03, 0.01, 0.04, 0.02],
+    ],
+    mlps: [0.02, 0.3, 0.01, 0.04],
+    inputRelevance: 1,
+    logitsRelevance: 1,
+    edges: options.edges ?? [],
+  });
+  const scores = Object.fromEntries(full.nodes.filter((n) => n.kind === 'head' || n.kind === 'mlp').map((n) => [n.id, n.relevance]));
+  const graph = { ...selectNodes(full, { kind: 'top-k', k: 3 }, { absolute: false }), scores, created: '2026-01-01T00:00:00.000Z' };
+  return validateCircuitGraph(JSON.parse(JSON.stringify(graph)), 'fixture');
 }

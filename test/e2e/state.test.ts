@@ -20,8 +20,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { buildCircuitGraph, selectNodes, validateCircuitGraph, type CircuitGraph } from '../../src/circuits/discovery/graph';
 import {
+  fixtureCircuit,
+  HEATMAP_DECORATION,
+  IOI_PROMPT,
   notificationTexts,
   openFile,
   pickQuickItem,
@@ -31,9 +33,6 @@ import {
   type Workbench,
 } from './harness';
 
-const PROMPT = 'When Mary and John went to the store, John gave a drink to';
-/** Our heatmap's decoration overlays on the first line. */
-const DECORATION = '.monaco-editor .view-overlays > div:first-child .cdr[class*="TextEditorDecorationType"]';
 const FIXTURE = 'state-fixture';
 
 let workbench: Workbench | undefined;
@@ -44,43 +43,20 @@ const COPY = 'models/copy-gpt2';
 /** That copy, loaded first and then broken. */
 let copyDir = '';
 
-/** An IOI circuit of the embedded model (a0.h0, m1, a2.h1 kept of 20 candidates), verifiable on 16 prompts. */
-function fixtureCircuit(): CircuitGraph {
-  const heads = [
-    [0.9, 0.02, 0.01, 0.03],
-    [0.04, 0.01, 0.02, 0.01],
-    [0.01, 0.5, 0.02, 0.05],
-    [0.03, 0.01, 0.04, 0.02],
-  ];
-  const full = buildCircuitGraph({
-    model: { name: 'tiny-ioi-gpt2', nLayers: 4, nHeads: 4, dModel: 128, dMlp: 512 },
-    task: { name: 'ioi', metric: 'logit_diff', examples: 16, seed: 0 },
-    method: { name: 'attnlrp', aggregation: 'signed-mean' },
-    heads,
-    mlps: [0.02, 0.3, 0.01, 0.04],
-    inputRelevance: 1,
-    logitsRelevance: 1,
-    edges: [],
-  });
-  const scores = Object.fromEntries(full.nodes.filter((n) => n.kind === 'head' || n.kind === 'mlp').map((n) => [n.id, n.relevance]));
-  const graph = { ...selectNodes(full, { kind: 'top-k', k: 3 }, { absolute: false }), scores, created: '2026-01-01T00:00:00.000Z' };
-  return validateCircuitGraph(JSON.parse(JSON.stringify(graph)), 'fixture');
-}
-
 const statusHas = async (text: string) => (await page.locator('.statusbar-item', { hasText: text }).count()) > 0;
 
 /** Clears the heatmap, attributes the first line of prompt.txt and waits for the new heatmap (or a failure). */
 async function attributeAfresh(what: string): Promise<void> {
   await openFile(page, 'prompt.txt');
   await runCommand(page, 'Circuit Lens: Clear Token Heatmap');
-  await until(`no heatmap before ${what}`, async () => (await page.locator(DECORATION).count()) === 0, 20_000);
+  await until(`no heatmap before ${what}`, async () => (await page.locator(HEATMAP_DECORATION).count()) === 0, 20_000);
   await runCommand(page, 'Circuit Lens: Attribute Prompt');
   await until(
     `the heatmap ${what}`,
     async () => {
       const failed = (await notificationTexts(page)).find((n) => /failed|No model is loaded/i.test(n));
       if (failed) throw new Error(`${what}: ${failed}`);
-      return (await page.locator(DECORATION).count()) >= 5;
+      return (await page.locator(HEATMAP_DECORATION).count()) >= 5;
     },
     2 * 60_000,
   );
@@ -91,7 +67,7 @@ describe('editor state after failures', { timeout: 12 * 60_000 }, () => {
     workbench = await startWorkbench('state', {
       // The copy is the configured model: the first command loads it, which also lists it under Recent.
       settings: (folder) => ({ 'circuitLens.model.path': path.join(folder, COPY), 'circuitLens.engine.executionProvider': 'cpu', 'workbench.colorTheme': 'Default Dark Modern', 'git.enabled': false }),
-      files: { 'prompt.txt': `${PROMPT}\n` },
+      files: { 'prompt.txt': `${IOI_PROMPT}\n` },
       modelCopies: [COPY],
       savedCircuits: { [FIXTURE]: fixtureCircuit() },
     });

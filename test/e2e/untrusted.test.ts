@@ -9,9 +9,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { type CodeServer, extensionLog, openFile, runCommand, startWorkbench, until, type Workbench } from './harness';
-
-const PROMPT = 'When Mary and John went to the store, John gave a drink to';
+import { type CodeServer, extensionLog, IOI_PROMPT, openFile, runCommand, startWorkbench, until, type Workbench } from './harness';
 
 let server: CodeServer;
 let workbench: Workbench | undefined;
@@ -28,7 +26,7 @@ describe('Circuit Lens in an untrusted workspace', { timeout: 10 * 60_000 }, () 
     workbench = await startWorkbench('untrusted', {
       // A model folder that comes with the (untrusted) workspace.
       settings: (folder) => ({ 'circuitLens.model.path': path.join(folder, MODEL), 'git.enabled': false, 'workbench.colorTheme': 'Default Dark Modern' }),
-      files: { 'prompt.txt': `${PROMPT}\n` },
+      files: { 'prompt.txt': `${IOI_PROMPT}\n` },
       modelCopies: [MODEL],
       untrusted: true,
     });
