@@ -36,7 +36,6 @@ export function parseShard(text: string): Shard {
   return { index: k - 1, count: n };
 }
 
-/** The shard's examples: whole batches of `batchSize` (the discovery batch size), strided. */
 /**
  * One run's shards, each exactly once: the same run (compared by `run`, shown by `shown`), the
  * same split, no shard given twice, none missing. Discover, prune and prune-curve parts alike.
@@ -54,6 +53,7 @@ export function checkShardSet(parts: readonly { readonly run: string; readonly s
   if (missing.length) throw new Error(`shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i + 1}/${first.shard.count}`).join(', ')} missing`);
 }
 
+/** The shard's examples: whole batches of `batchSize` (the discovery batch size), strided. */
 export function shardTask(task: Task, shard: Shard, batchSize: number): Task {
   return { ...task, examples: task.examples.filter((_, i) => Math.floor(i / batchSize) % shard.count === shard.index) };
 }
