@@ -93,6 +93,9 @@ export interface SaveOptimized {
   readonly sessionConfig: Record<string, string>;
 }
 
+/** Fallback lines already logged in this process. */
+const saidFallbacks = new Set<string>();
+
 export async function openSession(graph: CompiledGraph, options: SessionOptions, save?: SaveOptimized): Promise<OpenedSession> {
   const supported = new Set(ort.listSupportedBackends().map((b) => b.name));
   const failures: string[] = [];
@@ -132,7 +135,10 @@ export async function openSession(graph: CompiledGraph, options: SessionOptions,
         session = await create(false);
       }
       if (failures.length > 0 && options.executionProvider !== 'cpu') {
-        options.log(`execution provider: using ${provider}; fell back because ${failures.join('; ')}`);
+        // Said once per process: every session of a pruning curve would repeat it (100 lines a run).
+        const line = `execution provider: using ${provider}; fell back because ${failures.join('; ')}`;
+        if (!saidFallbacks.has(line)) options.log(line);
+        saidFallbacks.add(line);
       }
       return { session, provider };
     } catch (err) {
