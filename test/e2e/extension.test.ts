@@ -27,6 +27,7 @@ import {
   openFile,
   pickQuickItem,
   runCommand,
+  runCommandForInput,
   runContextMenuItem,
   screenshot,
   setDarkTheme,
@@ -276,8 +277,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
   it('discovers the IOI circuit in the editor and with the CLI: the same circuit.json apart from the time', async () => {
     const store = circuitStore(server);
     const existing = new Set(fs.readdirSync(store));
-    await runCommand(page, 'Circuit Lens: Discover Circuit…');
-    await until('the discovery menu', async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes('Discover Circuit'), 20_000);
+    await runCommandForInput(page, 'Circuit Lens: Discover Circuit…', 'Discover Circuit');
     // Fresh workspace: every setting is the default, i.e. `circuit-lens discover --task ioi`.
     await pickQuickItem(page, 'Discover', 'Discover');
     const f = await until(
@@ -362,8 +362,7 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
 
   it('prunes the embedded model to 50 % and shows the run: perplexity before/after and the sparsity curve', async () => {
     const pickRow = (filter: string, row: string) => pickQuickItem(page, filter, row);
-    await runCommand(page, 'Circuit Lens: Prune Model…');
-    await until('the method picker', async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes('Prune Model (1/3)'), 20_000);
+    await runCommandForInput(page, 'Circuit Lens: Prune Model…', 'Prune Model (1/3)');
     await pickRow('attnlrp', 'attnlrp');
     await until('the sparsity box', async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes('Prune Model (2/3)'), 20_000);
     await page.locator('.quick-input-widget input.input').fill('0.5');

@@ -228,6 +228,25 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
 }
 
 /**
+ * Runs a command that asks for input and waits for its first step (`stepTitle`). If the step
+ * does not show within `retryMs` (under load an Enter in the palette can land while the list
+ * re-renders and run another row), the command is run again: a second palette closes any late
+ * input of the first, so at most one is left open.
+ */
+export async function runCommandForInput(page: Page, title: string, stepTitle: string, attempts = 3, retryMs = 20_000): Promise<void> {
+  const shown = async () => (await page.locator('.quick-input-widget').isVisible().catch(() => false)) && ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes(stepTitle);
+  for (let attempt = 1; ; attempt++) {
+    await runCommand(page, title);
+    const ok = await until(`the quick input "${stepTitle}"`, shown, retryMs).catch((err: Error) => {
+      if (attempt >= attempts) throw err;
+      process.stderr.write(`[e2e] "${title}" showed no "${stepTitle}" within ${retryMs / 1000} s (attempt ${attempt}); running it again\n`);
+      return false;
+    });
+    if (ok) return;
+  }
+}
+
+/**
  * Opens the context menu on `target` (right click at `position`) and runs its item `label`: the
  * item is hovered until the menu focuses it, then Enter. A click does not do: the workbench's
  * menu can swallow a click that comes within a few tens of milliseconds of it opening (seen

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
-import { acceptQuickInput, notificationTexts, root, runCommand, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
+import { acceptQuickInput, notificationTexts, root, runCommandForInput, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
 
 let workbench: Workbench | undefined;
 let page: Page;
@@ -30,7 +30,7 @@ async function docScreenshot(f: Frame, dark: boolean): Promise<void> {
 /** Runs SparC³ Prune Curve… with the preselected modes and methods and `seeds` seeds; returns its notification. */
 async function pruneCurve(seeds: number): Promise<string> {
   const before = new Set(await notificationTexts(page));
-  await runCommand(page, 'Circuit Lens: SparC³ Prune Curve…');
+  await runCommandForInput(page, 'Circuit Lens: SparC³ Prune Curve…', 'SparC³ Prune Curve (1/3)');
   // Multi-select pickers: Enter accepts the preselected items (structured; all five methods).
   await acceptQuickInput(page, 'SparC³ Prune Curve (1/3)');
   await acceptQuickInput(page, 'SparC³ Prune Curve (2/3)');

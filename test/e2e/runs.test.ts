@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { notificationTexts, pickQuickItem, runCommand, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
+import { notificationTexts, pickQuickItem, runCommandForInput, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
 
 let workbench: Workbench | undefined;
 let page: Page;
@@ -20,8 +20,7 @@ const title = async () => ((await page.locator('.quick-input-widget .quick-input
 
 /** Prunes the embedded model to 50 % with `method` on heldout.txt; returns the notification. */
 async function prune(method: string): Promise<string> {
-  await runCommand(page, 'Circuit Lens: Prune Model…');
-  await until('the method picker', async () => (await title()).includes('Prune Model (1/3)'), 30_000);
+  await runCommandForInput(page, 'Circuit Lens: Prune Model…', 'Prune Model (1/3)');
   await pickQuickItem(page, method, method);
   await until('the sparsity box', async () => (await title()).includes('Prune Model (2/3)'), 30_000);
   await page.locator('.quick-input-widget input.input').fill('0.5');
@@ -43,8 +42,7 @@ async function prune(method: string): Promise<string> {
 
 /** Corrects the embedded model (toxic.jsonl against heldout.txt, 48 neurons); returns the notification. */
 async function correct(): Promise<string> {
-  await runCommand(page, 'Circuit Lens: Correct Model…');
-  await until('the undesired-task picker', async () => (await title()).includes('Correct Model (1/3)'), 30_000);
+  await runCommandForInput(page, 'Circuit Lens: Correct Model…', 'Correct Model (1/3)');
   await pickQuickItem(page, 'toxic', 'toxic.jsonl');
   await until('the general-data picker', async () => (await title()).includes('Correct Model (2/3)'), 30_000);
   await pickQuickItem(page, 'heldout', 'heldout.txt');
