@@ -12,6 +12,7 @@
  *   CL_E2E_HEADFUL=1 show the browser (needs a display)
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -36,15 +37,52 @@ export function ensureInstalled(): void {
   execFileSync('bash', [path.join(root, 'test/e2e/install-code-server.sh'), path.join(e2eDir, 'code-server')], { stdio: 'inherit' });
 }
 
-/** Builds and packages the linux-x64 VSIX (or uses CL_E2E_VSIX). */
+/**
+ * What goes into the VSIX, for its cache key: the bundle's sources, the packaged files and the
+ * packaging set-up. docs/images is left out: the suites rewrite their screenshots there while
+ * they run, and the images only decorate the extension's README page.
+ */
+const VSIX_INPUTS = ['src', 'webview', 'media', 'models/tiny-ioi-gpt2', 'package.json', 'package-lock.json', 'README.md', '.vscodeignore', 'esbuild.mjs', 'scripts/package.mjs'];
+
+function vsixKey(): string {
+  const hash = createHash('sha256');
+  const add = (rel: string) => {
+    const abs = path.join(root, rel);
+    if (!fs.existsSync(abs)) return;
+    if (fs.statSync(abs).isDirectory()) {
+      for (const name of fs.readdirSync(abs).sort()) add(path.join(rel, name));
+      return;
+    }
+    hash.update(`${rel}\0${fs.statSync(abs).size}\0`).update(fs.readFileSync(abs));
+  };
+  VSIX_INPUTS.forEach(add);
+  return hash.digest('hex').slice(0, 16);
+}
+
+/**
+ * Builds and packages the linux-x64 VSIX (or uses CL_E2E_VSIX), once per content: every suite
+ * runs in its own process and asks for it, and packaging took 6.5 s (idle) each time.
+ */
 export function packageVsix(): string {
   const given = process.env['CL_E2E_VSIX'];
   if (given) return path.resolve(given);
-  log('packaging the VSIX…');
-  const out = path.join(e2eDir, 'vsix');
-  execFileSync(process.execPath, [path.join(root, 'scripts/package.mjs'), '--target', 'linux-x64', '--out', out], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version as string;
-  return path.join(out, `circuit-lens-linux-x64-${version}.vsix`);
+  const name = `circuit-lens-linux-x64-${version}.vsix`;
+  const dir = path.join(e2eDir, 'vsix', vsixKey());
+  if (fs.existsSync(path.join(dir, name))) return path.join(dir, name);
+  log('packaging the VSIX…');
+  // Packed aside and renamed into place: a half-written package is never taken for a finished one.
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(e2eDir, 'vsix-tmp-'));
+  try {
+    execFileSync(process.execPath, [path.join(root, 'scripts/package.mjs'), '--target', 'linux-x64', '--out', tmp], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    // Packages of older sources are not needed again.
+    for (const old of fs.readdirSync(path.dirname(dir))) fs.rmSync(path.join(path.dirname(dir), old), { recursive: true, force: true });
+    fs.renameSync(tmp, dir);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return path.join(dir, name);
 }
 
 async function freePort(): Promise<number> {
