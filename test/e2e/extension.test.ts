@@ -26,6 +26,7 @@ import {
   notificationTexts,
   openFile,
   pickQuickItem,
+  quickInputTitle,
   runCommand,
   runCommandForInput,
   runContextMenuItem,
@@ -364,10 +365,10 @@ describe('Circuit Lens in code-server', { timeout: 15 * 60_000 }, () => {
     const pickRow = (filter: string, row: string) => pickQuickItem(page, filter, row);
     await runCommandForInput(page, 'Circuit Lens: Prune Model…', 'Prune Model (1/3)');
     await pickRow('attnlrp', 'attnlrp');
-    await until('the sparsity box', async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes('Prune Model (2/3)'), 20_000);
+    await until('the sparsity box', async () => (await quickInputTitle(page)).includes('Prune Model (2/3)'), 20_000);
     await page.locator('.quick-input-widget input.input').fill('0.5');
     await page.keyboard.press('Enter');
-    await until('the text picker', async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes('Prune Model (3/3)'), 20_000);
+    await until('the text picker', async () => (await quickInputTitle(page)).includes('Prune Model (3/3)'), 20_000);
     await pickRow('heldout', 'heldout.txt');
     // The notification: "Pruned 50.0 % of the weights (attnlrp, rowwise): perplexity 5.150 → x.xxx".
     const note = await until(

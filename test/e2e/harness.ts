@@ -265,6 +265,12 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
   );
 }
 
+/** The title of the open quick input, or '' when none is open (a closed one stays in the DOM, hidden, with its last title). */
+export async function quickInputTitle(page: Page): Promise<string> {
+  if (!(await page.locator('.quick-input-widget').isVisible().catch(() => false))) return '';
+  return (await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '';
+}
+
 /**
  * Runs a command that asks for input and waits for its first step (`stepTitle`). If the step
  * does not show within `retryMs` (under load an Enter in the palette can land while the list
@@ -272,7 +278,7 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
  * input of the first, so at most one is left open.
  */
 export async function runCommandForInput(page: Page, title: string, stepTitle: string, attempts = 3, retryMs = 20_000): Promise<void> {
-  const shown = async () => (await page.locator('.quick-input-widget').isVisible().catch(() => false)) && ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '').includes(stepTitle);
+  const shown = async () => (await quickInputTitle(page)).includes(stepTitle);
   for (let attempt = 1; ; attempt++) {
     await runCommand(page, title);
     const ok = await until(`the quick input "${stepTitle}"`, shown, retryMs).catch((err: Error) => {
@@ -333,8 +339,7 @@ export async function pickQuickItem(page: Page, filter: string, rowText: string,
  * changed, so the next step is never accepted by mistake).
  */
 export async function acceptQuickInput(page: Page, stepTitle: string, timeoutMs = 30_000): Promise<void> {
-  // A closed quick input stays in the DOM, hidden, with its last title.
-  const title = async () => ((await page.locator('.quick-input-widget').isVisible().catch(() => false)) ? (await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '' : '');
+  const title = () => quickInputTitle(page);
   await until(`the quick input "${stepTitle}"`, async () => (await title()).includes(stepTitle), timeoutMs);
   await until(
     `the quick input "${stepTitle}" to be accepted`,

@@ -14,12 +14,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
-import { acceptQuickInput, notificationTexts, root, runCommandForInput, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
+import { acceptQuickInput, notificationTexts, quickInputTitle, root, runCommandForInput, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
 
 let workbench: Workbench | undefined;
 let page: Page;
 
-const title = async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '');
+const title = () => quickInputTitle(page);
 
 /** Screenshot of the workbench in one theme, copied to docs/images/prune-curve-{light,dark}.png. */
 async function docScreenshot(f: Frame, dark: boolean): Promise<void> {

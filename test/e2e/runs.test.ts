@@ -11,12 +11,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { notificationTexts, pickQuickItem, runCommandForInput, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
+import { notificationTexts, pickQuickItem, quickInputTitle, runCommandForInput, startWorkbench, THEME_SETTINGS, themedScreenshot, until, useEmbeddedModel, webviewFrame, type Workbench } from './harness';
 
 let workbench: Workbench | undefined;
 let page: Page;
 
-const title = async () => ((await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) || '');
+const title = () => quickInputTitle(page);
 
 /** Prunes the embedded model to 50 % with `method` on heldout.txt; returns the notification. */
 async function prune(method: string): Promise<string> {
