@@ -483,7 +483,6 @@ const EMBEDDED_MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.jso
 /** One suite's code-server, browser and workbench page over a workspace of its own. */
 export interface Workbench {
   readonly server: CodeServer;
-  readonly browser: Browser;
   readonly page: Page;
   /** The opened folder: this suite's and this process's own (another e2e run on the machine must not share it). */
   readonly workspace: string;
@@ -526,9 +525,10 @@ export async function startWorkbench(suite: string, options: WorkbenchOptions): 
   const server = await startCodeServer(vsix, workspace, settings, options);
   let browser: Browser | undefined;
   try {
+    const store = circuitStore(server);
     for (const [name, graph] of Object.entries(options.savedCircuits ?? {})) {
-      fs.mkdirSync(circuitStore(server), { recursive: true });
-      fs.writeFileSync(path.join(circuitStore(server), `${name}.json`), circuitFileText(graph));
+      fs.mkdirSync(store, { recursive: true });
+      fs.writeFileSync(path.join(store, `${name}.json`), circuitFileText(graph));
     }
     browser = await launchBrowser();
     const page = await openWorkbench(browser, server);
@@ -537,7 +537,6 @@ export async function startWorkbench(suite: string, options: WorkbenchOptions): 
     const opened = browser;
     return {
       server,
-      browser: opened,
       page,
       workspace,
       async close() {

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
 import { buildCircuitGraph, selectNodes, validateCircuitGraph, type CircuitGraph } from '../../src/circuits/discovery/graph';
+import { circuitFileText } from '../../src/pipelines/exports';
 import type { GraphSnapshot } from '../../webview/graph';
 import { cli, pickQuickItem, runCommand, screenshot, setDarkTheme, startWorkbench, THEME_SETTINGS, until, webviewFrame, type Workbench } from './harness';
 
@@ -217,7 +218,7 @@ describe('the circuit graph at three panel sizes', { timeout: 15 * 60_000 }, () 
   before(async () => {
     workbench = await startWorkbench('layout', {
       settings: { ...THEME_SETTINGS, 'git.enabled': false },
-      files: { 'gpt2-12l.json': `${JSON.stringify(twelveLayerCircuit(), null, 1)}\n` },
+      files: { 'gpt2-12l.json': circuitFileText(twelveLayerCircuit()) },
       prepare: async (folder) => {
         await cli(['discover', '--task', 'ioi', '--out', path.join(folder, 'ioi.json')]);
         await cli(['discover', '--task', 'greater-than', '--out', path.join(folder, 'greater-than.json')]);
