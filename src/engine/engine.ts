@@ -327,13 +327,12 @@ export class Engine {
         }
       });
     }
-    const results: IntegratedGradients[] = request.ids.map((_, p) => ({
+    return request.ids.map((_, p) => ({
       tokenRelevance: Float32Array.from(ig[p]!),
       targetValue: targetValue[p]!,
       baselineValue: baselineValue[p]!,
       gradientTimesInput: gradientTimesInput[p]!,
     }));
-    return results;
   }
 
   /** Relevance of many explained positions per row, in one backward pass (see api.ts). */
